@@ -1,0 +1,3 @@
+"""The ``fusionbus`` command: a thin shell composing ``broker``, ``producers`` and ``consumers``."""
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+"""``python -m fusionbus`` runs the CLI."""
+
+from fusionbus.cli import main
+
+main()

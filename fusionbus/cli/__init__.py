@@ -1,0 +1,66 @@
+"""The ``fusionbus`` command line: the operators' and scripts' way in.
+
+Data a script consumes (bootstrap addresses, message ids, JSON lines) goes to standard
+output; progress, logs and errors go to standard error. Every ``FusionbusError`` becomes a
+one-paragraph message and exit code 1; a usage error exits 2.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from broker.errors import FusionbusError
+from broker.logs import configure_logging
+from fusionbus.cli._console import err_console
+from fusionbus.cli.kafka import kafka_app, start_cluster
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="fusionbus",
+    help="Interagency intelligence sharing over Apache Kafka: signed, end-to-end encrypted "
+    "reports routed by jurisdiction and trafficking category.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(kafka_app, name="kafka")
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress events (INFO) to stderr.")
+    ] = False,
+    log_json: Annotated[
+        bool | None,
+        typer.Option("--log-json/--log-console", help="Log format; default: console on a TTY."),
+    ] = None,
+) -> None:
+    configure_logging("INFO" if verbose else "WARNING", json=log_json)
+
+
+@app.command()
+def up() -> None:
+    """Start the local fusionbus: the embedded single-node Kafka on 127.0.0.1:9092.
+
+    Idempotent: if it already runs, says so. Later releases grow this into the whole local
+    service (demo federation, sample reports).
+    """
+    state = start_cluster(nodes=1, data_dir=None, port=None)
+    err_console.print(
+        "\nNext: [bold]fusionbus kafka status[/] shows the nodes, "
+        "[bold]fusionbus kafka stop[/] stops them."
+    )
+    typer.echo(state.bootstrap)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except FusionbusError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None
