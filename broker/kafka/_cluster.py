@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -34,7 +35,7 @@ from broker.errors import KafkaRuntimeError, KafkaStartError, PortInUseError
 from broker.kafka._distribution import KafkaDistribution, ensure_distribution
 from broker.kafka._probe import broker_count
 
-__all__ = ["DEFAULT_PORT", "ClusterState", "EmbeddedKafka", "NodeState"]
+__all__ = ["DEFAULT_PORT", "ClusterState", "EmbeddedKafka", "NodeState", "server_properties"]
 
 log = structlog.get_logger(__name__)
 
@@ -200,35 +201,9 @@ class EmbeddedKafka:
         return self.data_dir / f"node-{node.node_id}"
 
     def _write_properties(self, state: ClusterState, node: NodeState) -> Path:
-        n = len(state.nodes)
-        replication = min(3, n)
-        voters = ",".join(f"{m.node_id}@{_HOST}:{m.controller_port}" for m in state.nodes)
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": node.node_id,
-            "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://{_HOST}:{node.client_port},"
-            f"CONTROLLER://{_HOST}:{node.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{_HOST}:{node.client_port}",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "log.dirs": self._node_dir(node) / "data",
-            "num.partitions": 3,
-            "default.replication.factor": replication,
-            "min.insync.replicas": 2 if n >= 3 else 1,
-            "offsets.topic.replication.factor": replication,
-            "offsets.topic.num.partitions": 12,
-            "transaction.state.log.replication.factor": replication,
-            "transaction.state.log.min.isr": min(2, replication),
-            "share.coordinator.state.topic.replication.factor": replication,
-            "share.coordinator.state.topic.min.isr": min(2, replication),
-            "unclean.leader.election.enable": "false",
-            "group.initial.rebalance.delay.ms": 0,
-            "auto.create.topics.enable": "true",
-        }
         path = self._node_dir(node) / "server.properties"
         path.parent.mkdir(parents=True, exist_ok=True)
+        props = server_properties(state, node, self._node_dir(node) / "data")
         header = "# Written by `fusionbus kafka start`; regenerated on every start.\n"
         path.write_text(header + "".join(f"{k}={v}\n" for k, v in props.items()))
         return path
@@ -305,7 +280,7 @@ class EmbeddedKafka:
                     )
             if all(_port_open(n.client_port) for n in state.nodes):
                 with contextlib.suppress(Exception):
-                    seen = asyncio.run(broker_count(state.bootstrap, wait_s=5.0))
+                    seen = _run_probe(state.bootstrap)
                 if seen >= want:
                     return
             time.sleep(0.25)
@@ -347,7 +322,19 @@ class EmbeddedKafka:
         if node is None or not self._is_our_process(node) or node.pid is None:
             raise KafkaRuntimeError(f"node {node_id} is not running in {self.data_dir}")
         os.kill(node.pid, signal.SIGKILL)
-        _wait_gone([node.pid], timeout=10)
+        self._wait_gone([node.pid], timeout=10)
+
+    def restart_node(self, node_id: int, dist: KafkaDistribution | None = None) -> None:
+        """Start again one node that is not running (after :meth:`kill_node`); wait for it."""
+        state = self.state()
+        node = next((n for n in state.nodes if n.node_id == node_id), None) if state else None
+        if state is None or node is None:
+            raise KafkaRuntimeError(f"there is no node {node_id} in {self.data_dir}")
+        if self._is_our_process(node):
+            raise KafkaRuntimeError(f"node {node_id} in {self.data_dir} is already running")
+        node.pid = self._spawn(dist or ensure_distribution(), state, node)
+        self._write_state(state)
+        self._wait_ready(state)
 
     def _terminate(self, state: ClusterState, *, reason: str) -> list[int]:
         alive = [n for n in state.nodes if self._is_our_process(n)]
@@ -356,15 +343,30 @@ class EmbeddedKafka:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(node.pid, signal.SIGTERM)
         pids = [n.pid for n in alive if n.pid is not None]
-        leftover = _wait_gone(pids, timeout=self.stop_timeout)
+        leftover = self._wait_gone(pids, timeout=self.stop_timeout)
         for pid in leftover:
             log.warning("kafka.kill_after_timeout", pid=pid, timeout_s=self.stop_timeout)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        _wait_gone(leftover, timeout=10)
+        self._wait_gone(leftover, timeout=10)
         if alive:
             log.info("kafka.stopped", reason=reason, nodes=[n.node_id for n in alive])
         return [n.node_id for n in alive]
+
+    def _wait_gone(self, pids: list[int], *, timeout: float) -> list[int]:
+        """Wait until none of ``pids`` is alive; return those still alive at the timeout."""
+        deadline = time.monotonic() + timeout
+        remaining = list(pids)
+        while remaining and time.monotonic() < deadline:
+            remaining = [p for p in remaining if self._alive(p)]
+            if remaining:
+                time.sleep(0.1)
+        return [p for p in remaining if self._alive(p)]
+
+    def _alive(self, pid: int) -> bool:
+        if (proc := self._procs.get(pid)) is not None:
+            return proc.poll() is None  # reaps through Popen, which then knows it ended
+        return _alive(pid)
 
     def _is_our_process(self, node: NodeState) -> bool:
         """True if ``node.pid`` is alive and is the JVM of this node (not a recycled pid)."""
@@ -385,15 +387,38 @@ class EmbeddedKafka:
         return b"kafka.Kafka" in cmdline and props in cmdline
 
 
-def _wait_gone(pids: list[int], *, timeout: float) -> list[int]:
-    """Wait until none of ``pids`` is alive; return those still alive at the timeout."""
-    deadline = time.monotonic() + timeout
-    remaining = list(pids)
-    while remaining and time.monotonic() < deadline:
-        remaining = [p for p in remaining if _alive(p)]
-        if remaining:
-            time.sleep(0.1)
-    return [p for p in remaining if _alive(p)]
+def server_properties(state: ClusterState, node: NodeState, log_dir: Path) -> dict[str, str]:
+    """The ``server.properties`` of one combined KRaft node, with durable defaults."""
+    n = len(state.nodes)
+    replication = min(3, n)
+    voters = ",".join(f"{m.node_id}@{_HOST}:{m.controller_port}" for m in state.nodes)
+    props: dict[str, object] = {
+        "process.roles": "broker,controller",
+        "node.id": node.node_id,
+        "controller.quorum.voters": voters,
+        "listeners": f"PLAINTEXT://{_HOST}:{node.client_port},"
+        f"CONTROLLER://{_HOST}:{node.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{_HOST}:{node.client_port}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": log_dir,
+        "num.partitions": 3,
+        "default.replication.factor": replication,
+        "min.insync.replicas": 2 if n >= 3 else 1,
+        "offsets.topic.replication.factor": replication,
+        "offsets.topic.num.partitions": 12,
+        "transaction.state.log.replication.factor": replication,
+        "transaction.state.log.min.isr": min(2, replication),
+        "share.coordinator.state.topic.replication.factor": replication,
+        "share.coordinator.state.topic.min.isr": min(2, replication),
+        "unclean.leader.election.enable": "false",
+        # A local cluster: let consumer groups form at once instead of after 3 s.
+        "group.initial.rebalance.delay.ms": 0,
+        # Topics a standard client writes to appear with the durable defaults above.
+        "auto.create.topics.enable": "true",
+    }
+    return {key: str(value) for key, value in props.items()}
 
 
 def _alive(pid: int) -> bool:
@@ -406,6 +431,16 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _run_probe(bootstrap: str) -> int:
+    """Run the async metadata probe from sync code, also when called inside an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(broker_count(bootstrap, wait_s=5.0))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, broker_count(bootstrap, wait_s=5.0)).result()
 
 
 def _kafka_uuid() -> str:
@@ -447,4 +482,11 @@ def _free_ports(count: int) -> list[int]:
 
 
 def _tail_text(text: str, lines: int = 25) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+    """The last ``lines`` lines, with Java stack traces cut to their first two frames."""
+    kept: list[str] = []
+    frames = 0
+    for line in text.rstrip().splitlines():
+        frames = frames + 1 if line.lstrip().startswith("at ") else 0
+        if frames <= 2:
+            kept.append(line)
+    return "\n".join(kept[-lines:])
