@@ -13,6 +13,9 @@ compatibility rules are in ``docs/schemas.md``.
 """
 
 from schemas._base import SCHEMA_VERSION, AgencyId, UtcDatetime
+from schemas.errors import describe_validation_error
+from schemas.examples import example_feedback, example_report
+from schemas.feedback import Feedback
 from schemas.identifiers import (
     Cnic,
     ContainerNumber,
@@ -39,6 +42,27 @@ from schemas.jurisdiction import (
     register_places_csv,
     registered_places,
 )
+from schemas.report import (
+    MAX_ATTACHMENT_BYTES,
+    Attachment,
+    Category,
+    Evaluation,
+    Handling,
+    Location,
+    Relations,
+    Report,
+)
+from schemas.subjects import (
+    ConsignmentSubject,
+    ContainerSubject,
+    DocumentKind,
+    DocumentSubject,
+    PersonSubject,
+    PhoneSubject,
+    Subject,
+    VehicleSubject,
+    VesselSubject,
+)
 from schemas.vocab import (
     HandlingCondition,
     InformationCredibility,
@@ -52,32 +76,53 @@ from schemas.vocab import (
 )
 
 __all__ = [
+    "MAX_ATTACHMENT_BYTES",
     "SCHEMA_VERSION",
     "AgencyId",
+    "Attachment",
+    "Category",
     "Cnic",
+    "ConsignmentSubject",
     "ContainerNumber",
+    "ContainerSubject",
     "Coordinates",
     "CountryCode",
+    "DocumentKind",
+    "DocumentSubject",
+    "Evaluation",
+    "Feedback",
     "FlightNumber",
+    "Handling",
     "HandlingCondition",
     "Imei",
     "ImoNumber",
     "InformationCredibility",
     "Jurisdiction",
+    "Location",
     "Locode",
     "Outcome",
     "Passport",
     "PassportNumber",
+    "PersonSubject",
     "PhoneNumber",
+    "PhoneSubject",
     "Place",
     "PlaceKind",
     "Precedence",
+    "Relations",
+    "Report",
     "SourceReliability",
+    "Subject",
     "Tlp",
     "UtcDatetime",
     "VehicleRegistration",
+    "VehicleSubject",
+    "VesselSubject",
     "ancestors",
     "covers",
+    "describe_validation_error",
+    "example_feedback",
+    "example_report",
     "is_registered_category",
     "normalise_jurisdiction",
     "place",

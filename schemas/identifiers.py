@@ -64,8 +64,8 @@ def _stdnum(module: ModuleType, kind: str, form: str) -> Callable[[str], str]:
 
 ContainerNumber = Annotated[
     str,
-    BeforeValidator(_compact(" -")),
     Field(min_length=1, max_length=16, examples=["CSQU3054383"]),
+    BeforeValidator(_compact(" -")),
     AfterValidator(
         _stdnum(
             iso6346,
@@ -79,8 +79,8 @@ ContainerNumber = Annotated[
 
 ImoNumber = Annotated[
     str,
-    BeforeValidator(_compact(" -")),
     Field(min_length=1, max_length=16, examples=["9319466"]),
+    BeforeValidator(_compact(" -")),
     AfterValidator(
         _stdnum(
             imo,
@@ -98,8 +98,8 @@ def _format_cnic(value: str) -> str:
 
 Cnic = Annotated[
     str,
-    BeforeValidator(_compact(" -")),
     Field(min_length=1, max_length=20, examples=["42201-0397640-8"]),
+    BeforeValidator(_compact(" -")),
     AfterValidator(
         _stdnum(
             cnic,
@@ -114,8 +114,8 @@ Cnic = Annotated[
 
 Imei = Annotated[
     str,
-    BeforeValidator(_compact(" -/")),
     Field(min_length=1, max_length=24, examples=["356868000041412"]),
+    BeforeValidator(_compact(" -/")),
     AfterValidator(
         _stdnum(
             imei,
@@ -163,16 +163,16 @@ def _flight(value: str) -> str:
 
 FlightNumber = Annotated[
     str,
-    BeforeValidator(_compact(" -")),
     Field(min_length=1, max_length=12, examples=["PK300"]),
+    BeforeValidator(_compact(" -")),
     AfterValidator(_flight),
 ]
 """IATA flight number, normalised without spaces or leading zeros (``PK 0300`` → ``PK300``)."""
 
 PassportNumber = Annotated[
     str,
-    BeforeValidator(_compact(" -")),
     Field(min_length=1, max_length=24),
+    BeforeValidator(_compact(" -")),
     AfterValidator(
         matching(
             r"[A-Z0-9]{5,20}",
@@ -193,8 +193,8 @@ class Passport(ContractModel):
 
 _Plate = Annotated[
     str,
-    BeforeValidator(_compact(" -.")),
     Field(min_length=1, max_length=24),
+    BeforeValidator(_compact(" -.")),
     AfterValidator(
         matching(
             r"[A-Z0-9]{2,12}",

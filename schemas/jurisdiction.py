@@ -8,7 +8,7 @@ They form a tree used for routing and subscriptions::
 
 Countries and subdivisions come from ``pycountry``. No maintained package ships UN/LOCODE
 with subdivisions and place functions, so the places are a small curated file,
-``schemas/data/places.csv`` (codes checked against the UN/LOCODE code list), which a
+``schemas/data/places.csv`` (codes cross-checked against a UN/LOCODE snapshot), which a
 deployment extends with :func:`register_places_csv` (for instance with the text of an
 extra CSV named in its configuration).
 
@@ -297,7 +297,7 @@ Locode = Annotated[str, Field(min_length=5, max_length=6), AfterValidator(_locod
 """A registered UN/LOCODE place, normalised (``"pk khi"`` becomes ``PKKHI``)."""
 
 CountryCode = Annotated[
-    str, BeforeValidator(_upper), Field(min_length=2, max_length=3), AfterValidator(_country_code)
+    str, Field(min_length=2, max_length=3), BeforeValidator(_upper), AfterValidator(_country_code)
 ]
 """An ISO 3166-1 country, alpha-2 or alpha-3 on input, alpha-2 once parsed."""
 
