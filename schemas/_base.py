@@ -46,6 +46,7 @@ class ContractModel(BaseModel):
         frozen=True,
         extra="ignore",
         validate_default=True,
+        use_attribute_docstrings=True,
     )
 
 

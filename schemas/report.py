@@ -187,24 +187,38 @@ class Report(ContractModel):
     """An actionable intelligence report (schema version 1)."""
 
     schema_version: SchemaVersion = "1.0"
+    """Contract version: written as 1.0; any 1.x is read, another major is refused."""
     message_id: uuid.UUID
+    """Unique id of this message, chosen by the sender; relations and feedback cite it."""
     sender: AgencyId
+    """The originating agency, e.g. customs, anf, fia."""
     category: Category
+    """The registered trafficking category, e.g. narcotics."""
     jurisdiction: Jurisdiction
+    """Where the report applies: country (PK), subdivision (PK-SD) or LOCODE (PKKHI)."""
     precedence: Precedence
     handling: Handling
     evaluation: Evaluation
     created_at: UtcDatetime
+    """When the report was written (timezone required; stored in UTC)."""
     observed_at: UtcDatetime | None = None
+    """When the reported activity was seen, if it was."""
     valid_from: UtcDatetime | None = None
+    """From when the information is actionable."""
     valid_until: UtcDatetime | None = None
+    """After this the information is worthless (a truck crossing tonight)."""
     title: ShortText
+    """One line saying what the report is about."""
     narrative: LongText
+    """The full account."""
     requested_action: Text | None = None
+    """What the originator asks recipients to do."""
     location: Location | None = None
     subjects: tuple[Subject, ...] = Field(default=(), max_length=100)
+    """Who and what the report is about."""
     relations: Relations = Relations()
     attachments: tuple[Attachment, ...] = Field(default=(), max_length=20)
+    """Files sent separately, referenced by digest."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
