@@ -114,13 +114,13 @@ Cnic = Annotated[
 
 Imei = Annotated[
     str,
-    Field(min_length=1, max_length=24, examples=["356868000041412"]),
+    Field(min_length=1, max_length=24, examples=["356868000041418"]),
     BeforeValidator(_compact(" -/")),
     AfterValidator(
         _stdnum(
             imei,
             "imei",
-            "expected a handset IMEI like 35686800-004141-2 (15 digits with Luhn check "
+            "expected a handset IMEI like 35686800-004141-8 (15 digits with Luhn check "
             "digit) or an IMEISV (16 digits)",
         )
     ),

@@ -60,7 +60,8 @@ def test_cnic_is_normalised_to_the_printed_form() -> None:
 
 
 def test_imei_uses_the_luhn_check() -> None:
-    assert parse(Imei, "35686800-004141-20") == "3568680000414120"
+    assert parse(Imei, "35686800-004141-8") == "356868000041418"
+    assert parse(Imei, "35686800-004141-20") == "3568680000414120"  # IMEISV
     rejects(Imei, "356868000041413", "expected a handset IMEI")
 
 
