@@ -40,7 +40,7 @@ _KARACHI = Coordinates(lat=24.8436, lon=66.9853)
 _NARCOTICS_NARRATIVE = (
     "Risk profiling of export goods declarations at {place} selected container "
     "CSQU3054383, declared as 480 bags of Himalayan rock salt (HS 2501.00) for onward "
-    "carriage by sea. A source of proven reliability reports that a consignment of heroin, "
+    "carriage by sea. A usually reliable source reports that a consignment of heroin, "
     "estimated at 60 to 80 kg, has been concealed inside the salt bags by a facilitator "
     "working through the clearing agent. The container was stuffed at a private warehouse "
     "and moved to the terminal on a truck later seen at the warehouse again. The exporter "
@@ -51,7 +51,7 @@ _NARCOTICS_NARRATIVE = (
 
 _GENERIC_NARRATIVE = (
     "Customs risk profiling at {place} selected container CSQU3054383 declared as "
-    "household goods. Intelligence from a source of proven reliability indicates that "
+    "household goods. Intelligence from a usually reliable source indicates that "
     "the consignment is linked to {label_lower}. The exporter, its clearing agent and the "
     "truck that moved the container are described below."
 )
