@@ -202,7 +202,11 @@ def ancestors(code: str) -> list[str]:
         chain.append(sub)
     while sub:
         parent = getattr(_subdivision(sub), "parent_code", None)
-        if not parent or parent in chain or len(chain) > 8:
+        if not parent or len(chain) > 8:
+            break
+        if "-" not in parent:  # older pycountry data omits the country prefix
+            parent = f"{value[:2]}-{parent}"
+        if parent in chain:
             break
         chain.append(parent)
         sub = parent
@@ -211,7 +215,10 @@ def ancestors(code: str) -> list[str]:
 
 
 def covers(scope: str, code: str) -> bool:
-    """Whether a subscription to ``scope`` includes reports about ``code``."""
+    """Whether a subscription to ``scope`` includes reports about ``code``.
+
+    Both must be known jurisdictions; an unknown one raises ``ValueError``.
+    """
     return normalise_jurisdiction(scope) in ancestors(code)
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
@@ -57,12 +57,14 @@ def only_validation_errors(model: type[Report] | type[Feedback], data: str | byt
     assert lines  # any error can be described
 
 
+@settings(deadline=None)
 @given(json_values)
 def test_random_json_fails_only_with_validation_error(value: object) -> None:
     only_validation_errors(Report, json.dumps(value))
     only_validation_errors(Feedback, json.dumps(value))
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=300))
 def test_random_bytes_fail_only_with_validation_error(data: bytes) -> None:
     only_validation_errors(Report, data)
@@ -82,6 +84,7 @@ def _paths(value: object, prefix: tuple[str | int, ...] = ()) -> list[tuple[str 
 EXAMPLE_PATHS = _paths(EXAMPLE)
 
 
+@settings(deadline=None)
 @given(st.sampled_from(EXAMPLE_PATHS), json_values)
 def test_a_valid_report_with_one_value_replaced_fails_only_with_validation_error(
     path: tuple[str | int, ...], value: object
@@ -108,7 +111,7 @@ def test_a_valid_report_with_one_value_replaced_fails_only_with_validation_error
         Locode,
     ],
 )
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None)
 @given(text=st.text(max_size=40))
 def test_identifiers_accept_or_reject_any_string_cleanly(kind: Any, text: str) -> None:
     adapter: TypeAdapter[str] = TypeAdapter(kind)
@@ -125,6 +128,7 @@ def test_identifiers_accept_or_reject_any_string_cleanly(kind: Any, text: str) -
 BOUNDED_TEXT = {"title": 200, "narrative": 20_000, "requested_action": 2_000}
 
 
+@settings(deadline=None)
 @given(st.sampled_from(sorted(BOUNDED_TEXT)), st.integers(min_value=1, max_value=50_000))
 def test_oversized_text_is_rejected(field: str, extra: int) -> None:
     data = EXAMPLE | {field: "x" * (BOUNDED_TEXT[field] + extra)}
