@@ -40,6 +40,8 @@ class ContractModel(BaseModel):
 
     ``extra="ignore"``: a field added by a newer *minor* schema version is dropped by an
     older reader instead of failing the whole message (see ``docs/schemas.md``).
+    ``hide_input_in_errors``: ``str(ValidationError)`` never carries report content into
+    a log line; :func:`schemas.describe_validation_error` shows values deliberately.
     """
 
     model_config = ConfigDict(
@@ -47,6 +49,7 @@ class ContractModel(BaseModel):
         extra="ignore",
         validate_default=True,
         use_attribute_docstrings=True,
+        hide_input_in_errors=True,
     )
 
 

@@ -70,3 +70,14 @@ def test_the_number_of_lines_is_bounded() -> None:
     lines = describe(data)
     assert len(lines) == 50
     assert lines[-1] == "... and 52 more errors"
+
+
+def test_the_plain_error_string_carries_no_report_content() -> None:
+    data = example_report().model_dump(mode="json")
+    data["title"] = "informant Z at berth 7 " * 20
+    data["subjects"][0]["number"] = "SECRET0000"
+    with pytest.raises(ValidationError) as info:
+        Report.model_validate_json(json.dumps(data))
+    assert "informant" not in str(info.value)
+    assert "SECRET" not in str(info.value)
+    assert any("informant" in line for line in describe_validation_error(info.value))
