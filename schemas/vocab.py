@@ -1,0 +1,181 @@
+"""Controlled vocabularies: precedence, TLP 2.0, handling conditions, Admiralty grades,
+trafficking categories and feedback outcomes.
+
+Codes are stable: they travel on the wire and in topic names, so a code is never renamed
+or reused. Trafficking categories are the one open list; a deployment adds its own with
+:func:`register_category` at start-up (from its configuration), and reports are checked
+against the registry.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from enum import IntEnum, StrEnum
+from types import MappingProxyType
+
+__all__ = [
+    "CATEGORY_PATTERN",
+    "HandlingCondition",
+    "InformationCredibility",
+    "Outcome",
+    "Precedence",
+    "SourceReliability",
+    "Tlp",
+    "is_registered_category",
+    "register_category",
+    "registered_categories",
+]
+
+
+class Precedence(StrEnum):
+    """How fast a report must be handled, highest first (military message precedence)."""
+
+    FLASH = "FLASH"
+    IMMEDIATE = "IMMEDIATE"
+    PRIORITY = "PRIORITY"
+    ROUTINE = "ROUTINE"
+
+
+class Tlp(StrEnum):
+    """FIRST Traffic Light Protocol 2.0 labels, spelled exactly as the standard does."""
+
+    RED = "TLP:RED"
+    """Named recipients only."""
+    AMBER_STRICT = "TLP:AMBER+STRICT"
+    """The recipient organisation only."""
+    AMBER = "TLP:AMBER"
+    """The recipient organisation and those it must inform to act."""
+    GREEN = "TLP:GREEN"
+    """The community (all participating agencies)."""
+    CLEAR = "TLP:CLEAR"
+    """No limit on disclosure."""
+
+
+class HandlingCondition(StrEnum):
+    """Law-enforcement handling conditions, in the style of Europol's H0-H3 codes and the
+    UK 3x5x2 handling code. They restrict what a recipient may do with the information,
+    on top of who may read it (TLP).
+    """
+
+    NO_ONWARD_DISSEMINATION = "no_onward_dissemination"
+    """Not to be passed on beyond the recipients without the originator's consent."""
+    NOT_FOR_COURT = "not_for_court"
+    """Not to be used as evidence in judicial proceedings without the originator's
+    permission (intelligence only)."""
+    NO_ACTION_WITHOUT_CONSENT = "no_action_without_consent"
+    """No executive action (arrest, search, seizure) without first consulting the
+    originator, e.g. to protect an ongoing operation."""
+    PROTECT_SOURCE = "protect_source"
+    """Details that could identify the source must not be disclosed further."""
+
+
+class SourceReliability(StrEnum):
+    """Admiralty (NATO) source reliability grade."""
+
+    A = "A"
+    """Completely reliable."""
+    B = "B"
+    """Usually reliable."""
+    C = "C"
+    """Fairly reliable."""
+    D = "D"
+    """Not usually reliable."""
+    E = "E"
+    """Unreliable."""
+    F = "F"
+    """Reliability cannot be judged."""
+
+
+class InformationCredibility(IntEnum):
+    """Admiralty (NATO) information credibility grade."""
+
+    CONFIRMED = 1
+    PROBABLY_TRUE = 2
+    POSSIBLY_TRUE = 3
+    DOUBTFUL = 4
+    IMPROBABLE = 5
+    CANNOT_BE_JUDGED = 6
+
+
+class Outcome(StrEnum):
+    """What a recipient reports back to the originator about a report."""
+
+    RECEIVED = "received"
+    """The recipient's system took delivery (automatic receipt)."""
+    ACKNOWLEDGED = "acknowledged"
+    """A person at the recipient agency has read it."""
+    ACTIONED = "actioned"
+    """The recipient acted on it (e.g. targeted a consignment for examination)."""
+    SEIZURE = "seizure"
+    """Action led to a seizure."""
+    ARREST = "arrest"
+    """Action led to an arrest."""
+    NO_TRACE = "no_trace"
+    """The recipient looked and found nothing."""
+    FALSE_POSITIVE = "false_positive"
+    """The information proved wrong."""
+
+
+CATEGORY_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"
+_CATEGORY = re.compile(CATEGORY_PATTERN)
+
+_SEED_CATEGORIES: dict[str, str] = {
+    "narcotics": "Narcotic drugs and psychotropic substances",
+    "precursor_chemicals": "Drug precursor chemicals",
+    "human_trafficking": "Trafficking in human beings",
+    "migrant_smuggling": "Smuggling of migrants",
+    "contraband": "Contraband and customs fraud (smuggled or mis-declared goods)",
+    "arms": "Arms, ammunition and explosives",
+    "cash_smuggling": "Cash and currency smuggling",
+    "wildlife": "Wildlife and forest products",
+    "counterfeit_goods": "Counterfeit and pirated goods",
+    "cultural_property": "Cultural property and antiquities",
+}
+
+_lock = threading.Lock()
+_categories: dict[str, str] = dict(_SEED_CATEGORIES)
+
+
+def register_category(code: str, label: str) -> None:
+    """Add a trafficking category code, e.g. ``register_category("fuel", "Fuel smuggling")``.
+
+    Idempotent for the same code and label. Raises ``ValueError`` if the code is not a
+    lowercase snake_case word of 2 to 40 characters, or is already registered with a
+    different label (codes are stable and never repurposed).
+    """
+    if _CATEGORY.fullmatch(code) is None:
+        raise ValueError(
+            f"category code {code!r} is not valid: expected lowercase snake_case, "
+            "2 to 40 characters, starting with a letter (e.g. fuel_smuggling)"
+        )
+    label = label.strip()
+    if not label or len(label) > 200:
+        raise ValueError(f"category {code!r} needs a label of 1 to 200 characters")
+    with _lock:
+        existing = _categories.get(code)
+        if existing is not None and existing != label:
+            raise ValueError(
+                f"category {code!r} is already registered as {existing!r}; "
+                "codes are stable, choose a new code instead of relabelling"
+            )
+        _categories[code] = label
+
+
+def registered_categories() -> Mapping[str, str]:
+    """The registered category codes and their labels (a read-only snapshot)."""
+    with _lock:
+        return MappingProxyType(dict(_categories))
+
+
+def is_registered_category(code: str) -> bool:
+    """Whether ``code`` is a registered trafficking category."""
+    return code in _categories
+
+
+def _reset_categories() -> None:
+    """Back to the seed list (tests only)."""
+    with _lock:
+        _categories.clear()
+        _categories.update(_SEED_CATEGORIES)
