@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from broker.kafka import EmbeddedKafka, ensure_distribution
+from broker.logs import configure_logging
 
 
 def _timed(action: Callable[[], object]) -> float:
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-cold", action="store_true")
     args = parser.parse_args()
+    configure_logging("WARNING")
     print(f"machine: {os.cpu_count()} cores; Kafka {ensure_distribution().version}")
     if not args.skip_cold:
         print(_row("cold fetch (Maven)", [_cold_fetch() for _ in range(args.runs)]))
