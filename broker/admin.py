@@ -1,0 +1,64 @@
+"""Topic administration with the platform's durable defaults. Idempotent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiokafka import errors as kafka_errors
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from broker.config import KafkaSettings, aiokafka_kwargs
+from broker.errors import TransportError
+from broker.transport import map_kafka_errors
+
+__all__ = ["ensure_topics"]
+
+_ALREADY_EXISTS = kafka_errors.TopicAlreadyExistsError.errno
+
+
+async def ensure_topics(
+    settings: KafkaSettings,
+    names: Iterable[str],
+    *,
+    partitions: int = 3,
+    compacted: bool = False,
+) -> list[str]:
+    """Create the topics in ``names`` that do not exist yet; return those created.
+
+    Replication is ``min(3, brokers)`` with ``min.insync.replicas`` 2 when there are three or
+    more replicas, so an acknowledged write (``acks=all``) survives the loss of one broker.
+    """
+    wanted = sorted(set(names))
+    admin = AIOKafkaAdminClient(**aiokafka_kwargs(settings, "admin"))
+    with map_kafka_errors("creating topics"):
+        await admin.start()
+        try:
+            brokers = len((await admin.describe_cluster())["brokers"])
+            existing = set(await admin.list_topics())
+            missing = [name for name in wanted if name not in existing]
+            if not missing:
+                return []
+            replication = min(3, brokers)
+            configs = {
+                "min.insync.replicas": "2" if replication >= 3 else "1",
+                "unclean.leader.election.enable": "false",
+            }
+            if compacted:
+                configs["cleanup.policy"] = "compact"
+            response = await admin.create_topics(
+                [NewTopic(n, partitions, replication, topic_configs=configs) for n in missing]
+            )
+        finally:
+            await admin.close()
+    created = []
+    for topic, code, *rest in response.topic_errors:
+        if code == 0:
+            created.append(topic)
+        elif code != _ALREADY_EXISTS:  # a concurrent creator won the race: fine
+            error = kafka_errors.for_code(code)
+            message = rest[0] if rest and rest[0] else error.description
+            raise TransportError(
+                f"Kafka refused to create topic {topic!r}: {error.__name__}: {message}",
+                retriable=bool(error.retriable),
+            )
+    return created
