@@ -66,7 +66,7 @@ class VerifiedMessage(Generic[T]):
     sender_key: SigningKeyRecord
 
 
-def _b64(text: str, what: str) -> bytes:
+def _b64(text: str | bytes, what: str) -> bytes:
     try:
         return b64d(text)
     except ValueError as exc:
@@ -134,7 +134,7 @@ def verify_envelope(
             parsed.iv.encode(),
             parsed.ciphertext.encode(),
             parsed.tag.encode(),
-            recipients_tail(parsed.recipients),
+            recipients_tail(parsed.entries()),
         )
     )
     signing_input = parts[0].encode() + b"." + b64e(digest)
@@ -200,14 +200,14 @@ class Opener:
 
     def _my_entry(self, parsed: ParsedEnvelope) -> RecipientEntry:
         keys = self._identity.decryption_keys
-        mine = next((e for e in parsed.recipients if e.kid in keys), None)
+        mine = next((i for i, kid in enumerate(parsed.kids) if kid in keys), None)
         if mine is None:
             raise VerificationError(
                 Reason.NOT_RECIPIENT,
                 f"{self._identity.agency} holds none of the recipient keys "
                 f"{list(parsed.header.recipients)}",
             )
-        return mine
+        return parsed.entry(mine)
 
     def _content_key(self, mine: RecipientEntry) -> ContentKey:
         keys = self._identity.decryption_keys
@@ -228,23 +228,20 @@ class Opener:
         return key
 
     def _verify_inner(self, jws: bytes, parsed: ParsedEnvelope, record: SigningKeyRecord) -> bytes:
-        try:
-            text = jws.decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise VerificationError(Reason.MALFORMED, "inner JWS is not ASCII") from exc
-        parts = text.split(".")
-        if len(parts) != 3:
+        first, last = jws.find(b"."), jws.rfind(b".")
+        if first <= 0 or first == last:
             raise VerificationError(Reason.MALFORMED, "inner content is not a compact JWS")
-        header = _jws_header(parts[0], parsed.header.sender_kid, INNER_TYP, self._limits)
-        signing_input = jws[: len(parts[0]) + 1 + len(parts[1])]
-        if not record.key.verify(_b64(parts[2], "inner signature"), signing_input):
+        header = _jws_header(
+            jws[:first].decode("latin-1"), parsed.header.sender_kid, INNER_TYP, self._limits
+        )
+        if not record.key.verify(_b64(jws[last + 1 :], "inner signature"), jws[:last]):
             raise VerificationError(Reason.BAD_SIGNATURE, "inner report signature does not verify")
         if header.get(HEADER_MEMBER) != parsed.header_json:
             raise VerificationError(
                 Reason.HEADER_MISMATCH,
                 "the clear routing header differs from the copy the sender signed",
             )
-        return _b64(parts[1], "payload")
+        return _b64(jws[first + 1 : last], "payload")
 
 
 @overload

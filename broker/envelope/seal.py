@@ -16,7 +16,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -46,6 +46,9 @@ __all__ = ["Sealer", "seal_envelope"]
 Clock = Callable[[], datetime]
 
 
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
 @dataclass(slots=True)
 class _Epoch:
     records: tuple[EncryptionKeyRecord, ...]
@@ -54,6 +57,24 @@ class _Epoch:
     digest_tail: bytes
     started: datetime
     count: int = 0
+    # When all recipient keys are usable: made_at in [not_before, not_after), now < revoked.
+    not_before: datetime = _NEVER
+    not_after: datetime = _NEVER
+    revoked: datetime = _NEVER
+
+    def __post_init__(self) -> None:
+        self.not_before = max(r.valid_from for r in self.records)
+        self.not_after = min(r.valid_until or _NEVER for r in self.records)
+        self.revoked = min(r.revoked_at or _NEVER for r in self.records)
+
+    def usable(
+        self, records: tuple[EncryptionKeyRecord | None, ...], now: datetime, made_at: datetime
+    ) -> bool:
+        return (
+            records == self.records
+            and self.not_before <= made_at < self.not_after
+            and now < self.revoked
+        )
 
 
 class Sealer:
@@ -168,30 +189,44 @@ class Sealer:
 
     def _epoch(self, header: RoutingHeader, now: datetime) -> _Epoch:
         kids = header.recipients
-        records = []
-        for kid in kids:
-            record = self._trust.encryption_key(kid)
-            if record is None:
-                raise AuthorizationError(f"recipient key {kid} is not in the trust store")
-            problem = key_problem(record, now=now, made_at=header.created_at)
-            if problem is not None:
-                raise AuthorizationError(f"cannot encrypt to recipient: {problem[1]}")
-            records.append(record)
-        current = tuple(records)
+        lookup = self._trust.encryption_key
+        current = tuple(lookup(kid) for kid in kids)
         epoch = self._epochs.get(kids)
+        if epoch is not None and epoch.usable(current, now, header.created_at):
+            records = epoch.records
+        else:
+            records = self._check_recipients(kids, current, now, header.created_at)
+            if epoch is not None and records != epoch.records:
+                epoch = None
         if (
             epoch is None
-            or epoch.records != current
             or epoch.count >= self._epoch_messages
             or now - epoch.started >= self._epoch_age
             or now < epoch.started
         ):
-            epoch = self._new_epoch(current, now)
+            epoch = self._new_epoch(records, now)
             self._epochs[kids] = epoch
             if len(self._epochs) > self._max_epochs:
                 self._epochs.popitem(last=False)
         self._epochs.move_to_end(kids)
         return epoch
+
+    @staticmethod
+    def _check_recipients(
+        kids: tuple[str, ...],
+        records: tuple[EncryptionKeyRecord | None, ...],
+        now: datetime,
+        made_at: datetime,
+    ) -> tuple[EncryptionKeyRecord, ...]:
+        checked = []
+        for kid, record in zip(kids, records, strict=True):
+            if record is None:
+                raise AuthorizationError(f"recipient key {kid} is not in the trust store")
+            problem = key_problem(record, now=now, made_at=made_at)
+            if problem is not None:
+                raise AuthorizationError(f"cannot encrypt to recipient: {problem[1]}")
+            checked.append(record)
+        return tuple(checked)
 
     def _new_epoch(self, records: tuple[EncryptionKeyRecord, ...], now: datetime) -> _Epoch:
         cek = self._random(CEK_BYTES)
