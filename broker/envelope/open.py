@@ -86,7 +86,7 @@ def _sender(header: RoutingHeader, trust: TrustStore, now: datetime) -> SigningK
         )
     problem = key_problem(record, now=now, made_at=header.created_at)
     if problem is not None:
-        raise VerificationError(problem[0], problem[1])
+        raise VerificationError(Reason(problem[0]), problem[1])
     return record
 
 
