@@ -216,9 +216,10 @@ class Opener:
         if cached is not None:
             self._cache.move_to_end(cache_key)
             return cached
-        cek = ecdh_es_a256kw_unwrap(
-            keys[mine.kid], _b64(mine.epk_x, "epk"), _b64(mine.encrypted_key, "encrypted_key")
-        )
+        epk = _b64(mine.epk_x, "epk")
+        if len(epk) != 32 or epk[31] & 0x80:  # RFC 7748 keys are < 2**255: no malleable bit
+            raise VerificationError(Reason.MALFORMED, "epk is not a canonical X25519 key")
+        cek = ecdh_es_a256kw_unwrap(keys[mine.kid], epk, _b64(mine.encrypted_key, "encrypted_key"))
         if cek is None:
             raise VerificationError(Reason.DECRYPT_FAILED, "content key does not unwrap")
         key = ContentKey(cek)
