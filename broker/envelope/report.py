@@ -71,18 +71,20 @@ def header_for(
     limits: Limits = Limits(),  # noqa: B008 - frozen, immutable default
 ) -> RoutingHeader:
     """The routing header of ``report``; ``recipients`` are encryption key ids."""
-    return RoutingHeader(
-        message_id=report.message_id,
-        sender=report.sender,
-        sender_kid=sender_kid,
-        category=report.category,
-        jurisdiction=report.jurisdiction,
-        precedence=str(report.precedence),  # type: ignore[arg-type]  # validated by pydantic
-        tlp=str(report.handling.tlp),  # type: ignore[arg-type]
-        created_at=report.created_at,
-        expires_at=_expires(report, ttl, limits),
-        recipients=tuple(recipients),
-        schema_version=report.schema_version,
+    return RoutingHeader.model_validate(
+        {
+            "message_id": report.message_id,
+            "sender": report.sender,
+            "sender_kid": sender_kid,
+            "category": report.category,
+            "jurisdiction": report.jurisdiction,
+            "precedence": str(report.precedence),
+            "tlp": str(report.handling.tlp),
+            "created_at": report.created_at,
+            "expires_at": _expires(report, ttl, limits),
+            "recipients": tuple(recipients),
+            "schema_version": report.schema_version,
+        }
     )
 
 
