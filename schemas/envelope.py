@@ -37,7 +37,10 @@ TlpLabel = Literal["TLP:RED", "TLP:AMBER+STRICT", "TLP:AMBER", "TLP:GREEN", "TLP
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00
+        raise ValueError(f"{value.isoformat()} is out of range in UTC") from exc
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
