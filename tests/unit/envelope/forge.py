@@ -7,6 +7,7 @@ and the signed routing header, the signing keys and kids, the recipients, the CE
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -33,9 +34,13 @@ def forge(
 ) -> bytes:
     """An envelope with these parts; ``jws`` replaces the inner JWS built from the others."""
     cek = os.urandom(32)
+
+    def dumps(value: object) -> bytes:  # stdlib json: also for integers beyond 64 bits
+        return json.dumps(value, separators=(",", ":")).encode()
+
     if jws is None:
         inner_header = b64e(
-            orjson.dumps(
+            dumps(
                 {
                     "alg": inner_alg,
                     "kid": inner_kid,
@@ -47,7 +52,7 @@ def forge(
         signing_input = inner_header + b"." + b64e(payload)
         jws = signing_input + b"." + b64e(inner_key.sign(signing_input))
     protected = b64e(
-        orjson.dumps(
+        dumps(
             {"enc": "A256GCM", "typ": "fusionbus-envelope+jwe", "cty": "JOSE", "fusionbus": clear}
         )
     )

@@ -354,6 +354,46 @@ def test_unsupported_version() -> None:
     assert refused(data, world) == Reason.UNSUPPORTED_VERSION
 
 
+ODD_VALUES = (
+    JSON
+    | st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat())
+    | st.sampled_from(["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "Z", "PK-"])
+)
+SIGNED_WORLD = make_world(15)
+
+
+@FUZZ
+@given(st.sampled_from(sorted(SIGNED_WORLD.header().model_dump(mode="json"))), ODD_VALUES)
+def test_odd_header_values_signed_by_the_real_sender(field: str, value: Any) -> None:
+    world = SIGNED_WORLD
+    customs = world.ids["customs"]
+    routing = {**_routing(world, to=("anf",)), field: value}
+    data = forge(
+        clear=routing,
+        signed=routing,
+        payload=b"{}",
+        to=[world.ids["anf"].encryption_key],
+        inner_key=customs.signing_key,
+        inner_kid=customs.signing_kid,
+        outer_key=customs.signing_key,
+        outer_kid=customs.signing_kid,
+    )
+    for check in (
+        lambda: world.opener("anf").open(data, NOW),
+        lambda: verify_envelope(data, world.trust, NOW),
+    ):
+        assert _outcome(check) in {None, *Reason}
+
+
+def _outcome(check: Callable[[], object]) -> Reason | None:
+    """``None`` if ``check`` passes; its reason if it raises VerificationError."""
+    try:
+        check()
+    except VerificationError as exc:
+        return Reason(exc.reason)
+    return None
+
+
 # -- time, replay, keys ---------------------------------------------------------------------
 
 
@@ -441,3 +481,25 @@ def test_no_third_party_exception_escapes_for_odd_but_valid_json() -> None:
             OPENER.open(orjson.dumps(doc), NOW)
         with pytest.raises(VerificationError):
             verify_envelope(orjson.dumps(doc), WORLD.trust, NOW)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("created_at", "0001-01-01T00:00:00+01:00"), ("expires_at", "9999-12-31T23:59:59-01:00")],
+)
+def test_datetimes_out_of_range_in_utc_are_malformed(field: str, value: str) -> None:
+    world = SIGNED_WORLD
+    customs = world.ids["customs"]
+    routing = {**_routing(world, to=("anf",)), field: value}
+    data = forge(
+        clear=routing,
+        signed=routing,
+        payload=b"{}",
+        to=[world.ids["anf"].encryption_key],
+        inner_key=customs.signing_key,
+        inner_kid=customs.signing_kid,
+        outer_key=customs.signing_key,
+        outer_kid=customs.signing_kid,
+    )
+    assert rejected(data, world) == Reason.MALFORMED
+    assert refused(data, world) == Reason.MALFORMED
