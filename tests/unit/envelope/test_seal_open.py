@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from broker.envelope import (
     MemoryReplayGuard,
@@ -16,7 +18,7 @@ from broker.envelope import (
 )
 from broker.errors import AuthorizationError, ConfigError, VerificationError
 
-from .conftest import NOW, World
+from .conftest import NOW, World, make_world
 
 
 @pytest.mark.parametrize("to", [("anf",), ("anf", "fia"), ("anf", "fia", "customs")])
@@ -140,7 +142,46 @@ def test_replay_guard_forgets_ids_after_they_expire(world: World) -> None:
 
 
 def test_sealing_is_deterministic_under_injected_randomness() -> None:
-    from .conftest import make_world  # noqa: PLC0415
-
     a, b = make_world(1), make_world(1)
     assert a.seal() == b.seal()
+
+
+def test_a_clock_going_backwards_starts_a_new_epoch(world: World) -> None:
+    sealer = world.sealer()
+    world.clock_now[0] = NOW + timedelta(minutes=5)
+    sealer.seal(world.header(), b"")
+    world.clock_now[0] = NOW
+    sealer.seal(world.header(), b"")
+    assert sealer.epochs_started == 2
+
+
+def test_least_recently_used_epochs_are_dropped(world: World) -> None:
+    sealer = world.sealer(max_epochs=2)
+    for to in [("anf",), ("fia",), ("anf",), ("anf", "fia"), ("anf",), ("fia",)]:
+        sealer.seal(world.header(to=to), b"")
+    # anf stays warm; fia was dropped when (anf, fia) arrived and is rebuilt at the end.
+    assert sealer.epochs_started == 4
+
+
+PAYLOADS = st.binary(max_size=4096)
+ROUND_TRIP_WORLD = make_world(21)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    PAYLOADS,
+    st.sampled_from([("anf",), ("fia",), ("anf", "fia"), ("fia", "customs", "anf")]),
+    st.sampled_from(["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]),
+    st.sampled_from(["TLP:RED", "TLP:AMBER+STRICT", "TLP:AMBER", "TLP:GREEN", "TLP:CLEAR"]),
+    st.timedeltas(min_value=timedelta(seconds=1), max_value=timedelta(days=31)),
+)
+def test_open_inverts_seal(
+    payload: bytes, to: tuple[str, ...], precedence: str, tlp: str, lifetime: timedelta
+) -> None:
+    world = ROUND_TRIP_WORLD
+    header = world.header(to=to, precedence=precedence, tlp=tlp, expires_at=NOW + lifetime)
+    data = world.sealer().seal(header, payload)
+    for agency in to:
+        message = world.opener(agency).open(data, NOW)
+        assert (message.header, message.payload) == (header, payload)
+    assert verify_envelope(data, world.trust, NOW) == header
