@@ -1,0 +1,217 @@
+"""The only module of fusionbus that touches ``cryptography.hazmat``.
+
+A small, hard-to-misuse API over pyca/cryptography: Ed25519 signing keys, X25519
+encryption keys, PKCS#8 PEM import and export, the RFC 7518 ``ECDH-ES+A256KW`` key
+wrap composed from library primitives (X25519 → Concat KDF → AES key wrap), and
+AES-256-GCM. Nothing here is hand-rolled; the composition follows RFC 7518 §4.6 exactly and
+is tested against joserfc, jwcrypto and Node's ``jose``.
+
+Failures of verification and decryption are returned, not raised (``False`` or ``None``),
+so callers translate them into their own error with a reason; misuse (a wrong key size, an
+unreadable PEM) raises :class:`ValueError` or :class:`TypeError`.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+
+from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+
+__all__ = [
+    "CEK_BYTES",
+    "IV_BYTES",
+    "ContentKey",
+    "DecryptionKey",
+    "EncryptionKey",
+    "RandomBytes",
+    "SigningKey",
+    "VerifyKey",
+    "ecdh_es_a256kw_unwrap",
+    "ecdh_es_a256kw_wrap",
+    "load_private_pem",
+    "sha256",
+]
+
+RandomBytes = Callable[[int], bytes]
+"""Where randomness comes from: ``os.urandom`` unless a test injects a deterministic one."""
+
+CEK_BYTES = 32
+IV_BYTES = 12
+_ALG_ECDH_ES_A256KW = b"ECDH-ES+A256KW"
+
+
+def sha256(data: bytes) -> bytes:
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(data)
+    return digest.finalize()
+
+
+def _pem(private: Ed25519PrivateKey | X25519PrivateKey, passphrase: bytes | None) -> bytes:
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    return private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+
+
+class VerifyKey:
+    """An Ed25519 public key."""
+
+    __slots__ = ("_key", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self._key = Ed25519PublicKey.from_public_bytes(raw)
+        self.raw = raw
+
+    def verify(self, signature: bytes, data: bytes) -> bool:
+        try:
+            self._key.verify(signature, data)
+        except InvalidSignature:
+            return False
+        return True
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VerifyKey) and other.raw == self.raw
+
+    def __hash__(self) -> int:
+        return hash(("Ed25519", self.raw))
+
+
+class SigningKey:
+    """An Ed25519 private key."""
+
+    __slots__ = ("_key", "public")
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        self._key = key
+        self.public = VerifyKey(key.public_key().public_bytes_raw())
+
+    @classmethod
+    def generate(cls, random: RandomBytes = os.urandom) -> SigningKey:
+        return cls(Ed25519PrivateKey.from_private_bytes(random(32)))
+
+    def sign(self, data: bytes) -> bytes:
+        return self._key.sign(data)
+
+    def to_pem(self, passphrase: bytes | None = None) -> bytes:
+        return _pem(self._key, passphrase)
+
+
+class EncryptionKey:
+    """An X25519 public key (a recipient's)."""
+
+    __slots__ = ("_key", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self._key = X25519PublicKey.from_public_bytes(raw)
+        self.raw = raw
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EncryptionKey) and other.raw == self.raw
+
+    def __hash__(self) -> int:
+        return hash(("X25519", self.raw))
+
+
+class DecryptionKey:
+    """An X25519 private key (mine)."""
+
+    __slots__ = ("_key", "public")
+
+    def __init__(self, key: X25519PrivateKey) -> None:
+        self._key = key
+        self.public = EncryptionKey(key.public_key().public_bytes_raw())
+
+    @classmethod
+    def generate(cls, random: RandomBytes = os.urandom) -> DecryptionKey:
+        return cls(X25519PrivateKey.from_private_bytes(random(32)))
+
+    def to_pem(self, passphrase: bytes | None = None) -> bytes:
+        return _pem(self._key, passphrase)
+
+
+def load_private_pem(data: bytes, passphrase: bytes | None = None) -> SigningKey | DecryptionKey:
+    """Load a PKCS#8 PEM private key; raises :class:`ValueError` for anything else."""
+    try:
+        key = serialization.load_pem_private_key(data, passphrase)
+    except (TypeError, ValueError, UnsupportedAlgorithm) as exc:
+        raise ValueError(f"not a readable PKCS#8 PEM private key: {exc}") from exc
+    if isinstance(key, Ed25519PrivateKey):
+        return SigningKey(key)
+    if isinstance(key, X25519PrivateKey):
+        return DecryptionKey(key)
+    raise ValueError(f"expected an Ed25519 or X25519 private key, got {type(key).__name__}")
+
+
+def _concat_kdf(shared: bytes, apu: bytes, apv: bytes) -> bytes:
+    """RFC 7518 §4.6.2: Concat KDF (NIST SP 800-56A) for ``ECDH-ES+A256KW``."""
+
+    def lp(value: bytes) -> bytes:
+        return struct.pack(">I", len(value)) + value
+
+    other_info = lp(_ALG_ECDH_ES_A256KW) + lp(apu) + lp(apv) + struct.pack(">I", 256)
+    return ConcatKDFHash(hashes.SHA256(), 32, other_info).derive(shared)
+
+
+def ecdh_es_a256kw_wrap(
+    recipient: EncryptionKey,
+    cek: bytes,
+    random: RandomBytes = os.urandom,
+    *,
+    apu: bytes = b"",
+    apv: bytes = b"",
+) -> tuple[bytes, bytes]:
+    """Wrap ``cek`` for ``recipient``: returns (ephemeral public key, encrypted key).
+
+    The ephemeral private key lives only inside this call.
+    """
+    ephemeral = X25519PrivateKey.from_private_bytes(random(32))
+    kek = _concat_kdf(ephemeral.exchange(recipient._key), apu, apv)
+    return ephemeral.public_key().public_bytes_raw(), aes_key_wrap(kek, cek)
+
+
+def ecdh_es_a256kw_unwrap(
+    mine: DecryptionKey, epk: bytes, encrypted_key: bytes, *, apu: bytes = b"", apv: bytes = b""
+) -> bytes | None:
+    """Unwrap a content key; ``None`` if the ephemeral key or the wrapped key is bad."""
+    try:
+        shared = mine._key.exchange(X25519PublicKey.from_public_bytes(epk))
+        cek = aes_key_unwrap(_concat_kdf(shared, apu, apv), encrypted_key)
+    except (ValueError, InvalidUnwrap):
+        return None
+    return cek if len(cek) == CEK_BYTES else None
+
+
+class ContentKey:
+    """An AES-256-GCM content key; the tag is returned and taken separately, as JWE does."""
+
+    __slots__ = ("_aead", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        if len(raw) != CEK_BYTES:
+            raise ValueError(f"an A256GCM key is {CEK_BYTES} bytes, got {len(raw)}")
+        self._aead = AESGCM(raw)
+        self.raw = raw
+
+    def encrypt(self, iv: bytes, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
+        sealed = self._aead.encrypt(iv, plaintext, aad)
+        return sealed[:-16], sealed[-16:]
+
+    def decrypt(self, iv: bytes, ciphertext: bytes, tag: bytes, aad: bytes) -> bytes | None:
+        if len(iv) != IV_BYTES or len(tag) != 16:
+            return None
+        try:
+            return self._aead.decrypt(iv, ciphertext + tag, aad)
+        except InvalidTag:
+            return None

@@ -1,0 +1,38 @@
+"""The sealed envelope: signed, end-to-end encrypted reports as standard JOSE (sans-IO).
+
+Seal with a :class:`Sealer` (or :func:`seal_envelope` once); open as a recipient with an
+:class:`Opener` (or :func:`open_envelope`); check as a non-recipient with
+:func:`verify_envelope`. Every rejection is a :class:`broker.errors.VerificationError`
+whose ``reason`` is a :class:`Reason`. The format is described in ``docs/envelope.md``.
+"""
+
+from broker.envelope._wire import Limits
+from broker.envelope.open import (
+    DEFAULT_LIMITS,
+    Opener,
+    VerifiedMessage,
+    open_envelope,
+    verify_envelope,
+)
+from broker.envelope.reasons import Reason
+from broker.envelope.replay import MemoryReplayGuard, ReplayGuard
+from broker.envelope.report import ReportLike, header_for, open_report, seal_report
+from broker.envelope.seal import Sealer, seal_envelope
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Limits",
+    "MemoryReplayGuard",
+    "Opener",
+    "Reason",
+    "ReplayGuard",
+    "ReportLike",
+    "Sealer",
+    "VerifiedMessage",
+    "header_for",
+    "open_envelope",
+    "open_report",
+    "seal_envelope",
+    "seal_report",
+    "verify_envelope",
+]

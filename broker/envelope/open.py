@@ -1,0 +1,281 @@
+"""Opening and verifying envelopes: a verified object, or one :class:`VerificationError`.
+
+Two entry points:
+
+* :func:`open_envelope` / :meth:`Opener.open` — for a **recipient**: decrypt, verify the
+  sender's inner signature, check that the clear routing header equals the signed copy,
+  check freshness and replay, then parse the payload.
+* :func:`verify_envelope` — for a **non-recipient** (platform, audit, quarantine): verify
+  the sender's outer signature over the whole envelope without decrypting it.
+
+Recipients skip the outer signature: the inner signature already binds the routing
+header, the recipient list and the payload, and AES-GCM binds the clear protected header
+to the ciphertext — so a third party's tampering shows as ``decrypt_failed``, a
+recipient's re-labelling or re-encryption as ``header_mismatch``. Every third-party error
+is translated here, the one boundary, and re-raised ``from`` the original.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar, overload
+
+from pydantic import ValidationError
+
+from broker._crypto import ContentKey, ecdh_es_a256kw_unwrap, sha256
+from broker.envelope._wire import (
+    ALG_SIG,
+    HEADER_MEMBER,
+    INNER_TYP,
+    OUTER_TYP,
+    Limits,
+    ParsedEnvelope,
+    RecipientEntry,
+    b64d,
+    b64e,
+    check_times,
+    decode_header,
+    outer_digest_input,
+    parse_envelope,
+    recipients_tail,
+)
+from broker.envelope.reasons import Reason
+from broker.envelope.replay import ReplayGuard
+from broker.errors import SchemaValidationError, VerificationError
+from broker.keys import Identity
+from broker.trust import SigningKeyRecord, TrustStore, key_problem
+from schemas.envelope import RoutingHeader
+
+__all__ = ["DEFAULT_LIMITS", "Opener", "VerifiedMessage", "open_envelope", "verify_envelope"]
+
+T = TypeVar("T")
+DEFAULT_LIMITS = Limits()
+_CacheKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedMessage(Generic[T]):
+    """An envelope that passed every check: its header, raw payload and parsed content."""
+
+    header: RoutingHeader
+    payload: bytes
+    content: T
+    sender_key: SigningKeyRecord
+
+
+def _b64(text: str | bytes, what: str) -> bytes:
+    try:
+        return b64d(text)
+    except ValueError as exc:
+        raise VerificationError(Reason.MALFORMED, f"{what}: {exc}") from exc
+
+
+def _sender(header: RoutingHeader, trust: TrustStore, now: datetime) -> SigningKeyRecord:
+    record = trust.signing_key(header.sender_kid)
+    if record is None:
+        raise VerificationError(
+            Reason.UNKNOWN_KEY, f"signing key {header.sender_kid} is not in the trust store"
+        )
+    if record.agency != header.sender:
+        raise VerificationError(
+            Reason.HEADER_MISMATCH,
+            f"header names sender {header.sender!r} but key {record.kid} is {record.agency!r}'s",
+        )
+    problem = key_problem(record, now=now, made_at=header.created_at)
+    if problem is not None:
+        raise VerificationError(Reason(problem[0]), problem[1])
+    return record
+
+
+def _jws_header(text: str, kid: str, typ: str, limits: Limits) -> dict[str, Any]:
+    header = decode_header(text, limits, f"{typ} header")
+    allowed = {"alg", "kid", "typ", HEADER_MEMBER} if typ == INNER_TYP else {"alg", "kid", "typ"}
+    if header.keys() != allowed:
+        raise VerificationError(
+            Reason.MALFORMED,
+            f"{typ} header has members {sorted(header)}; expected {sorted(allowed)}",
+        )
+    if header.get("alg") != ALG_SIG or header.get("typ") != typ:
+        raise VerificationError(
+            Reason.BAD_SIGNATURE,
+            f"{typ} must be alg={ALG_SIG}, typ={typ}; got alg={header.get('alg')!r}",
+        )
+    if header.get("kid") != kid:
+        raise VerificationError(
+            Reason.HEADER_MISMATCH,
+            f"{typ} is signed with key {header.get('kid')!r}; the routing header says {kid}",
+        )
+    return header
+
+
+def verify_envelope(
+    data: bytes,
+    trust: TrustStore,
+    now: datetime,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    replay_guard: ReplayGuard | None = None,
+) -> RoutingHeader:
+    """Check the sender's outer signature without decrypting; returns the routing header."""
+    parsed = parse_envelope(data, limits)
+    header = parsed.header
+    check_times(header, now, limits)
+    record = _sender(header, trust, now)
+    parts = parsed.outer_sig.split(".")
+    if len(parts) != 3 or parts[1]:
+        raise VerificationError(Reason.MALFORMED, "outer signature is not a detached JWS")
+    _jws_header(parts[0], header.sender_kid, OUTER_TYP, limits)
+    digest = sha256(
+        outer_digest_input(
+            parsed.protected.encode(),
+            parsed.iv.encode(),
+            parsed.ciphertext.encode(),
+            parsed.tag.encode(),
+            recipients_tail(parsed.entries()),
+        )
+    )
+    signing_input = parts[0].encode() + b"." + b64e(digest)
+    if not record.key.verify(_b64(parts[2], "outer signature"), signing_input):
+        raise VerificationError(Reason.BAD_SIGNATURE, "outer envelope signature does not verify")
+    if replay_guard is not None and replay_guard.seen(header.message_id, header.expires_at, now):
+        raise VerificationError(Reason.REPLAY, f"message {header.message_id} was seen before")
+    return header
+
+
+class Opener:
+    """Opens envelopes for ``identity``, caching unwrapped content keys per epoch."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        trust: TrustStore,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        replay_guard: ReplayGuard | None = None,
+        cache_size: int = 256,
+    ) -> None:
+        self._identity = identity
+        self._trust = trust
+        self._limits = limits
+        self._replay_guard = replay_guard
+        self._cache: OrderedDict[_CacheKey, ContentKey] = OrderedDict()
+        self._cache_size = cache_size
+
+    @overload
+    def open(self, data: bytes, now: datetime) -> VerifiedMessage[bytes]: ...
+    @overload
+    def open(
+        self, data: bytes, now: datetime, *, parse: Callable[[bytes], T]
+    ) -> VerifiedMessage[T]: ...
+    def open(
+        self, data: bytes, now: datetime, *, parse: Callable[[bytes], Any] = bytes
+    ) -> VerifiedMessage[Any]:
+        """Decrypt and verify ``data``; raises only :class:`VerificationError`."""
+        parsed = parse_envelope(data, self._limits)
+        header = parsed.header
+        check_times(header, now, self._limits)
+        mine = self._my_entry(parsed)
+        record = _sender(header, self._trust, now)
+        key = self._content_key(mine)
+        jws = key.decrypt(
+            _b64(parsed.iv, "iv"),
+            _b64(parsed.ciphertext, "ciphertext"),
+            _b64(parsed.tag, "tag"),
+            parsed.protected.encode(),
+        )
+        if jws is None:
+            raise VerificationError(Reason.DECRYPT_FAILED, "AES-GCM authentication failed")
+        payload = self._verify_inner(jws, parsed, record)
+        guard = self._replay_guard
+        if guard is not None and guard.seen(header.message_id, header.expires_at, now):
+            raise VerificationError(Reason.REPLAY, f"message {header.message_id} was seen before")
+        try:
+            content = parse(payload)
+        except (ValidationError, SchemaValidationError, ValueError, TypeError) as exc:
+            raise VerificationError(Reason.INVALID_REPORT, str(exc)) from exc
+        return VerifiedMessage(header, payload, content, record)
+
+    def _my_entry(self, parsed: ParsedEnvelope) -> RecipientEntry:
+        keys = self._identity.decryption_keys
+        mine = next((i for i, kid in enumerate(parsed.kids) if kid in keys), None)
+        if mine is None:
+            raise VerificationError(
+                Reason.NOT_RECIPIENT,
+                f"{self._identity.agency} holds none of the recipient keys "
+                f"{list(parsed.header.recipients)}",
+            )
+        return parsed.entry(mine)
+
+    def _content_key(self, mine: RecipientEntry) -> ContentKey:
+        keys = self._identity.decryption_keys
+        cache_key = (mine.kid, mine.epk_x, mine.encrypted_key)
+        cached = self._cache.get(cache_key)
+        if cached is not None:
+            self._cache.move_to_end(cache_key)
+            return cached
+        epk = _b64(mine.epk_x, "epk")
+        if len(epk) != 32 or epk[31] & 0x80:  # RFC 7748 keys are < 2**255: no malleable bit
+            raise VerificationError(Reason.MALFORMED, "epk is not a canonical X25519 key")
+        cek = ecdh_es_a256kw_unwrap(keys[mine.kid], epk, _b64(mine.encrypted_key, "encrypted_key"))
+        if cek is None:
+            raise VerificationError(Reason.DECRYPT_FAILED, "content key does not unwrap")
+        key = ContentKey(cek)
+        self._cache[cache_key] = key
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return key
+
+    def _verify_inner(self, jws: bytes, parsed: ParsedEnvelope, record: SigningKeyRecord) -> bytes:
+        first, last = jws.find(b"."), jws.rfind(b".")
+        if first <= 0 or first == last:
+            raise VerificationError(Reason.MALFORMED, "inner content is not a compact JWS")
+        header = _jws_header(
+            jws[:first].decode("latin-1"), parsed.header.sender_kid, INNER_TYP, self._limits
+        )
+        if not record.key.verify(_b64(jws[last + 1 :], "inner signature"), jws[:last]):
+            raise VerificationError(Reason.BAD_SIGNATURE, "inner report signature does not verify")
+        if header.get(HEADER_MEMBER) != parsed.header_json:
+            raise VerificationError(
+                Reason.HEADER_MISMATCH,
+                "the clear routing header differs from the copy the sender signed",
+            )
+        return _b64(jws[first + 1 : last], "payload")
+
+
+@overload
+def open_envelope(
+    data: bytes,
+    identity: Identity,
+    trust: TrustStore,
+    now: datetime,
+    *,
+    replay_guard: ReplayGuard | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> VerifiedMessage[bytes]: ...
+@overload
+def open_envelope(
+    data: bytes,
+    identity: Identity,
+    trust: TrustStore,
+    now: datetime,
+    *,
+    replay_guard: ReplayGuard | None = None,
+    parse: Callable[[bytes], T],
+    limits: Limits = DEFAULT_LIMITS,
+) -> VerifiedMessage[T]: ...
+def open_envelope(
+    data: bytes,
+    identity: Identity,
+    trust: TrustStore,
+    now: datetime,
+    *,
+    replay_guard: ReplayGuard | None = None,
+    parse: Callable[[bytes], Any] = bytes,
+    limits: Limits = DEFAULT_LIMITS,
+) -> VerifiedMessage[Any]:
+    """One-shot :meth:`Opener.open` (no content-key cache); see :class:`Opener`."""
+    opener = Opener(identity, trust, limits=limits, replay_guard=replay_guard, cache_size=0)
+    return opener.open(data, now, parse=parse)

@@ -1,0 +1,134 @@
+"""Report-level glue: derive the routing header from a report, seal it, open and validate it.
+
+Written against :class:`ReportLike`, a typing protocol with exactly the attributes
+``schemas.Report`` exposes, so this module does not import the report model; callers pass
+``Report`` (or ``Report.model_validate_json``) in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol, TypeVar
+
+from broker.envelope._wire import Limits
+from broker.envelope.open import Opener, VerifiedMessage
+from broker.envelope.reasons import Reason
+from broker.envelope.seal import Sealer
+from broker.errors import VerificationError
+from schemas.envelope import RoutingHeader
+
+__all__ = ["DEFAULT_TTL", "HandlingLike", "ReportLike", "header_for", "open_report", "seal_report"]
+
+DEFAULT_TTL = timedelta(days=7)
+"""How long an envelope lives when its report has no ``valid_until``."""
+
+
+class HandlingLike(Protocol):
+    @property
+    def tlp(self) -> str: ...
+    @property
+    def named_recipients(self) -> tuple[str, ...]: ...
+
+
+class ReportLike(Protocol):
+    @property
+    def message_id(self) -> uuid.UUID: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def jurisdiction(self) -> str: ...
+    @property
+    def precedence(self) -> str: ...
+    @property
+    def handling(self) -> HandlingLike: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def valid_until(self) -> datetime | None: ...
+    @property
+    def schema_version(self) -> str: ...
+    def model_dump_json(self) -> str: ...
+
+
+R = TypeVar("R", bound=ReportLike)
+
+
+def _expires(report: ReportLike, ttl: timedelta, limits: Limits) -> datetime:
+    longest = report.created_at + limits.max_lifetime
+    return min(report.valid_until or report.created_at + ttl, longest)
+
+
+def header_for(
+    report: ReportLike,
+    sender_kid: str,
+    recipients: Sequence[str],
+    *,
+    ttl: timedelta = DEFAULT_TTL,
+    limits: Limits = Limits(),  # noqa: B008 - frozen, immutable default
+) -> RoutingHeader:
+    """The routing header of ``report``; ``recipients`` are encryption key ids."""
+    return RoutingHeader.model_validate(
+        {
+            "message_id": report.message_id,
+            "sender": report.sender,
+            "sender_kid": sender_kid,
+            "category": report.category,
+            "jurisdiction": report.jurisdiction,
+            "precedence": str(report.precedence),
+            "tlp": str(report.handling.tlp),
+            "created_at": report.created_at,
+            "expires_at": _expires(report, ttl, limits),
+            "recipients": tuple(recipients),
+            "schema_version": report.schema_version,
+        }
+    )
+
+
+def seal_report(
+    sealer: Sealer,
+    report: ReportLike,
+    recipients: Sequence[str],
+    *,
+    ttl: timedelta = DEFAULT_TTL,
+) -> bytes:
+    """Seal ``report`` to the encryption keys ``recipients``."""
+    header = header_for(report, sealer.signing_kid, recipients, ttl=ttl)
+    return sealer.seal(header, report.model_dump_json().encode())
+
+
+def _mismatch(report: ReportLike, header: RoutingHeader) -> str | None:
+    pairs = {
+        "message_id": (report.message_id, header.message_id),
+        "sender": (report.sender, header.sender),
+        "category": (report.category, header.category),
+        "jurisdiction": (report.jurisdiction, header.jurisdiction),
+        "precedence": (str(report.precedence), header.precedence),
+        "tlp": (str(report.handling.tlp), header.tlp),
+        "created_at": (report.created_at, header.created_at),
+        "schema_version": (report.schema_version, header.schema_version),
+    }
+    for name, (inside, outside) in pairs.items():
+        if inside != outside:
+            return f"report {name} is {inside!r}; the signed routing header says {outside!r}"
+    if report.valid_until is not None and header.expires_at > report.valid_until:
+        return "the envelope outlives the report's valid_until"
+    return None
+
+
+def open_report(
+    opener: Opener, data: bytes, now: datetime, *, parse: Callable[[bytes], R]
+) -> VerifiedMessage[R]:
+    """Open ``data`` and validate the report (``parse=Report.model_validate_json``).
+
+    Besides the envelope checks: the report must agree with the signed routing header
+    (``header_mismatch``) and validate (``invalid_report``).
+    """
+    message = opener.open(data, now, parse=parse)
+    problem = _mismatch(message.content, message.header)
+    if problem is not None:
+        raise VerificationError(Reason.HEADER_MISMATCH, problem)
+    return message

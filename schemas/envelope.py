@@ -1,0 +1,82 @@
+"""The routing header of a sealed envelope: what travels in the clear, authenticated.
+
+A :class:`RoutingHeader` is what the platform, dashboards and the audit trail may read
+without decrypting a report: who sent it, with which key, about what and where, how
+urgent, how it may be handled, when it was made and until when it matters, and to which
+recipient keys it is encrypted. The envelope carries it twice: in the JWE protected
+header (clear, GCM-authenticated) and inside the sender's signature (so a recipient can
+check that the clear copy was not swapped).
+
+Pure data, no I/O; imports nothing else of fusionbus.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Final, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "ENVELOPE_VERSION",
+    "KID_PATTERN",
+    "PrecedenceCode",
+    "RoutingHeader",
+    "TlpLabel",
+]
+
+ENVELOPE_VERSION: Final = 1
+"""The envelope format this code writes and reads; see ``docs/envelope.md``."""
+
+KID_PATTERN = r"^[A-Za-z0-9_\-:/+]{1,128}$"
+"""What a key id may contain: no dots, quotes or spaces (it is joined with dots when signed)."""
+
+PrecedenceCode = Literal["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
+TlpLabel = Literal["TLP:RED", "TLP:AMBER+STRICT", "TLP:AMBER", "TLP:GREEN", "TLP:CLEAR"]
+
+
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00
+        raise ValueError(f"{value.isoformat()} is out of range in UTC") from exc
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+Kid = Annotated[str, Field(pattern=KID_PATTERN)]
+
+
+class RoutingHeader(BaseModel):
+    """The clear, authenticated routing metadata of one envelope (JSON member ``fusionbus``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+    version: Literal[1] = ENVELOPE_VERSION
+    message_id: uuid.UUID
+    sender: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="Agency id, e.g. anf.")
+    sender_kid: Kid
+    category: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="e.g. narcotics")
+    jurisdiction: str = Field(
+        pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3}|[A-Z2-9]{3})?$",
+        description="ISO 3166-1 alpha-2, ISO 3166-2 or UN/LOCODE, e.g. PK, PK-SD, PKKHI.",
+    )
+    precedence: PrecedenceCode
+    tlp: TlpLabel
+    created_at: UtcDatetime
+    expires_at: UtcDatetime
+    recipients: tuple[Kid, ...] = Field(
+        min_length=1, description="Encryption key ids, in the order of the JWE recipients."
+    )
+    schema_version: str = Field(pattern=r"^[0-9A-Za-z.+-]{1,32}$")
+
+    @model_validator(mode="after")
+    def _check(self) -> RoutingHeader:
+        if self.expires_at <= self.created_at:
+            raise ValueError(
+                f"expires_at ({self.expires_at.isoformat()}) must be after created_at "
+                f"({self.created_at.isoformat()})"
+            )
+        if len(set(self.recipients)) != len(self.recipients):
+            raise ValueError("recipients lists the same key id more than once")
+        return self

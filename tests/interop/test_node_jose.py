@@ -1,0 +1,152 @@
+"""Interop proof: Node's ``jose`` (panva) opens our envelopes and we open its envelopes.
+
+The Node side lives in ``tests/interop/node`` with a committed ``package-lock.json``;
+``npm ci`` installs it there (never globally) on first use. A missing ``node`` or ``npm``
+fails the test with an install hint: this proof must never be skipped silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from broker.envelope import Opener, Reason, verify_envelope
+from broker.errors import VerificationError
+from broker.keys import public_jwk
+from tests.unit.envelope.conftest import NOW, World, make_world
+
+NODE_DIR = Path(__file__).parent / "node"
+INSTALL_HINT = (
+    "Node.js >= 20 with npm is needed for the JOSE interop test "
+    "(Debian/Ubuntu: apt-get install nodejs npm; or https://nodejs.org)."
+)
+
+Peer = Callable[[str, dict[str, Any]], Any]
+
+
+def _b64u(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@pytest.fixture(scope="module")
+def node_peer() -> Peer:
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.fail(f"'node' or 'npm' not found on PATH. {INSTALL_HINT}")
+    if not (NODE_DIR / "node_modules" / "jose").is_dir():
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=NODE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.fail(f"'npm ci' in {NODE_DIR} failed:\n{done.stderr[-2000:]}\n{INSTALL_HINT}")
+
+    def run(command: str, request: dict[str, Any]) -> Any:
+        done = subprocess.run(
+            [node, "peer.mjs", command],
+            cwd=NODE_DIR,
+            input=orjson.dumps(request),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"node peer {command} failed: {done.stderr.decode()}")
+        return orjson.loads(done.stdout)
+
+    return run
+
+
+@pytest.fixture
+def world() -> World:
+    return make_world(11)
+
+
+@pytest.mark.parametrize("to", [("anf",), ("anf", "fia", "customs")])
+def test_node_jose_opens_and_verifies_what_fusionbus_seals(
+    node_peer: Peer, world: World, to: tuple[str, ...]
+) -> None:
+    header = world.header(to=to)
+    sealer = world.sealer()
+    sealer.seal(world.header(to=to), b"warms the epoch")
+    envelope = orjson.loads(sealer.seal(header, b'{"report":"\xd9\x85"}'))
+    for agency in to:
+        identity = world.ids[agency]
+        result = node_peer(
+            "open",
+            {
+                "envelope": envelope,
+                "recipient_pkcs8": identity.decryption_keys[identity.encryption_kid]
+                .to_pem()
+                .decode(),
+                "sender_jwk": public_jwk(world.ids["customs"].signing_key),
+            },
+        )
+        assert base64.urlsafe_b64decode(result["payload_b64u"] + "==") == b'{"report":"\xd9\x85"}'
+        assert result["outer_ok"] is True
+        assert result["routing"] == header.model_dump(mode="json")
+
+
+@pytest.mark.parametrize("to", [("anf",), ("anf", "fia")])
+def test_fusionbus_opens_and_verifies_what_node_jose_seals(
+    node_peer: Peer, world: World, to: tuple[str, ...]
+) -> None:
+    header = world.header(to=to)
+    sender = world.ids["customs"]
+    request = {
+        "routing": header.model_dump(mode="json"),
+        "payload_b64u": _b64u(b'{"from":"node"}'),
+        "sender_pkcs8": sender.signing_key.to_pem().decode(),
+        "sender_kid": sender.signing_kid,
+        "recipients": [
+            {"kid": world.ids[a].encryption_kid, "jwk": public_jwk(world.ids[a].encryption_key)}
+            for a in to
+        ],
+    }
+    data = orjson.dumps(node_peer("seal", request))
+    assert verify_envelope(data, world.trust, NOW) == header
+    for agency in to:
+        message = Opener(world.ids[agency], world.trust).open(data, NOW)
+        assert message.payload == b'{"from":"node"}'
+        assert message.header == header
+    assert set(orjson.loads(data)) == {
+        "protected",
+        "unprotected",
+        "recipients",
+        "iv",
+        "ciphertext",
+        "tag",
+    }
+
+
+def test_node_jose_rejects_a_tampered_envelope(node_peer: Peer, world: World) -> None:
+    envelope = orjson.loads(world.seal(to=("anf",)))
+    tag = bytearray(base64.urlsafe_b64decode(envelope["tag"] + "=="))
+    tag[0] ^= 1
+    envelope["tag"] = _b64u(bytes(tag))
+    identity = world.ids["anf"]
+    with pytest.raises(AssertionError, match="node peer open failed"):
+        node_peer(
+            "open",
+            {
+                "envelope": envelope,
+                "recipient_pkcs8": identity.decryption_keys[identity.encryption_kid]
+                .to_pem()
+                .decode(),
+                "sender_jwk": public_jwk(world.ids["customs"].signing_key),
+            },
+        )
+    with pytest.raises(VerificationError) as caught:
+        Opener(identity, world.trust).open(orjson.dumps(envelope), NOW)
+    assert caught.value.reason == Reason.DECRYPT_FAILED
