@@ -1,3 +1,18 @@
-"""Subscribing by jurisdiction and category, tailing and live feeds (arrive with issue #4)."""
+"""Subscribing by jurisdiction and category: verified reports, quarantine, delivery state."""
 
-__all__: list[str] = []
+from consumers.delivered import Delivered, MemoryDelivered, Seen, SqliteDelivered
+from consumers.quarantine import QUARANTINE_HEADERS, Quarantine
+from consumers.subscriber import Delivery, Handler, Subscriber, new_group_id
+
+__all__ = [
+    "QUARANTINE_HEADERS",
+    "Delivered",
+    "Delivery",
+    "Handler",
+    "MemoryDelivered",
+    "Quarantine",
+    "Seen",
+    "SqliteDelivered",
+    "Subscriber",
+    "new_group_id",
+]

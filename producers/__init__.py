@@ -1,3 +1,5 @@
-"""Publishing signed, encrypted reports to Kafka (the ``Publisher`` arrives with issue #4)."""
+"""Publishing signed, end-to-end encrypted reports to Kafka."""
 
-__all__: list[str] = []
+from producers.publisher import Published, Publisher, RecipientPolicy, routing_headers
+
+__all__ = ["Published", "Publisher", "RecipientPolicy", "routing_headers"]

@@ -1,0 +1,226 @@
+"""The asyncio ``Subscriber``: reports by jurisdiction and category, verified, at least once.
+
+::
+
+    subscriber = Subscriber(identity, trust, KafkaSettings(), categories=["narcotics"],
+                            jurisdictions=["PK"], group_id="anf.case-system", delivered=store)
+    await subscriber.run(handler)          # handler(delivery) is awaited once per report
+
+For every record of the subscribed topics: open the envelope as a recipient (decrypt,
+verify, validate), keep only reports the subscription covers (on the *signed* routing
+header), skip what was already handed over, await the handler, remember it, and commit the
+offsets of a batch once every record in it is done. A record that fails verification is
+written to the agency's quarantine topic with its reason code and consumption goes on; a
+record the agency is not a recipient of is skipped quietly. A handler that raises stops the
+subscriber after committing what was handled before it, so the report is handed over again
+after a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from broker.config import KafkaSettings, aiokafka_kwargs
+from broker.envelope import Opener, Reason, open_report
+from broker.errors import VerificationError
+from broker.keys import Identity
+from broker.topics import subscription_pattern
+from broker.transport import map_kafka_errors
+from broker.trust import TrustStore
+from consumers.delivered import Delivered, MemoryDelivered, Seen
+from consumers.quarantine import Quarantine
+from schemas import Report, covers, normalise_jurisdiction
+from schemas.envelope import RoutingHeader
+
+__all__ = ["Delivery", "Handler", "Subscriber", "new_group_id"]
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A verified report and where it came from."""
+
+    report: Report
+    header: RoutingHeader
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+class Subscriber:
+    """Consumes the reports one agency may read; one per task, not thread-safe."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        trust: TrustStore,
+        settings: KafkaSettings,
+        *,
+        categories: Sequence[str],
+        jurisdictions: Sequence[str],
+        group_id: str | None = None,
+        from_beginning: bool = True,
+        since: datetime | None = None,
+        delivered: Delivered | None = None,
+        clock: Clock = _utcnow,
+        metadata_refresh_ms: int = 5_000,
+    ) -> None:
+        self._identity = identity
+        self._settings = settings
+        self._categories = frozenset(categories)
+        self._jurisdictions = tuple(normalise_jurisdiction(j) for j in jurisdictions)
+        self._pattern = subscription_pattern(self._jurisdictions, self._categories)
+        self._group_id = group_id
+        self._from_beginning = from_beginning or since is not None
+        self._since_ms = int(since.timestamp() * 1000) if since is not None else None
+        self._delivered = delivered if delivered is not None else MemoryDelivered()
+        self._clock = clock
+        self._metadata_refresh_ms = metadata_refresh_ms
+        self._opener = Opener(identity, trust)
+        self._quarantine = Quarantine(identity.agency, settings)
+        self.handed_over = 0
+        self.quarantined = 0
+        self.skipped = 0
+
+    async def run(
+        self, handler: Handler, *, limit: int | None = None, exit_at_end: bool = False
+    ) -> None:
+        """Consume until cancelled, until ``limit`` reports were handed over, or — with
+        ``exit_at_end`` — once caught up with what the topics held when it started."""
+        kwargs = aiokafka_kwargs(self._settings, "consumer")
+        kwargs["auto_offset_reset"] = "earliest" if self._from_beginning else "latest"
+        kwargs["metadata_max_age_ms"] = self._metadata_refresh_ms
+        consumer = AIOKafkaConsumer(group_id=self._group_id, **kwargs)
+        with map_kafka_errors("starting the subscriber"):
+            await consumer.start()
+        try:
+            consumer.subscribe(pattern=self._pattern)
+            await self._quarantine.start()
+            await self._loop(consumer, handler, limit, exit_at_end)
+        finally:
+            await self._quarantine.stop()
+            await consumer.stop()
+
+    async def _loop(
+        self, consumer: AIOKafkaConsumer, handler: Handler, limit: int | None, exit_at_end: bool
+    ) -> None:
+        ends: dict[TopicPartition, int] | None = None
+        started = time.monotonic()
+        while limit is None or self.handed_over < limit:
+            with map_kafka_errors("fetching reports"):
+                batch = await consumer.getmany(timeout_ms=500, max_records=500)
+            if self._since_ms is not None and batch:
+                batch = {
+                    tp: [r for r in rs if r.timestamp >= self._since_ms] for tp, rs in batch.items()
+                }
+            done: dict[TopicPartition, int] = {}
+            try:
+                for tp, records in batch.items():
+                    for record in records:
+                        if limit is not None and self.handed_over >= limit:
+                            break
+                        await self._process(record, handler)
+                        done[tp] = record.offset + 1
+            finally:
+                await self._commit(consumer, done)
+            if exit_at_end:
+                ends = await self._update_ends(consumer, ends)
+                if ends is not None and await self._caught_up(consumer, ends):
+                    return
+                if ends is None and time.monotonic() - started > 10:
+                    return  # nothing matches the subscription: nothing to catch up with
+
+    async def _process(self, record: ConsumerRecord[bytes, bytes], handler: Handler) -> None:
+        data = record.value or b""
+        try:
+            message = open_report(
+                self._opener, data, self._clock(), parse=Report.model_validate_json
+            )
+        except VerificationError as exc:
+            if exc.reason == Reason.NOT_RECIPIENT:
+                self.skipped += 1
+                return
+            await self._reject(record, exc.reason, exc.detail)
+            return
+        header = message.header
+        if header.category not in self._categories or not any(
+            covers(scope, header.jurisdiction) for scope in self._jurisdictions
+        ):
+            self.skipped += 1  # readable, but outside this subscription
+            return
+        digest = hashlib.sha256(data).digest()
+        seen = self._delivered.check(header.message_id, digest)
+        if seen is Seen.DUPLICATE:
+            self.skipped += 1
+            return
+        if seen is Seen.REPLAY:
+            await self._reject(record, Reason.REPLAY, f"message {header.message_id} seen before")
+            return
+        await handler(
+            Delivery(
+                message.content, header, record.topic, record.partition, record.offset,
+                record.timestamp,
+            )
+        )  # fmt: skip
+        self._delivered.mark(header.message_id, digest, header.expires_at)
+        self.handed_over += 1
+
+    async def _reject(self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> None:
+        self.quarantined += 1
+        log.warning(
+            "subscriber.quarantined",
+            reason=str(reason),
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        await self._quarantine.put(record, str(reason), detail)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, done: dict[TopicPartition, int]) -> None:
+        if done and self._group_id is not None:
+            with map_kafka_errors("committing offsets"):
+                await consumer.commit(done)
+
+    async def _update_ends(
+        self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int] | None
+    ) -> dict[TopicPartition, int] | None:
+        assigned = consumer.assignment()
+        if not assigned:
+            return ends
+        if ends is None or set(ends) != assigned:
+            with map_kafka_errors("reading end offsets"):
+                fresh: dict[TopicPartition, int] = await consumer.end_offsets(list(assigned))
+            return {tp: (ends or {}).get(tp, fresh[tp]) for tp in assigned}
+        return ends
+
+    @staticmethod
+    async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+        for tp, end in ends.items():
+            with map_kafka_errors("reading positions"):
+                if await consumer.position(tp) < end:
+                    return False
+        return True
+
+
+def new_group_id(agency: str, name: str | None = None) -> str:
+    """A consumer group of ``agency`` (ACLs in a later issue allow only the agency's own)."""
+    return f"fusionbus.{agency}.{name or uuid.uuid4().hex[:12]}"

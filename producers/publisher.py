@@ -1,0 +1,213 @@
+"""The asyncio ``Publisher``: validate, seal to the entitled recipients, produce, await the ack.
+
+::
+
+    async with Publisher(identity, trust, recipients, KafkaSettings()) as publisher:
+        receipt = await publisher.publish(report)          # returns once Kafka acknowledged
+        results = await publisher.publish_many(reports)    # one result or error per report
+
+``recipients`` is the dissemination policy: a callable giving the encryption key ids a
+report must be sealed to (the directory's grants, narrowed by the handling label). Records go
+to the topic of the report's area and category (``broker.topics``), keyed by the report's
+thread so related reports stay ordered, with ``acks=all`` and idempotence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self
+
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from broker.admin import ensure_topics
+from broker.config import KafkaSettings, aiokafka_kwargs
+from broker.envelope import Sealer, seal_report
+from broker.errors import AuthorizationError, ConfigError, FusionbusError
+from broker.keys import Identity
+from broker.topics import report_topic
+from broker.transport import kafka_error, map_kafka_errors
+from broker.trust import TrustStore
+from schemas import Report
+
+__all__ = ["Published", "Publisher", "RecipientPolicy", "routing_headers"]
+
+log = structlog.get_logger(__name__)
+
+RecipientPolicy = Callable[[Report, datetime], Sequence[str]]
+"""(report, now) -> the encryption key ids the report must be sealed to."""
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """Kafka acknowledged the sealed report: where it is stored."""
+
+    message_id: uuid.UUID
+    topic: str
+    partition: int
+    offset: int
+    recipients: tuple[str, ...]
+
+
+def routing_headers(report: Report) -> list[tuple[str, bytes]]:
+    """Kafka record headers: clear copies of routing fields for cheap filtering.
+
+    They are *not* trusted: consumers use them only to skip records early, and decide on the
+    signed routing header inside the envelope.
+    """
+    return [
+        ("fb-message-id", str(report.message_id).encode()),
+        ("fb-sender", report.sender.encode()),
+        ("fb-category", report.category.encode()),
+        ("fb-jurisdiction", report.jurisdiction.encode()),
+        ("fb-precedence", str(report.precedence).encode()),
+        ("fb-tlp", str(report.handling.tlp).encode()),
+    ]
+
+
+class Publisher:
+    """Publishes reports of one agency (``identity``). One per process; not thread-safe."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        trust: TrustStore,
+        recipients: RecipientPolicy,
+        settings: KafkaSettings,
+        *,
+        clock: Clock = _utcnow,
+        topic_partitions: int = 3,
+    ) -> None:
+        self._identity = identity
+        self._recipients = recipients
+        self._settings = settings
+        self._clock = clock
+        self._partitions = topic_partitions
+        self._sealer = Sealer(identity, trust, clock=clock)
+        self._producer: AIOKafkaProducer | None = None
+        self._topics: set[str] = set()
+        self._threads: OrderedDict[uuid.UUID, uuid.UUID] = OrderedDict()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(**aiokafka_kwargs(self._settings, "producer"))
+        with map_kafka_errors("connecting the publisher"):
+            await producer.start()
+        self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            with map_kafka_errors("flushing the publisher"):
+                await producer.stop()
+
+    async def publish(self, report: Report) -> Published:
+        """Seal and send one report; return once Kafka has acknowledged it."""
+        [result] = await self.publish_many([report])
+        if isinstance(result, FusionbusError):
+            raise result
+        return result
+
+    async def publish_many(self, reports: Sequence[Report]) -> list[Published | FusionbusError]:
+        """Send many reports efficiently; one :class:`Published` or error per report, in order.
+
+        Every report is checked and sealed before anything is sent: a report this agency may
+        not send (another sender, no recipient) raises at once and nothing is published.
+        """
+        producer = self._require_started()
+        sealed = [self._seal(report) for report in reports]
+        await self._ensure_topics({topic for _, topic, _, _ in sealed})
+        futures: list[asyncio.Future[object]] = []
+        with map_kafka_errors("publishing"):
+            for report, topic, envelope, _ in sealed:
+                futures.append(
+                    await producer.send(
+                        topic,
+                        value=envelope,
+                        key=str(self._thread_of(report)).encode(),
+                        headers=routing_headers(report),
+                    )
+                )
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        results: list[Published | FusionbusError] = []
+        for (report, topic, _, kids), outcome in zip(sealed, outcomes, strict=True):
+            results.append(self._result(report, topic, kids, outcome))
+        return results
+
+    def _seal(self, report: Report) -> tuple[Report, str, bytes, tuple[str, ...]]:
+        if report.sender != self._identity.agency:
+            raise AuthorizationError(
+                f"report {report.message_id} names sender {report.sender!r}, but this publisher "
+                f'signs as {self._identity.agency!r}; set "sender": '
+                f'"{self._identity.agency}" or publish with --agency {report.sender}.'
+            )
+        kids = tuple(self._recipients(report, self._clock()))
+        if not kids:
+            raise ConfigError(
+                f"no agency is entitled to receive report {report.message_id} "
+                f"({report.category} in {report.jurisdiction}); grant one with "
+                "`fusionbus agency grant`."
+            )
+        envelope = seal_report(self._sealer, report, kids)
+        return report, report_topic(report.jurisdiction, report.category), envelope, kids
+
+    def _result(
+        self, report: Report, topic: str, kids: tuple[str, ...], outcome: object
+    ) -> Published | FusionbusError:
+        if isinstance(outcome, BaseException):
+            error = kafka_error(outcome, f"publishing report {report.message_id}")
+            error.__cause__ = outcome
+            log.warning("publish.failed", message_id=str(report.message_id), error=str(error))
+            return error
+        partition, offset = getattr(outcome, "partition", -1), getattr(outcome, "offset", -1)
+        log.debug(
+            "publish.acked",
+            message_id=str(report.message_id),
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            recipients=len(kids),
+        )
+        return Published(report.message_id, topic, partition, offset, kids)
+
+    async def _ensure_topics(self, topics: set[str]) -> None:
+        missing = topics - self._topics
+        if missing:
+            await ensure_topics(self._settings, missing, partitions=self._partitions)
+            self._topics |= missing
+
+    def _thread_of(self, report: Report) -> uuid.UUID:
+        """The partition key: the first report of the chain this one relates to."""
+        related = (
+            report.relations.retracts or report.relations.supersedes or report.relations.follows_up
+        )
+        thread = self._threads.get(related[0], related[0]) if related else report.message_id
+        self._threads[report.message_id] = thread
+        if len(self._threads) > 100_000:
+            self._threads.popitem(last=False)
+        return thread
+
+    def _require_started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise ConfigError("the publisher is not started; use `async with Publisher(...)`")
+        return self._producer
