@@ -227,8 +227,13 @@ class AgencyRecord(_Frozen):
 def validation_problems(exc: ValidationError) -> str:
     """One line naming each invalid field and why (values are not repeated)."""
     return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()
+        f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {_message(e['msg'])}"
+        for e in exc.errors()
     )
+
+
+def _message(text: str) -> str:
+    return text.removeprefix("Value error, ")
 
 
 def canonical_json(record: AgencyRecord) -> bytes:
