@@ -7,9 +7,10 @@ Rules (``docs/federation.md``), for a report of ``category`` about ``jurisdictio
 2. It is **reachable** at ``now`` if it has an encryption key that is valid then and not
    revoked; entitled agencies that are not reachable are left out.
 3. ``TLP:RED`` narrows the set to the report's named recipients; each of them must be
-   entitled and reachable, else :class:`~broker.errors.AuthorizationError` names it.
-   Every other TLP (``AMBER+STRICT``, ``AMBER``, ``GREEN``, ``CLEAR``) goes to all
-   entitled, reachable agencies; there the named recipients add no one.
+   entitled and reachable, else :class:`~broker.errors.AuthorizationError` names it
+   (the sender may name itself). Every other TLP (``AMBER+STRICT``, ``AMBER``,
+   ``GREEN``, ``CLEAR``) goes to all entitled, reachable agencies; there the named
+   recipients add no one.
 4. The **sender** is always a recipient, so its own systems can read what it published;
    it must be enrolled and reachable.
 
@@ -85,6 +86,8 @@ def recipients_for(
     chosen = {sender: origin}
     if label is Tlp.RED:
         for name in named_recipients:
+            if name == sender:
+                continue
             record = records.get(name)
             if record is None or not record.entitled(category, where):
                 raise AuthorizationError(
