@@ -31,6 +31,7 @@ from broker.federation._home import (
     write_private_key,
 )
 from broker.federation.records import (
+    MAX_RECORD_BYTES,
     AgencyRecord,
     Grant,
     KeyEntry,
@@ -65,6 +66,17 @@ def _aware(now: datetime) -> datetime:
     return now
 
 
+def _read_limited(path: Path, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of ``path`` (so an oversized file is seen as such)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(limit + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
 def _json_object(data: bytes) -> dict[str, object]:
     value = orjson.loads(data)
     if not isinstance(value, dict):
@@ -74,14 +86,12 @@ def _json_object(data: bytes) -> dict[str, object]:
 
 def _read_root_public(path: Path, home: Path) -> VerifyKey:
     try:
-        data = path.read_bytes()[: _MAX_JWK_BYTES + 1]
+        data = _read_limited(path, _MAX_JWK_BYTES)
     except FileNotFoundError:
         raise ConfigError(
             f"no federation in {home} (there is no {path}); run `fusionbus federation init "
             f"--home {home}` on the admin's machine, or copy root.pub.jwk from it"
         ) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
     try:
         key = public_key_from_jwk(_json_object(data))
     except (orjson.JSONDecodeError, ConfigError) as exc:
@@ -137,7 +147,7 @@ class Federation:
         for path in files:
             if path.name.startswith("."):
                 continue
-            record = verify_record(path.read_bytes(), root, source=str(path))
+            record = verify_record(_read_limited(path, MAX_RECORD_BYTES), root, source=str(path))
             if record.id != path.stem:
                 raise ConfigError(
                     f"{path}: holds the record of agency {record.id!r}, but its file name "

@@ -282,7 +282,7 @@ def verify_record(token: bytes, root: VerifyKey, *, source: str) -> AgencyRecord
     """
     if len(token) > MAX_RECORD_BYTES:
         raise ConfigError(
-            f"{source}: {len(token)} bytes; a directory record is at most {MAX_RECORD_BYTES}"
+            f"{source}: over {MAX_RECORD_BYTES} bytes; no directory record is that large"
         )
     try:
         text = token.decode("ascii").strip()

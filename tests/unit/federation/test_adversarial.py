@@ -152,7 +152,7 @@ def test_one_key_listed_for_two_agencies_is_refused(federation: Federation, home
 def test_an_oversized_record_is_refused_before_parsing(federation: Federation, home: Path) -> None:
     path = HomeLayout(home).record("anf")
     path.write_bytes(b"a" * 70_000)
-    refused(home, str(path), "at most 65536")
+    refused(home, str(path), "over 65536 bytes")
 
 
 @pytest.mark.parametrize(
@@ -235,3 +235,17 @@ def test_a_key_swapped_for_another_agencys_is_refused(federation: Federation, ho
 def test_expired_records_still_load(federation: Federation, home: Path) -> None:
     federation.add_agency("old", "Old", now=NOW - timedelta(days=800), valid_for=timedelta(days=1))
     assert Federation.load(home).agency("old").encryption_key_at(NOW) is None
+
+
+def test_a_directory_entry_that_is_not_a_file_is_refused(
+    federation: Federation, home: Path
+) -> None:
+    (HomeLayout(home).directory_dir / "odd.jws").mkdir()
+    refused(home, "cannot read", "odd.jws")
+
+
+def test_a_huge_record_file_is_not_read_whole(federation: Federation, home: Path) -> None:
+    path = HomeLayout(home).record("anf")
+    with path.open("wb") as out:
+        out.truncate(50 * 2**20)  # sparse: 50 MiB of zeros
+    refused(home, str(path), "over 65536 bytes")
