@@ -99,8 +99,11 @@ class HomeLayout:
 
 def private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) as 0700; refuse an existing one others can enter."""
-    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    mode = stat.S_IMODE(path.stat().st_mode)
+    try:
+        path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the private directory {path}: {exc}") from exc
     if mode & 0o077:
         raise ConfigError(
             f"{path} has mode {mode:04o}: private keys must not sit in a directory others "
@@ -120,8 +123,17 @@ def _fsync_dir(path: Path) -> None:
 def write_file(path: Path, data: bytes, *, mode: int, exclusive: bool = False) -> None:
     """Write ``data`` to ``path`` atomically, created with ``mode`` from the start.
 
-    ``exclusive`` refuses to replace an existing file (``FileExistsError``).
+    ``exclusive`` refuses to replace an existing file. Failures are ConfigErrors.
     """
+    try:
+        _write(path, data, mode=mode, exclusive=exclusive)
+    except FileExistsError:
+        raise ConfigError(f"{path} already exists; refusing to overwrite it") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _write(path: Path, data: bytes, *, mode: int, exclusive: bool) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:

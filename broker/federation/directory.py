@@ -181,7 +181,10 @@ class Federation:
             mode=PUBLIC_FILE_MODE,
             exclusive=True,
         )
-        layout.directory_dir.mkdir(mode=0o755, exist_ok=True)
+        try:
+            layout.directory_dir.mkdir(mode=0o755, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create {layout.directory_dir}: {exc}") from exc
         log.info("federation.init", home=str(home), root_kid=kid_of(root), at=now.isoformat())
         return cls(home, root.public, {}, settings)
 

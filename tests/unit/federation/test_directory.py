@@ -188,3 +188,19 @@ def test_the_trust_store_answers_from_the_records(federation: Federation) -> Non
     assert signing.valid_until == ENROLLED + timedelta(days=365)
     assert trust.signing_key(anf.encryption_kid) is None
     assert trust.encryption_key("nope") is None
+
+
+def test_an_unwritable_home_is_a_config_error(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores modes; use a path under a file
+            target = tmp_path / "file"
+            target.write_text("x")
+            home = target / "home"
+        else:
+            home = locked / "home"
+        with pytest.raises(ConfigError, match="cannot create"):
+            Federation.init(home, now=NOW)
+    finally:
+        locked.chmod(0o700)
