@@ -14,6 +14,7 @@ import typer
 from broker.errors import FusionbusError
 from broker.logs import configure_logging
 from fusionbus.cli._console import err_console
+from fusionbus.cli.federation import agency_app, federation_app
 from fusionbus.cli.kafka import kafka_app, start_cluster
 
 __all__ = ["app", "main"]
@@ -27,6 +28,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(kafka_app, name="kafka")
+app.add_typer(federation_app, name="federation")
+app.add_typer(agency_app, name="agency")
 
 
 @app.callback()

@@ -1,0 +1,47 @@
+"""The federation: who the agencies are, which keys speak for them, what they may receive.
+
+A federation root key signs one directory record per agency (:class:`AgencyRecord`:
+id, name, public signing and encryption keys with their validity, grants). Every party
+holds the root public key and verifies each record's signature before trusting it
+(:meth:`Federation.load`). The directory then provides what sealing and opening need: a
+:class:`~broker.trust.TrustStore` (:meth:`Federation.trust_store`), an agency's own
+:class:`~broker.keys.Identity` (:meth:`Federation.identity`) and the dissemination policy
+(:meth:`Federation.recipients_for`). Layout, record format and policy:
+``docs/federation.md``.
+"""
+
+from broker.federation._home import HomeLayout, KeySettings
+from broker.federation.directory import Federation
+from broker.federation.policy import entitled, recipients_for
+from broker.federation.records import (
+    FORMAT_VERSION,
+    JWS_TYP,
+    MAX_RECORD_BYTES,
+    AgencyRecord,
+    Grant,
+    KeyEntry,
+    PublicJwk,
+    canonical_json,
+    sign_record,
+    verify_record,
+)
+from broker.federation.trust import DirectoryTrustStore
+
+__all__ = [
+    "FORMAT_VERSION",
+    "JWS_TYP",
+    "MAX_RECORD_BYTES",
+    "AgencyRecord",
+    "DirectoryTrustStore",
+    "Federation",
+    "Grant",
+    "HomeLayout",
+    "KeyEntry",
+    "KeySettings",
+    "PublicJwk",
+    "canonical_json",
+    "entitled",
+    "recipients_for",
+    "sign_record",
+    "verify_record",
+]

@@ -1,0 +1,198 @@
+"""The federation's files under a home directory, and the care private keys need.
+
+Layout (``docs/federation.md``)::
+
+    <home>/federation/root.pub.jwk        the trust anchor, handed to every party out of band
+    <home>/federation/root.key.pem        the root private key (admin's machine only), 0600
+    <home>/directory/<agency>.jws         one root-signed AgencyRecord per agency
+    <home>/agencies/<agency>/signing.key.pem      Ed25519 private key, 0600
+    <home>/agencies/<agency>/encryption.key.pem   X25519 private key, 0600
+    <home>/agencies/<agency>/<agency>.jwks.json   the agency's public JWK set
+
+Private files are created with mode 0600 by ``os.open`` itself (no window in which they
+are readable by others), in 0700 directories, and written atomically (temporary file,
+``fsync``, rename). A private key file that group or others may read is refused, as ssh
+refuses one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from broker.errors import ConfigError
+from broker.keys import DecryptionKey, SigningKey, load_private_pem
+
+__all__ = ["HomeLayout", "KeySettings", "read_private_key", "write_file", "write_private_key"]
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+PUBLIC_FILE_MODE = 0o644
+_ENCRYPTED_PEM = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
+_MAX_KEY_FILE = 16_384
+
+
+class KeySettings(BaseSettings):
+    """How private keys are protected at rest. Env var: ``FUSIONBUS_PASSPHRASE``.
+
+    When a passphrase is set, new private keys are written encrypted (PKCS#8 with the best
+    encryption pyca/cryptography offers) and encrypted keys are loaded with it.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FUSIONBUS_", frozen=True, extra="ignore")
+
+    passphrase: SecretStr | None = None
+
+    def passphrase_bytes(self) -> bytes | None:
+        if self.passphrase is None or not self.passphrase.get_secret_value():
+            return None
+        return self.passphrase.get_secret_value().encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class HomeLayout:
+    """Where each file of a federation lives under ``home``."""
+
+    home: Path
+
+    @property
+    def federation_dir(self) -> Path:
+        return self.home / "federation"
+
+    @property
+    def root_public(self) -> Path:
+        return self.federation_dir / "root.pub.jwk"
+
+    @property
+    def root_private(self) -> Path:
+        return self.federation_dir / "root.key.pem"
+
+    @property
+    def directory_dir(self) -> Path:
+        return self.home / "directory"
+
+    def record(self, agency: str) -> Path:
+        return self.directory_dir / f"{agency}.jws"
+
+    @property
+    def agencies_dir(self) -> Path:
+        return self.home / "agencies"
+
+    def agency_dir(self, agency: str) -> Path:
+        return self.agencies_dir / agency
+
+    def signing_key(self, agency: str) -> Path:
+        return self.agency_dir(agency) / "signing.key.pem"
+
+    def encryption_key(self, agency: str) -> Path:
+        return self.agency_dir(agency) / "encryption.key.pem"
+
+    def jwks(self, agency: str) -> Path:
+        return self.agency_dir(agency) / f"{agency}.jwks.json"
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) as 0700; refuse an existing one others can enter."""
+    try:
+        path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the private directory {path}: {exc}") from exc
+    if mode & 0o077:
+        raise ConfigError(
+            f"{path} has mode {mode:04o}: private keys must not sit in a directory others "
+            f"can read; run `chmod 700 {path}`"
+        )
+    return path
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file(path: Path, data: bytes, *, mode: int, exclusive: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically, created with ``mode`` from the start.
+
+    ``exclusive`` refuses to replace an existing file. Failures are ConfigErrors.
+    """
+    try:
+        _write(path, data, mode=mode, exclusive=exclusive)
+    except FileExistsError:
+        raise ConfigError(f"{path} already exists; refusing to overwrite it") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _write(path: Path, data: bytes, *, mode: int, exclusive: bool) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        if exclusive:
+            os.link(tmp, path)  # fails if path exists, unlike rename
+            tmp.unlink()
+        else:
+            tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def write_private_key(path: Path, key: SigningKey | DecryptionKey, settings: KeySettings) -> None:
+    """Write ``key`` as PKCS#8 PEM, 0600, encrypted if a passphrase is configured."""
+    private_dir(path.parent)
+    write_file(
+        path, key.to_pem(settings.passphrase_bytes()), mode=PRIVATE_FILE_MODE, exclusive=True
+    )
+
+
+def read_private_key(path: Path, settings: KeySettings) -> SigningKey | DecryptionKey:
+    """Load the private key in ``path``; refuse it if others may read the file."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise ConfigError(f"private key file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot open private key file {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())  # the file we read, not whatever the name points to
+        mode = stat.S_IMODE(info.st_mode)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"private key {path} is not a regular file")
+        if mode & 0o077:
+            raise ConfigError(
+                f"private key {path} has mode {mode:04o}: it is readable by others, so it "
+                f"is refused (as ssh refuses one); run `chmod 600 {path}`"
+            )
+        if info.st_uid != os.getuid():
+            raise ConfigError(
+                f"private key {path} belongs to uid {info.st_uid}, not to you "
+                f"(uid {os.getuid()}); refusing it"
+            )
+        data = handle.read(_MAX_KEY_FILE + 1)
+    if len(data) > _MAX_KEY_FILE:
+        raise ConfigError(f"private key {path} is larger than {_MAX_KEY_FILE} bytes")
+    encrypted = _ENCRYPTED_PEM in data
+    passphrase = settings.passphrase_bytes()
+    if encrypted and passphrase is None:
+        raise ConfigError(
+            f"private key {path} is encrypted; set the passphrase in FUSIONBUS_PASSPHRASE"
+        )
+    try:
+        return load_private_pem(data, passphrase if encrypted else None)
+    except ConfigError as exc:
+        hint = " (wrong passphrase in FUSIONBUS_PASSPHRASE?)" if encrypted else ""
+        raise ConfigError(f"private key {path}{hint}: {exc}") from exc

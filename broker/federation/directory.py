@@ -1,0 +1,387 @@
+"""The federation directory on disk: :class:`Federation`.
+
+Every party holds the root public key (``federation/root.pub.jwk``, its trust anchor) and
+a copy of the directory (``directory/<agency>.jws``). :meth:`Federation.load` verifies the
+root signature of every record before any of it is used; only the admin's machine holds
+``federation/root.key.pem`` and can enrol agencies and change grants.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import orjson
+import structlog
+from pydantic import ValidationError
+
+from broker._crypto import EncryptionKey, VerifyKey
+from broker.errors import ConfigError
+from broker.federation import policy
+from broker.federation._home import (
+    PUBLIC_FILE_MODE,
+    HomeLayout,
+    KeySettings,
+    private_dir,
+    read_private_key,
+    write_file,
+    write_private_key,
+)
+from broker.federation.records import (
+    MAX_RECORD_BYTES,
+    AgencyRecord,
+    Grant,
+    KeyEntry,
+    PublicJwk,
+    sign_record,
+    validation_problems,
+    verify_record,
+)
+from broker.federation.trust import DirectoryTrustStore
+from broker.keys import (
+    DecryptionKey,
+    Identity,
+    SigningKey,
+    kid_of,
+    public_jwk,
+    public_key_from_jwk,
+)
+from broker.trust import TrustStore
+from schemas._base import AGENCY_ID_PATTERN
+
+__all__ = ["Federation"]
+
+log = structlog.get_logger(__name__)
+
+_AGENCY_ID = re.compile(AGENCY_ID_PATTERN)
+_MAX_JWK_BYTES = 4_096
+
+
+def _aware(now: datetime) -> datetime:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime (e.g. datetime.now(UTC))")
+    return now
+
+
+def _read_limited(path: Path, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of ``path`` (so an oversized file is seen as such)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(limit + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _json_object(data: bytes) -> dict[str, object]:
+    value = orjson.loads(data)
+    if not isinstance(value, dict):
+        raise ConfigError("expected a JSON object")
+    return value
+
+
+def _read_root_public(path: Path, home: Path) -> VerifyKey:
+    try:
+        data = _read_limited(path, _MAX_JWK_BYTES)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no federation in {home} (there is no {path}); run `fusionbus federation init "
+            f"--home {home}` on the admin's machine, or copy root.pub.jwk from it"
+        ) from None
+    try:
+        key = public_key_from_jwk(_json_object(data))
+    except (orjson.JSONDecodeError, ConfigError) as exc:
+        raise ConfigError(
+            f"{path}: not a usable root public key ({exc}); expected the Ed25519 JWK that "
+            "`fusionbus federation init` wrote"
+        ) from None
+    if not isinstance(key, VerifyKey):
+        raise ConfigError(f"{path}: the root key must be an Ed25519 signing key, not X25519")
+    return key
+
+
+class Federation:
+    """A federation directory whose every record the root signature vouches for.
+
+    Build one with :meth:`load` or :meth:`init`. The passphrase for private keys comes
+    from ``settings`` (default: :class:`KeySettings` from the environment).
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        root: VerifyKey,
+        records: dict[str, AgencyRecord],
+        settings: KeySettings,
+    ) -> None:
+        self._layout = HomeLayout(home)
+        self._root = root
+        self._records = records
+        self._settings = settings
+        DirectoryTrustStore(records.values())  # refuses a kid listed for two agencies
+
+    @property
+    def home(self) -> Path:
+        return self._layout.home
+
+    @property
+    def root_kid(self) -> str:
+        """The RFC 7638 thumbprint of the root key: compare it out of band."""
+        return kid_of(self._root)
+
+    @classmethod
+    def load(cls, home: Path, *, settings: KeySettings | None = None) -> Federation:
+        """Read the root public key and every directory record, verifying each signature.
+
+        Raises :class:`ConfigError`, naming the file, for anything unsigned, signed by
+        another key, altered, malformed or filed under another agency's name.
+        """
+        layout = HomeLayout(home)
+        root = _read_root_public(layout.root_public, home)
+        records: dict[str, AgencyRecord] = {}
+        files = sorted(layout.directory_dir.glob("*.jws")) if layout.directory_dir.is_dir() else []
+        for path in files:
+            if path.name.startswith("."):
+                continue
+            record = verify_record(_read_limited(path, MAX_RECORD_BYTES), root, source=str(path))
+            if record.id != path.stem:
+                raise ConfigError(
+                    f"{path}: holds the record of agency {record.id!r}, but its file name "
+                    f"says {path.stem!r}; a record must be filed as directory/<id>.jws"
+                )
+            records[record.id] = record
+        return cls(home, root, records, settings or KeySettings())
+
+    @classmethod
+    def init(cls, home: Path, *, now: datetime, settings: KeySettings | None = None) -> Federation:
+        """Create a root signing key and an empty directory in ``home``."""
+        _aware(now)
+        layout = HomeLayout(home)
+        settings = settings or KeySettings()
+        for path in (layout.root_public, layout.root_private):
+            if path.exists():
+                raise ConfigError(
+                    f"a federation already exists in {home} ({path} is there); use it, or "
+                    "choose another --home"
+                )
+        if layout.directory_dir.is_dir() and any(layout.directory_dir.glob("*.jws")):
+            raise ConfigError(
+                f"{layout.directory_dir} already holds records; choose another --home"
+            )
+        root = SigningKey.generate()
+        write_private_key(layout.root_private, root, settings)
+        jwk = public_jwk(root) | {"use": "sig", "alg": "Ed25519"}
+        write_file(
+            layout.root_public,
+            orjson.dumps(jwk, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n",
+            mode=PUBLIC_FILE_MODE,
+            exclusive=True,
+        )
+        try:
+            layout.directory_dir.mkdir(mode=0o755, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create {layout.directory_dir}: {exc}") from exc
+        log.info("federation.init", home=str(home), root_kid=kid_of(root), at=now.isoformat())
+        return cls(home, root.public, {}, settings)
+
+    def _root_key(self) -> SigningKey:
+        path = self._layout.root_private
+        if not path.exists():
+            raise ConfigError(
+                f"the federation root key {path} is not on this machine; enrolling agencies "
+                "and granting happen on the admin's machine that ran `fusionbus federation init`"
+            )
+        key = read_private_key(path, self._settings)
+        if not isinstance(key, SigningKey) or key.public != self._root:
+            raise ConfigError(
+                f"{path} is not the private half of {self._layout.root_public} "
+                f"(root kid {self.root_kid}); restore the matching file"
+            )
+        return key
+
+    def _publish(self, record: AgencyRecord, root: SigningKey, *, new: bool) -> None:
+        write_file(
+            self._layout.record(record.id),
+            sign_record(record, root) + b"\n",
+            mode=PUBLIC_FILE_MODE,
+            exclusive=new,
+        )
+        self._records[record.id] = record
+
+    def add_agency(
+        self,
+        agency_id: str,
+        name: str,
+        *,
+        now: datetime,
+        valid_for: timedelta = timedelta(days=365),
+    ) -> AgencyRecord:
+        """Enrol ``agency_id``: new keys, private files, and a root-signed record."""
+        _aware(now)
+        if _AGENCY_ID.fullmatch(agency_id) is None:
+            raise ConfigError(
+                f"agency id {agency_id!r} is not valid: expected a lowercase letter, then 1 to "
+                "31 lowercase letters, digits or hyphens (e.g. customs, anf, fia)"
+            )
+        if agency_id in self._records or self._layout.record(agency_id).exists():
+            raise ConfigError(
+                f"agency {agency_id!r} is already enrolled; see `fusionbus agency list "
+                f"--home {self.home}`"
+            )
+        folder = self._layout.agency_dir(agency_id)
+        if folder.exists():
+            raise ConfigError(
+                f"{folder} already exists but {agency_id!r} has no directory record (an "
+                "interrupted enrolment?); remove that folder and run the command again"
+            )
+        if valid_for <= timedelta(0):
+            raise ConfigError(f"valid_for must be positive, got {valid_for}")
+        root = self._root_key()
+        signing, decryption = SigningKey.generate(), DecryptionKey.generate()
+        try:
+            record = AgencyRecord(
+                id=agency_id,
+                name=name,
+                revision=1,
+                issued_at=now,
+                signing_keys=(self._entry(signing.public, now, valid_for),),
+                encryption_keys=(self._entry(decryption.public, now, valid_for),),
+            )
+        except ValidationError as exc:
+            raise ConfigError(f"agency {agency_id!r}: {validation_problems(exc)}") from None
+        private_dir(self._layout.agencies_dir)
+        private_dir(folder)
+        write_private_key(self._layout.signing_key(agency_id), signing, self._settings)
+        write_private_key(self._layout.encryption_key(agency_id), decryption, self._settings)
+        jwks = {
+            "keys": [
+                public_jwk(signing) | {"use": "sig", "alg": "Ed25519"},
+                public_jwk(decryption) | {"use": "enc", "alg": "ECDH-ES+A256KW"},
+            ]
+        }
+        write_file(
+            self._layout.jwks(agency_id),
+            orjson.dumps(jwks, option=orjson.OPT_INDENT_2) + b"\n",
+            mode=PUBLIC_FILE_MODE,
+        )
+        self._publish(record, root, new=True)
+        log.info(
+            "federation.agency_added",
+            agency=agency_id,
+            signing_kid=record.signing_kid,
+            encryption_kid=record.encryption_kid,
+            revision=record.revision,
+        )
+        return record
+
+    @staticmethod
+    def _entry(key: VerifyKey | EncryptionKey, now: datetime, valid_for: timedelta) -> KeyEntry:
+        return KeyEntry(jwk=PublicJwk.of(key), valid_from=now, valid_until=now + valid_for)
+
+    def grant(
+        self,
+        agency_id: str,
+        *,
+        categories: Sequence[str],
+        jurisdictions: Sequence[str],
+        now: datetime,
+    ) -> AgencyRecord:
+        """Entitle ``agency_id`` to every category-by-jurisdiction pair given.
+
+        Grants accumulate. The record is re-signed with ``revision + 1``; if every pair is
+        already granted, nothing is written and the current record is returned.
+        """
+        _aware(now)
+        record = self.agency(agency_id)
+        if not categories or not jurisdictions:
+            raise ConfigError("a grant needs at least one category and one jurisdiction")
+        try:
+            grants = [
+                Grant(category=c, jurisdiction=j)
+                for c, j in itertools.product(categories, jurisdictions)
+            ]
+            updated = record.with_grants(grants, now=now)
+        except ValidationError as exc:
+            raise ConfigError(f"grant for {agency_id!r}: {validation_problems(exc)}") from None
+        if updated is record:
+            return record
+        self._publish(updated, self._root_key(), new=False)
+        log.info(
+            "federation.granted",
+            agency=agency_id,
+            grants=[str(g) for g in updated.grants],
+            revision=updated.revision,
+        )
+        return updated
+
+    def agencies(self) -> list[AgencyRecord]:
+        """Every enrolled agency, sorted by id."""
+        return [self._records[name] for name in sorted(self._records)]
+
+    def agency(self, agency_id: str) -> AgencyRecord:
+        """The record of ``agency_id``; ConfigError listing the known ids if unknown."""
+        record = self._records.get(agency_id)
+        if record is None:
+            known = ", ".join(sorted(self._records)) or "none yet"
+            raise ConfigError(
+                f"agency {agency_id!r} is not in the directory of {self.home} (known: "
+                f"{known}); enrol it with `fusionbus agency add {agency_id} --name NAME`"
+            )
+        return record
+
+    def trust_store(self) -> TrustStore:
+        """A trust store over the verified records, as they are now."""
+        return DirectoryTrustStore(self._records.values())
+
+    def identity(self, agency_id: str) -> Identity:
+        """``agency_id``'s private keys from this home, checked against its record."""
+        record = self.agency(agency_id)
+        signing_path = self._layout.signing_key(agency_id)
+        encryption_path = self._layout.encryption_key(agency_id)
+        signing = read_private_key(signing_path, self._settings)
+        decryption = read_private_key(encryption_path, self._settings)
+        if not isinstance(signing, SigningKey):
+            raise ConfigError(f"{signing_path} holds an X25519 key; expected Ed25519")
+        if not isinstance(decryption, DecryptionKey):
+            raise ConfigError(f"{encryption_path} holds an Ed25519 key; expected X25519")
+        for path, kid, listed in (
+            (signing_path, kid_of(signing), record.signing_kid),
+            (encryption_path, kid_of(decryption), record.encryption_kid),
+        ):
+            if kid != listed:
+                raise ConfigError(
+                    f"{path} holds key {kid}, but the directory lists {listed} as "
+                    f"{agency_id!r}'s current key; restore the matching key file"
+                )
+        return Identity.create(agency_id, signing, decryption)
+
+    def recipients_for(
+        self,
+        *,
+        sender: str,
+        category: str,
+        jurisdiction: str,
+        tlp: str,
+        named_recipients: Sequence[str],
+        now: datetime,
+    ) -> list[AgencyRecord]:
+        """The agencies to encrypt a report to; see :mod:`broker.federation.policy`."""
+        return policy.recipients_for(
+            self._records,
+            sender=sender,
+            category=category,
+            jurisdiction=jurisdiction,
+            tlp=tlp,
+            named_recipients=named_recipients,
+            now=_aware(now),
+        )
+
+    def entitled(self, agency_id: str, *, category: str, jurisdiction: str) -> bool:
+        """Whether ``agency_id`` may receive ``category`` reports about ``jurisdiction``."""
+        return policy.entitled(
+            self._records, agency_id, category=category, jurisdiction=jurisdiction
+        )

@@ -1,0 +1,109 @@
+"""The dissemination policy: which agencies a report is encrypted to.
+
+Rules (``docs/federation.md``), for a report of ``category`` about ``jurisdiction``:
+
+1. An agency is **entitled** if one of its grants names the category and a jurisdiction
+   that covers the report's (a grant for ``PK`` covers ``PK-SD`` and ``PKKHI``).
+2. It is **reachable** at ``now`` if it has an encryption key that is valid then and not
+   revoked; entitled agencies that are not reachable are left out.
+3. ``TLP:RED`` narrows the set to the report's named recipients; each of them must be
+   entitled and reachable, else :class:`~broker.errors.AuthorizationError` names it
+   (the sender may name itself). Every other TLP (``AMBER+STRICT``, ``AMBER``,
+   ``GREEN``, ``CLEAR``) goes to all entitled, reachable agencies; there the named
+   recipients add no one.
+4. The **sender** is always a recipient, so its own systems can read what it published;
+   it must be enrolled and reachable.
+
+The result is sorted by agency id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from broker.errors import AuthorizationError, ConfigError, SchemaValidationError
+from broker.federation.records import AgencyRecord
+from schemas.jurisdiction import normalise_jurisdiction
+from schemas.vocab import Tlp, is_registered_category
+
+__all__ = ["entitled", "recipients_for"]
+
+
+def _subject(category: str, jurisdiction: str) -> str:
+    if not is_registered_category(category):
+        raise SchemaValidationError(
+            f"category {category!r} is not a registered trafficking category"
+        )
+    try:
+        return normalise_jurisdiction(jurisdiction)
+    except ValueError as exc:
+        raise SchemaValidationError(f"jurisdiction {jurisdiction!r}: {exc}") from None
+
+
+def _known(records: Mapping[str, AgencyRecord], agency: str, role: str) -> AgencyRecord:
+    record = records.get(agency)
+    if record is None:
+        raise ConfigError(
+            f"{role} {agency!r} is not in the federation directory; known agencies: "
+            f"{', '.join(sorted(records)) or 'none'} (enrol it with `fusionbus agency add`)"
+        )
+    return record
+
+
+def entitled(
+    records: Mapping[str, AgencyRecord], agency: str, *, category: str, jurisdiction: str
+) -> bool:
+    """Whether ``agency`` holds a grant for ``category`` covering ``jurisdiction``."""
+    where = _subject(category, jurisdiction)
+    return _known(records, agency, "agency").entitled(category, where)
+
+
+def recipients_for(
+    records: Mapping[str, AgencyRecord],
+    *,
+    sender: str,
+    category: str,
+    jurisdiction: str,
+    tlp: str,
+    named_recipients: Sequence[str],
+    now: datetime,
+) -> list[AgencyRecord]:
+    """The agencies a report must be encrypted to (see the module docstring)."""
+    where = _subject(category, jurisdiction)
+    try:
+        label = Tlp(tlp)
+    except ValueError:
+        raise SchemaValidationError(
+            f"tlp {tlp!r} is not a TLP 2.0 label; expected one of {', '.join(t.value for t in Tlp)}"
+        ) from None
+    origin = _known(records, sender, "sender")
+    if origin.encryption_key_at(now) is None:
+        raise AuthorizationError(
+            f"sender {sender!r} has no encryption key valid at {now.isoformat()}, so it "
+            "could not read its own report; enrol a new key for it"
+        )
+    chosen = {sender: origin}
+    if label is Tlp.RED:
+        for name in named_recipients:
+            if name == sender:
+                continue
+            record = records.get(name)
+            if record is None or not record.entitled(category, where):
+                raise AuthorizationError(
+                    f"named recipient {name!r} is not entitled to {category} reports about "
+                    f"{where}; a TLP:RED report goes only to entitled named agencies "
+                    f"(grant it with `fusionbus agency grant {name} --category {category} "
+                    f"--jurisdiction {where}`, or remove it from named_recipients)"
+                )
+            if record.encryption_key_at(now) is None:
+                raise AuthorizationError(
+                    f"named recipient {name!r} has no encryption key valid at "
+                    f"{now.isoformat()} (expired or revoked); it cannot receive the report"
+                )
+            chosen[name] = record
+    else:
+        for record in records.values():
+            if record.entitled(category, where) and record.encryption_key_at(now) is not None:
+                chosen[record.id] = record
+    return [chosen[name] for name in sorted(chosen)]

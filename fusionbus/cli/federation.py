@@ -1,0 +1,164 @@
+"""``fusionbus federation init`` and ``fusionbus agency add|grant|list``: the directory."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from broker.config import default_home
+from broker.federation import AgencyRecord, Federation
+from fusionbus.cli._console import err_console
+
+__all__ = ["agency_app", "federation_app"]
+
+federation_app = typer.Typer(
+    help="Create the federation: its root signing key and agency directory.",
+    no_args_is_help=True,
+)
+agency_app = typer.Typer(
+    help="Enrol agencies, grant what they may receive, list the directory.",
+    no_args_is_help=True,
+)
+
+Home = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        help="The fusionbus home directory [default: $FUSIONBUS_HOME, else ~/.fusionbus].",
+    ),
+]
+
+
+def _home(home: Path | None) -> Path:
+    return home if home is not None else default_home()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@federation_app.command("init")
+def init(home: Home = None) -> None:
+    """Create a federation root key and an empty agency directory.
+
+    Hand federation/root.pub.jwk to every agency out of band (and compare its kid): it is
+    what they check every directory record against.
+    """
+    where = _home(home)
+    federation = Federation.init(where, now=_now())
+    err_console.print(
+        f"Federation created in {where}.\n"
+        f"Root key id (compare it out of band): {federation.root_kid}\n"
+        f"Trust anchor to distribute: {where / 'federation' / 'root.pub.jwk'}\n"
+        f"Next: fusionbus agency add ID --name NAME --home {where}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    typer.echo(federation.root_kid)
+
+
+@agency_app.command("add")
+def add(
+    agency_id: Annotated[str, typer.Argument(metavar="ID", help="Agency id, e.g. customs.")],
+    name: Annotated[str, typer.Option("--name", help="The agency's full name.")],
+    valid_days: Annotated[
+        int, typer.Option("--valid-days", min=1, max=3650, help="Key validity in days.")
+    ] = 365,
+    home: Home = None,
+) -> None:
+    """Enrol an agency: new signing and encryption keys and a root-signed record."""
+    where = _home(home)
+    federation = Federation.load(where)
+    record = federation.add_agency(
+        agency_id, name, now=_now(), valid_for=timedelta(days=valid_days)
+    )
+    err_console.print(
+        f"Enrolled {record.id} ({record.name}); private keys in "
+        f"{where / 'agencies' / record.id}.\n"
+        f"Next: fusionbus agency grant {record.id} --category C --jurisdiction J "
+        f"--home {where}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    typer.echo(record.id)
+
+
+@agency_app.command("grant")
+def grant(
+    agency_id: Annotated[str, typer.Argument(metavar="ID")],
+    category: Annotated[
+        list[str], typer.Option("--category", help="A trafficking category; repeatable.")
+    ],
+    jurisdiction: Annotated[
+        list[str],
+        typer.Option("--jurisdiction", help="PK, PK-SD or PKKHI (covers below); repeatable."),
+    ],
+    home: Home = None,
+) -> None:
+    """Entitle an agency to receive every given category in every given jurisdiction."""
+    federation = Federation.load(_home(home))
+    before = federation.agency(agency_id).revision
+    record = federation.grant(
+        agency_id, categories=category, jurisdictions=jurisdiction, now=_now()
+    )
+    changed = "granted" if record.revision != before else "already granted, nothing changed"
+    err_console.print(
+        f"{record.id}: {changed}; revision {record.revision}. Grants: {_grants(record) or 'none'}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _grants(record: AgencyRecord) -> str:
+    by_category: dict[str, list[str]] = {}
+    for item in record.grants:
+        by_category.setdefault(item.category, []).append(item.jurisdiction)
+    return "; ".join(f"{c}: {', '.join(j)}" for c, j in by_category.items())
+
+
+def as_json(record: AgencyRecord) -> dict[str, object]:
+    """The JSON object ``agency list --json`` prints: the verified record, plus the kids of
+    the current keys for convenience."""
+    return record.model_dump(mode="json") | {
+        "signing_kid": record.signing_kid,
+        "encryption_kid": record.encryption_kid,
+    }
+
+
+@agency_app.command("list")
+def list_agencies(
+    json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    home: Home = None,
+) -> None:
+    """Show the directory (every record's root signature verified first)."""
+    federation = Federation.load(_home(home))
+    records = federation.agencies()
+    if json:
+        for record in records:
+            typer.echo(orjson.dumps(as_json(record)).decode())
+        return
+    if not records:
+        err_console.print("No agencies yet: fusionbus agency add ID --name NAME")
+        return
+    table = Table(title=f"Federation {federation.root_kid[:12]}… ({federation.home})")
+    for column in ("id", "name", "signing kid", "encryption kid", "valid until", "grants"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        table.add_row(
+            record.id,
+            record.name,
+            record.signing_kid,
+            record.encryption_kid,
+            record.encryption_keys[-1].valid_until.date().isoformat(),
+            _grants(record) or "-",
+        )
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=240)  # piped: do not fold the key ids
+    out.print(table)
