@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 from aiokafka import errors as kafka_errors
@@ -48,10 +49,32 @@ async def ensure_topics(
             response = await admin.create_topics(
                 [NewTopic(n, partitions, replication, topic_configs=configs) for n in missing]
             )
+            created = _created(response.topic_errors)
+            await _wait_for_leaders(admin, created)
         finally:
             await admin.close()
+    return created
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
+    """Return once every partition of ``topics`` has a leader (or after ten seconds), so the
+    first send does not meet NotLeaderForPartition."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while topics and asyncio.get_running_loop().time() < deadline:
+        described = await admin.describe_topics(topics)
+        if all(
+            t["error_code"] == 0
+            and t["partitions"]
+            and all(p["leader"] >= 0 for p in t["partitions"])
+            for t in described
+        ):
+            return
+        await asyncio.sleep(0.1)
+
+
+def _created(topic_errors: list[tuple[str, int, str | None]]) -> list[str]:
     created = []
-    for topic, code, *rest in response.topic_errors:
+    for topic, code, *rest in topic_errors:
         if code == 0:
             created.append(topic)
         elif code != _ALREADY_EXISTS:  # a concurrent creator won the race: fine

@@ -19,7 +19,6 @@ after a restart.
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -35,12 +34,13 @@ from broker.keys import Identity
 from broker.topics import subscription_pattern
 from broker.transport import map_kafka_errors
 from broker.trust import TrustStore
+from consumers._catchup import CatchUp
 from consumers.delivered import Delivered, MemoryDelivered, Seen
 from consumers.quarantine import Quarantine
 from schemas import Report, covers, normalise_jurisdiction
 from schemas.envelope import RoutingHeader
 
-__all__ = ["Delivery", "Handler", "Subscriber", "new_group_id"]
+__all__ = ["Delivery", "Handler", "RejectHook", "Subscriber", "new_group_id"]
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +64,8 @@ class Delivery:
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
+RejectHook = Callable[[ConsumerRecord[bytes, bytes], str, str], Awaitable[None]]
+"""Told of each quarantined record: (record, reason code, detail)."""
 
 
 class Subscriber:
@@ -83,6 +85,7 @@ class Subscriber:
         delivered: Delivered | None = None,
         clock: Clock = _utcnow,
         metadata_refresh_ms: int = 5_000,
+        on_reject: RejectHook | None = None,
     ) -> None:
         self._identity = identity
         self._settings = settings
@@ -97,6 +100,7 @@ class Subscriber:
         self._metadata_refresh_ms = metadata_refresh_ms
         self._opener = Opener(identity, trust)
         self._quarantine = Quarantine(identity.agency, settings)
+        self._on_reject = on_reject
         self.handed_over = 0
         self.quarantined = 0
         self.skipped = 0
@@ -123,8 +127,7 @@ class Subscriber:
     async def _loop(
         self, consumer: AIOKafkaConsumer, handler: Handler, limit: int | None, exit_at_end: bool
     ) -> None:
-        ends: dict[TopicPartition, int] | None = None
-        started = time.monotonic()
+        catch_up = CatchUp() if exit_at_end else None
         while limit is None or self.handed_over < limit:
             with map_kafka_errors("fetching reports"):
                 batch = await consumer.getmany(timeout_ms=500, max_records=500)
@@ -142,12 +145,8 @@ class Subscriber:
                         done[tp] = record.offset + 1
             finally:
                 await self._commit(consumer, done)
-            if exit_at_end:
-                ends = await self._update_ends(consumer, ends)
-                if ends is not None and await self._caught_up(consumer, ends):
-                    return
-                if ends is None and time.monotonic() - started > 10:
-                    return  # nothing matches the subscription: nothing to catch up with
+            if catch_up is not None and await catch_up.done(consumer):
+                return
 
     async def _process(self, record: ConsumerRecord[bytes, bytes], handler: Handler) -> None:
         data = record.value or b""
@@ -194,31 +193,13 @@ class Subscriber:
             offset=record.offset,
         )
         await self._quarantine.put(record, str(reason), detail)
+        if self._on_reject is not None:
+            await self._on_reject(record, str(reason), detail)
 
     async def _commit(self, consumer: AIOKafkaConsumer, done: dict[TopicPartition, int]) -> None:
         if done and self._group_id is not None:
             with map_kafka_errors("committing offsets"):
                 await consumer.commit(done)
-
-    async def _update_ends(
-        self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int] | None
-    ) -> dict[TopicPartition, int] | None:
-        assigned = consumer.assignment()
-        if not assigned:
-            return ends
-        if ends is None or set(ends) != assigned:
-            with map_kafka_errors("reading end offsets"):
-                fresh: dict[TopicPartition, int] = await consumer.end_offsets(list(assigned))
-            return {tp: (ends or {}).get(tp, fresh[tp]) for tp in assigned}
-        return ends
-
-    @staticmethod
-    async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-        for tp, end in ends.items():
-            with map_kafka_errors("reading positions"):
-                if await consumer.position(tp) < end:
-                    return False
-        return True
 
 
 def new_group_id(agency: str, name: str | None = None) -> str:

@@ -14,8 +14,10 @@ import typer
 from broker.errors import FusionbusError
 from broker.logs import configure_logging
 from fusionbus.cli._console import err_console
+from fusionbus.cli.demo import up
 from fusionbus.cli.federation import agency_app, federation_app
-from fusionbus.cli.kafka import kafka_app, start_cluster
+from fusionbus.cli.kafka import kafka_app
+from fusionbus.cli.reports import publish, report_app, tail
 
 __all__ = ["app", "main"]
 
@@ -30,6 +32,10 @@ app = typer.Typer(
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(federation_app, name="federation")
 app.add_typer(agency_app, name="agency")
+app.add_typer(report_app, name="report")
+app.command()(up)
+app.command()(publish)
+app.command()(tail)
 
 
 @app.callback()
@@ -43,21 +49,6 @@ def _root(
     ] = None,
 ) -> None:
     configure_logging("INFO" if verbose else "WARNING", json=log_json)
-
-
-@app.command()
-def up() -> None:
-    """Start the local fusionbus: the embedded single-node Kafka on 127.0.0.1:9092.
-
-    Idempotent: if it already runs, says so. Later releases grow this into the whole local
-    service (demo federation, sample reports).
-    """
-    state = start_cluster(nodes=1, data_dir=None, port=None)
-    err_console.print(
-        "\nNext: [bold]fusionbus kafka status[/] shows the nodes, "
-        "[bold]fusionbus kafka stop[/] stops them."
-    )
-    typer.echo(state.bootstrap)
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
-"""The one rich console the CLI writes human-facing text to (standard error)."""
+"""The rich consoles the CLI writes to: data on standard output, the rest on standard error."""
 
 from rich.console import Console
 
-__all__ = ["err_console"]
+__all__ = ["err_console", "out_console"]
 
 err_console = Console(stderr=True)
+out_console = Console()

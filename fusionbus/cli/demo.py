@@ -1,0 +1,95 @@
+"""``fusionbus up``: the whole local fusionbus in one command (README command 1).
+
+Starts the embedded Kafka if needed, creates a demo federation of Pakistan Customs
+(``customs``), the Anti Narcotics Force (``anf``) and the Federal Investigation Agency
+(``fia``) with realistic grants, publishes a few sample reports, and prints what to try next.
+Idempotent: a home that already holds a federation is used as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import typer
+
+from broker.config import KafkaSettings
+from broker.federation import Federation
+from fusionbus.cli._common import HomeOpt, recipient_policy, resolve_home
+from fusionbus.cli._console import err_console
+from fusionbus.cli.kafka import start_cluster
+from producers import Publisher
+from schemas import Precedence, Report, example_report
+
+__all__ = ["DEMO_AGENCIES", "up"]
+
+DEMO_AGENCIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "customs": (
+        "Pakistan Customs, Intelligence & Investigations (FBR)",
+        ("contraband", "counterfeit_goods", "cash_smuggling", "arms", "wildlife",
+         "cultural_property"),
+    ),
+    "anf": ("Anti Narcotics Force", ("narcotics", "precursor_chemicals")),
+    "fia": (
+        "Federal Investigation Agency",
+        ("human_trafficking", "migrant_smuggling", "cash_smuggling"),
+    ),
+}  # fmt: skip
+
+
+def _samples() -> list[Report]:
+    narcotics = example_report("narcotics", "PKKHI")
+    cash = example_report("cash_smuggling", "PKTOR")
+    persons = example_report("human_trafficking", "PKLHE").model_copy(
+        update={"precedence": Precedence.FLASH}
+    )
+    return [narcotics, cash, persons]
+
+
+def up(home: HomeOpt = None) -> None:
+    """Start the local fusionbus: embedded Kafka, a demo federation, sample reports."""
+    where = resolve_home(home)
+    state = start_cluster(nodes=1, data_dir=where / "kafka", port=None)
+    settings = KafkaSettings(bootstrap=state.bootstrap)
+    config = where / "config.toml"
+    config.write_text(f'# Written by `fusionbus up`.\n[kafka]\nbootstrap = "{state.bootstrap}"\n')
+    if (where / "federation" / "root.pub.jwk").is_file():
+        err_console.print(f"Using the federation already in {where}.", highlight=False)
+    else:
+        now = datetime.now(UTC).replace(microsecond=0)
+        federation = Federation.init(where, now=now)
+        for agency, (name, categories) in DEMO_AGENCIES.items():
+            federation.add_agency(agency, name, now=now)
+            federation.grant(agency, categories=categories, jurisdictions=["PK"], now=now)
+        sent = asyncio.run(_publish_samples(federation, settings))
+        err_console.print(
+            f"Created a demo federation in {where}: customs, anf and fia, and published "
+            f"{sent} sample reports.",
+            highlight=False,
+        )
+    flag = "" if home is None else f" --home {where}"
+    err_console.print(
+        "\nTry next:\n"
+        f"  fusionbus tail --agency anf --from-beginning --exit-at-end{flag}\n"
+        f"  fusionbus tail --agency fia --from-beginning --exit-at-end --json{flag}\n"
+        f"  fusionbus report example --category narcotics --jurisdiction PKBQM > report.json\n"
+        f"  fusionbus publish --agency customs report.json{flag}\n"
+        f"  fusionbus tail --agency customs --raw --from-beginning --exit-at-end{flag}\n"
+        f"  fusionbus agency list{flag}\n"
+        "(the commands are in .venv/bin when set up by ./dev up)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    typer.echo(state.bootstrap)
+
+
+async def _publish_samples(federation: Federation, settings: KafkaSettings) -> int:
+    identity = federation.identity("customs")
+    async with Publisher(
+        identity, federation.trust_store(), recipient_policy(federation), settings
+    ) as publisher:
+        results = await publisher.publish_many(_samples())
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return len(results)

@@ -1,0 +1,306 @@
+"""``fusionbus publish``, ``fusionbus tail`` and ``fusionbus report example``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from aiokafka import ConsumerRecord
+from pydantic import ValidationError
+
+from broker.errors import FusionbusError, SchemaValidationError, VerificationError
+from consumers import Delivery, Subscriber
+from consumers.raw import tail_raw
+from fusionbus.cli._common import (
+    BootstrapOpt,
+    HomeOpt,
+    kafka_settings,
+    load_federation,
+    recipient_policy,
+    resolve_home,
+)
+from fusionbus.cli._console import err_console, out_console
+from producers import Publisher
+from schemas import Report, describe_validation_error, example_report
+from schemas.envelope import RoutingHeader
+
+__all__ = ["publish", "report_app", "tail"]
+
+report_app = typer.Typer(help="Work with report documents.", no_args_is_help=True)
+
+AgencyOpt = Annotated[str, typer.Option("--agency", help="The agency id to act as, e.g. anf.")]
+
+
+@report_app.command("example")
+def example(
+    category: Annotated[str, typer.Option(help="Trafficking category code.")] = "narcotics",
+    jurisdiction: Annotated[
+        str, typer.Option(help="Country, subdivision or UN/LOCODE place.")
+    ] = "PKKHI",
+) -> None:
+    """Print a valid, realistic example report as JSON (a starting point to edit)."""
+    try:
+        report = example_report(category, jurisdiction)
+    except ValidationError as exc:
+        raise SchemaValidationError(_describe("example", exc)) from exc
+    typer.echo(orjson.dumps(report.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
+
+
+def publish(
+    agency: AgencyOpt,
+    source: Annotated[
+        str, typer.Argument(help="A JSON report, or JSON lines of reports; - for stdin.")
+    ] = "-",
+    home: HomeOpt = None,
+    bootstrap: BootstrapOpt = None,
+) -> None:
+    """Sign, encrypt and publish reports; print one message id per line.
+
+    Every report is validated before anything is sent. ``message_id``, ``created_at``,
+    ``sender`` and ``schema_version`` are filled in when absent.
+    """
+    text = sys.stdin.read() if source == "-" else _read(Path(source))
+    reports = _parse_reports(text, agency)
+    where = resolve_home(home)
+    federation = load_federation(where)
+    identity = federation.identity(agency)
+    settings = kafka_settings(where, bootstrap)
+
+    async def send() -> list[Any]:
+        async with Publisher(
+            identity, federation.trust_store(), recipient_policy(federation), settings
+        ) as publisher:
+            return await publisher.publish_many(reports)
+
+    results = asyncio.run(send())
+    failed = 0
+    for number, (report, result) in enumerate(zip(reports, results, strict=True), start=1):
+        if isinstance(result, FusionbusError):
+            failed += 1
+            err_console.print(
+                f"[red]report {number} ({report.message_id}) was NOT sent:[/] {result}",
+                highlight=False,
+            )
+        else:
+            typer.echo(str(report.message_id))
+    if failed:
+        err_console.print(f"{len(reports) - failed} of {len(reports)} reports were sent.")
+        raise typer.Exit(1)
+
+
+def tail(  # noqa: PLR0917 - typer maps each parameter to an option
+    agency: AgencyOpt,
+    category: Annotated[
+        list[str] | None, typer.Option("--category", help="Repeatable [default: the grants].")
+    ] = None,
+    jurisdiction: Annotated[
+        list[str] | None,
+        typer.Option("--jurisdiction", help="Repeatable; covers its subtree [default: grants]."),
+    ] = None,
+    from_beginning: Annotated[bool, typer.Option("--from-beginning")] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Start at a time: ISO 8601 (2026-11-28T09:00Z) or an age (90m, 2h)."),
+    ] = None,
+    count: Annotated[int | None, typer.Option(min=1, help="Exit after N reports.")] = None,
+    exit_at_end: Annotated[
+        bool, typer.Option("--exit-at-end", help="Exit once caught up.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Show clear routing metadata only; do not decrypt.")
+    ] = False,
+    home: HomeOpt = None,
+    bootstrap: BootstrapOpt = None,
+) -> None:
+    """Follow the reports the agency may read (like ``kcat -C``)."""
+    where = resolve_home(home)
+    federation = load_federation(where)
+    settings = kafka_settings(where, bootstrap)
+    grants = federation.agency(agency).grants
+    categories = category or sorted({g.category for g in grants})
+    jurisdictions = jurisdiction or sorted({g.jurisdiction for g in grants})
+    if not categories or not jurisdictions:
+        raise SchemaValidationError(
+            f"{agency} has no grants to follow; pass --category and --jurisdiction, or grant "
+            f"some with `fusionbus agency grant {agency} --category ... --jurisdiction ...`."
+        )
+    start = _since(since) if since is not None else None
+    if raw:
+        asyncio.run(
+            tail_raw(
+                federation.trust_store(), settings, _raw_printer(as_json),
+                categories=categories, jurisdictions=jurisdictions,
+                from_beginning=from_beginning or start is not None, limit=count,
+                exit_at_end=exit_at_end,
+            )
+        )  # fmt: skip
+        return
+    subscriber = Subscriber(
+        federation.identity(agency), federation.trust_store(), settings,
+        categories=categories, jurisdictions=jurisdictions, from_beginning=from_beginning,
+        since=start, on_reject=_reject_printer(as_json),
+    )  # fmt: skip
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(subscriber.run(_printer(as_json), limit=count, exit_at_end=exit_at_end))
+
+
+_PRECEDENCE_STYLE = {
+    "FLASH": "bold white on red",
+    "IMMEDIATE": "bold yellow",
+    "PRIORITY": "cyan",
+    "ROUTINE": "dim",
+}
+
+
+def _printer(as_json: bool) -> Any:
+    async def show(delivery: Delivery) -> None:
+        report, header = delivery.report, delivery.header
+        if as_json:
+            line = {
+                "topic": delivery.topic,
+                "partition": delivery.partition,
+                "offset": delivery.offset,
+                "header": header.model_dump(mode="json"),
+                "report": report.model_dump(mode="json"),
+            }
+            sys.stdout.write(orjson.dumps(line).decode() + "\n")
+            sys.stdout.flush()
+            return
+        style = _PRECEDENCE_STYLE.get(header.precedence, "")
+        out_console.print(
+            f"[{style}]{header.precedence:<9}[/] {header.created_at:%Y-%m-%d %H:%M}Z "
+            f"[bold]{header.sender}[/] {header.category} {header.jurisdiction} "
+            f"{header.tlp}  {report.title}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    return show
+
+
+def _reject_printer(as_json: bool) -> Any:
+    async def flag(record: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> None:
+        where = f"{record.topic}/{record.partition}@{record.offset}"
+        if as_json:
+            line = {"quarantined": True, "reason": reason, "detail": detail, "source": where}
+            sys.stdout.write(orjson.dumps(line).decode() + "\n")
+            sys.stdout.flush()
+        else:
+            out_console.print(
+                f"[bold red]QUARANTINED[/] {reason}: {detail} ({where})",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+    return flag
+
+
+def _raw_printer(as_json: bool) -> Any:
+    async def show(
+        record: ConsumerRecord[bytes, bytes],
+        header: RoutingHeader | None,
+        error: VerificationError | None,
+    ) -> None:
+        where = f"{record.topic}/{record.partition}@{record.offset}"
+        if as_json:
+            line: dict[str, Any] = {"source": where, "verified": header is not None}
+            if header is not None:
+                line["header"] = header.model_dump(mode="json")
+            if error is not None:
+                line["reason"] = str(error.reason)
+            sys.stdout.write(orjson.dumps(line).decode() + "\n")
+            sys.stdout.flush()
+        elif header is not None:
+            out_console.print(
+                f"{header.precedence:<9} {header.created_at:%Y-%m-%d %H:%M}Z {header.sender} "
+                f"{header.category} {header.jurisdiction} {header.tlp} "
+                f"to {len(header.recipients)} key(s) ({where})",
+                highlight=False,
+                soft_wrap=True,
+            )
+        else:
+            reason = error.reason if error is not None else "unknown"
+            out_console.print(
+                f"[bold red]UNVERIFIED[/] {reason} ({where})", highlight=False, soft_wrap=True
+            )
+
+    return show
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise SchemaValidationError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _parse_reports(text: str, agency: str) -> list[Report]:
+    """One JSON document, or JSON lines; all valid, or a SchemaValidationError naming lines."""
+    stripped = text.strip()
+    if not stripped:
+        raise SchemaValidationError("no report given: pass a JSON file, or JSON lines on stdin")
+    try:
+        documents = [(1, orjson.loads(stripped))]
+    except orjson.JSONDecodeError:
+        documents = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    documents.append((number, orjson.loads(line)))
+                except orjson.JSONDecodeError as exc:
+                    raise SchemaValidationError(
+                        f"line {number} is not JSON ({exc}); nothing was published"
+                    ) from exc
+    reports, problems = [], []
+    now = datetime.now(UTC).isoformat()
+    for number, document in documents:
+        if not isinstance(document, dict):
+            problems.append(f"line {number}: expected a JSON object (a report)")
+            continue
+        filled = {
+            "message_id": str(uuid.uuid4()),
+            "created_at": now,
+            "sender": agency,
+            "schema_version": "1.0",
+            **document,
+        }
+        try:
+            reports.append(Report.model_validate(filled))
+        except ValidationError as exc:
+            problems.append(_describe(f"line {number}", exc))
+    if problems:
+        raise SchemaValidationError(
+            "invalid report(s); nothing was published:\n" + "\n".join(problems)
+        )
+    return reports
+
+
+def _describe(where: str, exc: ValidationError) -> str:
+    return "\n".join(f"{where}: {line}" for line in describe_validation_error(exc))
+
+
+_AGE = re.compile(r"^(\d+)\s*([smhd])$")
+
+
+def _since(text: str) -> datetime:
+    match = _AGE.match(text.strip())
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise SchemaValidationError(
+            f"--since {text!r}: expected an ISO 8601 time like 2026-11-28T09:00Z or an age "
+            "like 90m, 2h or 1d"
+        ) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
