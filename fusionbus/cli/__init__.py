@@ -7,6 +7,7 @@ one-paragraph message and exit code 1; a usage error exits 2.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
@@ -49,6 +50,10 @@ def _root(
     ] = None,
 ) -> None:
     configure_logging("INFO" if verbose else "WARNING", json=log_json)
+    if not verbose:
+        # aiokafka logs transient, self-healing conditions (a coordinator still being
+        # elected) at ERROR; fusionbus raises what is not transient. -v shows them all.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from broker.errors import FusionbusError, SchemaValidationError, VerificationError
-from consumers import Delivery, Subscriber
+from consumers import Delivery, SqliteDelivered, Subscriber, new_group_id
 from consumers.raw import tail_raw
 from fusionbus.cli._common import (
     BootstrapOpt,
@@ -118,6 +118,13 @@ def tail(  # noqa: PLR0917 - typer maps each parameter to an option
     raw: Annotated[
         bool, typer.Option("--raw", help="Show clear routing metadata only; do not decrypt.")
     ] = False,
+    group: Annotated[
+        str | None,
+        typer.Option(
+            help="Resume as this named consumer group: commit progress, and never show a "
+            "report twice across restarts (state in <home>/state/)."
+        ),
+    ] = None,
     home: HomeOpt = None,
     bootstrap: BootstrapOpt = None,
 ) -> None:
@@ -144,13 +151,25 @@ def tail(  # noqa: PLR0917 - typer maps each parameter to an option
             )
         )  # fmt: skip
         return
+    delivered = None
+    if group is not None:
+        if not _GROUP.fullmatch(group):
+            raise SchemaValidationError(
+                f"--group {group!r}: expected 1-64 of a-z, 0-9, '.', '_', '-', like case-desk"
+            )
+        delivered = SqliteDelivered(where / "state" / agency / f"{group}.delivered.sqlite")
     subscriber = Subscriber(
         federation.identity(agency), federation.trust_store(), settings,
         categories=categories, jurisdictions=jurisdictions, from_beginning=from_beginning,
-        since=start, on_reject=_reject_printer(as_json),
+        since=start, on_reject=_reject_printer(as_json), delivered=delivered,
+        group_id=None if group is None else new_group_id(agency, group),
     )  # fmt: skip
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(subscriber.run(_printer(as_json), limit=count, exit_at_end=exit_at_end))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(subscriber.run(_printer(as_json), limit=count, exit_at_end=exit_at_end))
+    finally:
+        if delivered is not None:
+            delivered.close()
 
 
 _PRECEDENCE_STYLE = {
@@ -288,6 +307,7 @@ def _describe(where: str, exc: ValidationError) -> str:
     return "\n".join(f"{where}: {line}" for line in describe_validation_error(exc))
 
 
+_GROUP = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _AGE = re.compile(r"^(\d+)\s*([smhd])$")
 
 
