@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 
@@ -46,10 +47,16 @@ def _samples() -> list[Report]:
     return [narcotics, cash, persons]
 
 
-def up(home: HomeOpt = None) -> None:
+def up(
+    home: HomeOpt = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Kafka client port; 0 picks a free one [default: 9092, or as last run]."),
+    ] = None,
+) -> None:
     """Start the local fusionbus: embedded Kafka, a demo federation, sample reports."""
     where = resolve_home(home)
-    state = start_cluster(nodes=1, data_dir=where / "kafka", port=None)
+    state = start_cluster(nodes=1, data_dir=where / "kafka", port=port)
     settings = KafkaSettings(bootstrap=state.bootstrap)
     config = where / "config.toml"
     config.write_text(f'# Written by `fusionbus up`.\n[kafka]\nbootstrap = "{state.bootstrap}"\n')
