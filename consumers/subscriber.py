@@ -149,6 +149,9 @@ class Subscriber:
                 return
 
     async def _process(self, record: ConsumerRecord[bytes, bytes], handler: Handler) -> None:
+        if self._outside_by_headers(record):
+            self.skipped += 1  # cheap early skip; the signed header decides what is handed over
+            return
         data = record.value or b""
         try:
             message = open_report(
@@ -161,9 +164,7 @@ class Subscriber:
             await self._reject(record, exc.reason, exc.detail)
             return
         header = message.header
-        if header.category not in self._categories or not any(
-            covers(scope, header.jurisdiction) for scope in self._jurisdictions
-        ):
+        if not self._covers(header.category, header.jurisdiction):
             self.skipped += 1  # readable, but outside this subscription
             return
         digest = hashlib.sha256(data).digest()
@@ -182,6 +183,26 @@ class Subscriber:
         )  # fmt: skip
         self._delivered.mark(header.message_id, digest, header.expires_at)
         self.handed_over += 1
+
+    def _covers(self, category: str, jurisdiction: str) -> bool:
+        try:
+            return category in self._categories and any(
+                covers(scope, jurisdiction) for scope in self._jurisdictions
+            )
+        except ValueError:  # a jurisdiction this node does not know (an unregistered place)
+            return False
+
+    def _outside_by_headers(self, record: ConsumerRecord[bytes, bytes]) -> bool:
+        """True when the record's clear (unauthenticated) Kafka headers say it is outside the
+        subscription. Forging them can only make a record skipped, which anyone able to
+        write the topic could achieve anyway; they never make a record accepted."""
+        headers = dict(record.headers or ())
+        category, jurisdiction = headers.get("fb-category"), headers.get("fb-jurisdiction")
+        if category is None or jurisdiction is None:
+            return False
+        return not self._covers(
+            category.decode(errors="replace"), jurisdiction.decode(errors="replace")
+        )
 
     async def _reject(self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> None:
         self.quarantined += 1
