@@ -1,0 +1,67 @@
+"""The subscriber's scope checks, without Kafka."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiokafka import ConsumerRecord
+
+from broker.config import KafkaSettings
+from broker.keys import Identity
+from broker.trust import MemoryTrustStore
+from consumers import MemoryDelivered, Seen, Subscriber
+
+
+def _record(headers: list[tuple[str, bytes]]) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        topic="fusionbus.reports.pk-sd.narcotics", partition=0, offset=0, timestamp=0,
+        timestamp_type=0, key=None, value=b"{}", checksum=None, serialized_key_size=0,
+        serialized_value_size=2, headers=headers,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def karachi_narcotics() -> Subscriber:
+    return Subscriber(
+        Identity.generate("anf"), MemoryTrustStore(), KafkaSettings(),
+        categories=["narcotics"], jurisdictions=["PKKHI"],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("headers", "outside"),
+    [
+        ([("fb-category", b"narcotics"), ("fb-jurisdiction", b"PKKHI")], False),
+        ([("fb-category", b"narcotics"), ("fb-jurisdiction", b"PKBQM")], True),  # Port Qasim
+        ([("fb-category", b"arms"), ("fb-jurisdiction", b"PKKHI")], True),
+        ([("fb-category", b"narcotics"), ("fb-jurisdiction", b"PK-SD")], True),  # wider
+        ([("fb-category", b"narcotics"), ("fb-jurisdiction", b"XX-\xff")], True),  # garbage
+        ([], False),  # no headers: open it and let the signed header decide
+        ([("fb-category", b"narcotics")], False),
+    ],
+)
+def test_clear_headers_only_ever_skip_records(
+    karachi_narcotics: Subscriber, headers: list[tuple[str, bytes]], outside: bool
+) -> None:
+    assert karachi_narcotics._outside_by_headers(_record(headers)) is outside
+
+
+def test_a_subscription_to_an_unknown_jurisdiction_is_refused() -> None:
+    with pytest.raises(ValueError, match="ISO 3166"):
+        Subscriber(
+            Identity.generate("anf"), MemoryTrustStore(), KafkaSettings(),
+            categories=["narcotics"], jurisdictions=["ZZ-QQ"],
+        )  # fmt: skip
+
+
+def test_delivery_state_tells_redelivery_from_replay() -> None:
+    store = MemoryDelivered()
+    mid, now = uuid.uuid4(), datetime.now(UTC)
+    assert store.check(mid, b"a") is Seen.NEW
+    store.mark(mid, b"a", now + timedelta(hours=1))
+    assert store.check(mid, b"a") is Seen.DUPLICATE
+    assert store.check(mid, b"b") is Seen.REPLAY
+    assert store.forget_expired(now + timedelta(hours=2)) == 1
+    assert store.check(mid, b"b") is Seen.NEW
