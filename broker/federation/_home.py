@@ -22,6 +22,7 @@ import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -93,6 +94,16 @@ class HomeLayout:
     def encryption_key(self, agency: str) -> Path:
         return self.agency_dir(agency) / "encryption.key.pem"
 
+    def kept_key(self, agency: str, usage: Literal["signing", "encryption"], kid: str) -> Path:
+        """A key file named by its kid: an older decryption key kept after a rotation, or a
+        new key written before the rotation's record is (``<usage>.<kid>.key.pem``)."""
+        return self.agency_dir(agency) / f"{usage}.{kid}.key.pem"
+
+    @property
+    def live_state(self) -> Path:
+        """The latest record accepted per agency from the directory topic."""
+        return self.directory_dir / "live-state.json"
+
     def jwks(self, agency: str) -> Path:
         return self.agency_dir(agency) / f"{agency}.jwks.json"
 
@@ -149,6 +160,24 @@ def _write(path: Path, data: bytes, *, mode: int, exclusive: bool) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
+
+
+def link_file(source: Path, target: Path) -> None:
+    """Give ``source`` the second name ``target`` (same inode, same 0600 mode)."""
+    try:
+        os.link(source, target)
+        _fsync_dir(target.parent)
+    except OSError as exc:
+        raise ConfigError(f"cannot link {source} to {target}: {exc.strerror or exc}") from exc
+
+
+def replace_file(source: Path, target: Path) -> None:
+    """Rename ``source`` over ``target`` atomically."""
+    try:
+        source.replace(target)
+        _fsync_dir(target.parent)
+    except OSError as exc:
+        raise ConfigError(f"cannot move {source} to {target}: {exc.strerror or exc}") from exc
 
 
 def write_private_key(path: Path, key: SigningKey | DecryptionKey, settings: KeySettings) -> None:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import orjson
 import structlog
@@ -20,13 +21,15 @@ from pydantic import ValidationError
 
 from broker._crypto import EncryptionKey, VerifyKey
 from broker.errors import ConfigError
-from broker.federation import policy
+from broker.federation import lifecycle, policy
 from broker.federation._home import (
     PUBLIC_FILE_MODE,
     HomeLayout,
     KeySettings,
+    link_file,
     private_dir,
     read_private_key,
+    replace_file,
     write_file,
     write_private_key,
 )
@@ -102,6 +105,22 @@ def _read_root_public(path: Path, home: Path) -> VerifyKey:
     if not isinstance(key, VerifyKey):
         raise ConfigError(f"{path}: the root key must be an Ed25519 signing key, not X25519")
     return key
+
+
+def _kind(
+    key: SigningKey | DecryptionKey, usage: Literal["signing", "encryption"], path: Path
+) -> None:
+    if usage == "signing" and not isinstance(key, SigningKey):
+        raise ConfigError(f"{path} holds an X25519 key; expected Ed25519")
+    if usage == "encryption" and not isinstance(key, DecryptionKey):
+        raise ConfigError(f"{path} holds an Ed25519 key; expected X25519")
+
+
+def _revoked(record: AgencyRecord, kid: str) -> bool:
+    return any(
+        e.kid == kid and e.revoked_at is not None
+        for e in (*record.signing_keys, *record.encryption_keys)
+    )
 
 
 class Federation:
@@ -257,6 +276,18 @@ class Federation:
         private_dir(folder)
         write_private_key(self._layout.signing_key(agency_id), signing, self._settings)
         write_private_key(self._layout.encryption_key(agency_id), decryption, self._settings)
+        self._write_jwks(agency_id, signing, decryption)
+        self._publish(record, root, new=True)
+        log.info(
+            "federation.agency_added",
+            agency=agency_id,
+            signing_kid=record.signing_kid,
+            encryption_kid=record.encryption_kid,
+            revision=record.revision,
+        )
+        return record
+
+    def _write_jwks(self, agency_id: str, signing: SigningKey, decryption: DecryptionKey) -> None:
         jwks = {
             "keys": [
                 public_jwk(signing) | {"use": "sig", "alg": "Ed25519"},
@@ -268,15 +299,6 @@ class Federation:
             orjson.dumps(jwks, option=orjson.OPT_INDENT_2) + b"\n",
             mode=PUBLIC_FILE_MODE,
         )
-        self._publish(record, root, new=True)
-        log.info(
-            "federation.agency_added",
-            agency=agency_id,
-            signing_kid=record.signing_kid,
-            encryption_kid=record.encryption_kid,
-            revision=record.revision,
-        )
-        return record
 
     @staticmethod
     def _entry(key: VerifyKey | EncryptionKey, now: datetime, valid_for: timedelta) -> KeyEntry:
@@ -338,26 +360,141 @@ class Federation:
         return DirectoryTrustStore(self._records.values())
 
     def identity(self, agency_id: str) -> Identity:
-        """``agency_id``'s private keys from this home, checked against its record."""
+        """``agency_id``'s private keys from this home, checked against its record.
+
+        Besides the current keys it holds every older decryption key still listed whose
+        file (``encryption.<kid>.key.pem``) is here, to open envelopes sealed before a
+        rotation.
+        """
         record = self.agency(agency_id)
-        signing_path = self._layout.signing_key(agency_id)
-        encryption_path = self._layout.encryption_key(agency_id)
-        signing = read_private_key(signing_path, self._settings)
-        decryption = read_private_key(encryption_path, self._settings)
-        if not isinstance(signing, SigningKey):
-            raise ConfigError(f"{signing_path} holds an X25519 key; expected Ed25519")
-        if not isinstance(decryption, DecryptionKey):
-            raise ConfigError(f"{encryption_path} holds an Ed25519 key; expected X25519")
-        for path, kid, listed in (
-            (signing_path, kid_of(signing), record.signing_kid),
-            (encryption_path, kid_of(decryption), record.encryption_kid),
-        ):
-            if kid != listed:
-                raise ConfigError(
-                    f"{path} holds key {kid}, but the directory lists {listed} as "
-                    f"{agency_id!r}'s current key; restore the matching key file"
-                )
-        return Identity.create(agency_id, signing, decryption)
+        signing, _ = self._current_key(agency_id, "signing", record.signing_kid)
+        current, _ = self._current_key(agency_id, "encryption", record.encryption_kid)
+        older: list[DecryptionKey] = []
+        for entry in record.encryption_keys[:-1]:
+            path = self._layout.kept_key(agency_id, "encryption", entry.kid)
+            key = self._load_key(path, "encryption", entry.kid) if path.exists() else None
+            if isinstance(key, DecryptionKey):
+                older.append(key)
+        if not isinstance(signing, SigningKey) or not isinstance(current, DecryptionKey):
+            raise ConfigError("unreachable: _load_key checks the kind of every key")
+        return Identity.create(agency_id, signing, *older, current)
+
+    def _current_key(
+        self, agency_id: str, usage: Literal["signing", "encryption"], kid: str
+    ) -> tuple[SigningKey | DecryptionKey, Path]:
+        """The private key ``kid`` and its file: ``<usage>.key.pem``, or, after a rotation
+        interrupted between signing the record and renaming the files, ``<usage>.<kid>...``."""
+        path = (
+            self._layout.signing_key(agency_id)
+            if usage == "signing"
+            else self._layout.encryption_key(agency_id)
+        )
+        named = self._layout.kept_key(agency_id, usage, kid)
+        if named.exists():
+            return self._load_key(named, usage, kid), named
+        key = read_private_key(path, self._settings)  # names the file if it is missing
+        _kind(key, usage, path)
+        if kid_of(key) != kid:
+            raise ConfigError(
+                f"{path} holds key {kid_of(key)}, but the directory lists {kid} as "
+                f"{agency_id!r}'s current key; restore the matching key file"
+            )
+        return self._load_key(path, usage, kid, key), path
+
+    def _load_key(
+        self,
+        path: Path,
+        usage: Literal["signing", "encryption"],
+        kid: str,
+        key: SigningKey | DecryptionKey | None = None,
+    ) -> SigningKey | DecryptionKey:
+        key = key if key is not None else read_private_key(path, self._settings)
+        _kind(key, usage, path)
+        if kid_of(key) != kid:
+            raise ConfigError(f"{path} holds key {kid_of(key)}, not {kid}; restore that file")
+        return key
+
+    def rotate_keys(
+        self, agency_id: str, *, now: datetime, valid_for: timedelta = timedelta(days=365)
+    ) -> AgencyRecord:
+        """New signing and encryption keys for ``agency_id``; the old ones end at ``now``.
+
+        On disk, in an order a crash cannot break (:meth:`identity` finds the keys at every
+        step): the new keys are written under their kids, the current decryption key gets
+        a second name ``encryption.<old kid>.key.pem`` (kept, to open older envelopes), the
+        re-signed record is written, then the new keys replace ``signing.key.pem`` and
+        ``encryption.key.pem`` (the old signing key is destroyed: nothing may sign with
+        it any more).
+        """
+        _aware(now)
+        record = self.agency(agency_id)
+        root = self._root_key()
+        _, old_path = self._current_key(agency_id, "encryption", record.encryption_kid)
+        _, old_signing_path = self._current_key(agency_id, "signing", record.signing_kid)
+        signing, decryption = SigningKey.generate(), DecryptionKey.generate()
+        updated = lifecycle.rotated(
+            record, signing.public, decryption.public, now=now, valid_for=valid_for
+        )
+        new_signing = self._layout.kept_key(agency_id, "signing", kid_of(signing))
+        new_encryption = self._layout.kept_key(agency_id, "encryption", kid_of(decryption))
+        write_private_key(new_signing, signing, self._settings)
+        write_private_key(new_encryption, decryption, self._settings)
+        kept = self._layout.kept_key(agency_id, "encryption", record.encryption_kid)
+        if not kept.exists():
+            link_file(old_path, kept)
+        self._publish(updated, root, new=False)
+        replace_file(new_signing, self._layout.signing_key(agency_id))
+        replace_file(new_encryption, self._layout.encryption_key(agency_id))
+        if old_signing_path != self._layout.signing_key(agency_id):
+            old_signing_path.unlink(missing_ok=True)
+        self._write_jwks(agency_id, signing, decryption)
+        log.info(
+            "federation.keys_rotated",
+            agency=agency_id,
+            signing_kid=updated.signing_kid,
+            encryption_kid=updated.encryption_kid,
+            ended=[record.signing_kid, record.encryption_kid],
+            revision=updated.revision,
+        )
+        return updated
+
+    def revoke(
+        self, agency_id: str, *, reason: str, now: datetime, kid: str | None = None
+    ) -> AgencyRecord:
+        """Revoke ``agency_id``'s key ``kid``, or every key of it not yet revoked.
+
+        A revoked signing key signs no acceptable report from then on; an agency without a
+        usable encryption key stops being a recipient. ``reason`` goes to the log (the
+        administrative audit event). To let the agency take part again, rotate its keys.
+        """
+        _aware(now)
+        if not reason.strip():
+            raise ConfigError("a revocation needs a reason (--reason TEXT), for the audit trail")
+        record = self.agency(agency_id)
+        updated = lifecycle.revoked(record, None if kid is None else [kid], now=now)
+        if updated is record:
+            return record
+        self._publish(updated, self._root_key(), new=False)
+        before = {e.kid: e.revoked_at for e in (*record.signing_keys, *record.encryption_keys)}
+        log.warning(
+            "federation.keys_revoked",
+            agency=agency_id,
+            kids=sorted(k for k, at in before.items() if at is None and _revoked(updated, k)),
+            reason=reason,
+            revision=updated.revision,
+        )
+        return updated
+
+    def signed_records(self) -> dict[str, bytes]:
+        """Every agency's root-signed record, verified, as the compact JWS bytes on disk."""
+        tokens = {}
+        for agency_id in sorted(self._records):
+            path = self._layout.record(agency_id)
+            token = _read_limited(path, MAX_RECORD_BYTES).strip()
+            if verify_record(token, self._root, source=str(path)) != self._records[agency_id]:
+                raise ConfigError(f"{path} changed since the directory was loaded; load it again")
+            tokens[agency_id] = token
+        return tokens
 
     def recipients_for(
         self,
