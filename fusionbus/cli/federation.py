@@ -115,6 +115,71 @@ def grant(
     )
 
 
+@agency_app.command("rotate-keys")
+def rotate_keys(
+    agency_id: Annotated[str, typer.Argument(metavar="ID")],
+    valid_days: Annotated[
+        int, typer.Option("--valid-days", min=1, max=3650, help="New keys' validity in days.")
+    ] = 365,
+    home: Home = None,
+) -> None:
+    """Give an agency new signing and encryption keys; print the new kids.
+
+    The old keys end now but stay listed, so reports signed before still verify; the old
+    private encryption key stays in agencies/ID/encryption.<kid>.key.pem to open them.
+    Copy agencies/ID/ to the agency's machine.
+    """
+    where = _home(home)
+    federation = Federation.load(where)
+    old = federation.agency(agency_id)
+    record = federation.rotate_keys(agency_id, now=_now(), valid_for=timedelta(days=valid_days))
+    err_console.print(
+        f"{record.id}: new keys, revision {record.revision}; keys "
+        f"{old.signing_kid} and {old.encryption_kid} end now.\n"
+        f"Copy {where / 'agencies' / record.id} to the agency's machine and "
+        f"{where / 'directory'} to everyone.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    typer.echo(record.signing_kid)
+    typer.echo(record.encryption_kid)
+
+
+@agency_app.command("revoke")
+def revoke(
+    agency_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the audit trail.")],
+    key: Annotated[
+        str | None,
+        typer.Option("--key", metavar="KID", help="One key [default: every key of the agency]."),
+    ] = None,
+    home: Home = None,
+) -> None:
+    """Revoke an agency's key (or all its keys); print the kids revoked.
+
+    Reports signed with a revoked key are rejected (revoked_key) from now on, and an agency
+    left without a usable encryption key receives no new reports.
+    """
+    federation = Federation.load(_home(home))
+    old = federation.agency(agency_id)
+    record = federation.revoke(agency_id, kid=key, reason=reason, now=_now())
+    before = {e.kid: e.revoked_at for e in (*old.signing_keys, *old.encryption_keys)}
+    kids = [
+        e.kid
+        for e in (*record.signing_keys, *record.encryption_keys)
+        if e.revoked_at is not None and before[e.kid] is None
+    ]
+    done = f"revoked {len(kids)} key(s)" if kids else "already revoked, nothing changed"
+    err_console.print(
+        f"{record.id}: {done}; revision {record.revision}. Distribute the directory to "
+        "everyone; to re-admit the agency, rotate its keys.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for kid in kids:
+        typer.echo(kid)
+
+
 def _grants(record: AgencyRecord) -> str:
     by_category: dict[str, list[str]] = {}
     for item in record.grants:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -90,3 +91,43 @@ def test_errors_say_what_to_run_and_exit_1(tmp_path: Path) -> None:
     assert "fusionbus agency add fbr --name NAME" in " ".join(unknown.stderr.split())
     usage = run("agency", "grant", "fbr", "--home", str(home))
     assert usage.returncode == 2
+
+
+def test_rotate_keys_then_revoke_as_an_operator_does(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    ok("federation", "init", home=home)
+    ok("agency", "add", "customs", "--name", "Pakistan Customs", home=home)
+    ok("agency", "add", "anf", "--name", "Anti Narcotics Force", home=home)
+    before = Federation.load(home).agency("anf")
+
+    signing_kid, encryption_kid = ok("agency", "rotate-keys", "anf", home=home).split()
+    after = Federation.load(home).agency("anf")
+    assert (after.signing_kid, after.encryption_kid) == (signing_kid, encryption_kid)
+    assert after.revision == before.revision + 1
+    assert [e.kid for e in after.encryption_keys] == [before.encryption_kid, encryption_kid]
+    assert after.encryption_keys[0].valid_until <= after.issued_at + timedelta(seconds=1)
+    kept = home / "agencies" / "anf" / f"encryption.{before.encryption_kid}.key.pem"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    identity = Federation.load(home).identity("anf")
+    assert set(identity.decryption_keys) == {before.encryption_kid, encryption_kid}
+
+    revoked = ok(
+        "agency", "revoke", "anf", "--key", before.signing_kid, "--reason", "old laptop",
+        home=home,
+    ).split()  # fmt: skip
+    assert revoked == [before.signing_kid]
+    everything = ok("agency", "revoke", "anf", "--reason", "compromised", home=home).split()
+    assert set(everything) == {before.encryption_kid, signing_kid, encryption_kid}
+    final = Federation.load(home).agency("anf")
+    assert final.revision == after.revision + 2
+    assert all(e.revoked_at is not None for e in (*final.signing_keys, *final.encryption_keys))
+    again = run("agency", "revoke", "anf", "--reason", "compromised", home=home)
+    assert again.returncode == 0
+    assert again.stdout == ""
+    assert "nothing changed" in again.stderr
+
+    unknown = run("agency", "revoke", "anf", "--key", "nope", "--reason", "x", home=home)
+    assert unknown.returncode == 1
+    assert "lists no key 'nope'" in unknown.stderr
+    missing_reason = run("agency", "revoke", "anf", home=home)
+    assert missing_reason.returncode == 2
