@@ -55,7 +55,7 @@ from broker.keys import (
 from broker.trust import TrustStore
 from schemas._base import AGENCY_ID_PATTERN
 
-__all__ = ["Federation"]
+__all__ = ["Federation", "read_root_public"]
 
 log = structlog.get_logger(__name__)
 
@@ -87,7 +87,7 @@ def _json_object(data: bytes) -> dict[str, object]:
     return value
 
 
-def _read_root_public(path: Path, home: Path) -> VerifyKey:
+def read_root_public(path: Path, home: Path) -> VerifyKey:
     try:
         data = _read_limited(path, _MAX_JWK_BYTES)
     except FileNotFoundError:
@@ -160,7 +160,7 @@ class Federation:
         another key, altered, malformed or filed under another agency's name.
         """
         layout = HomeLayout(home)
-        root = _read_root_public(layout.root_public, home)
+        root = read_root_public(layout.root_public, home)
         records: dict[str, AgencyRecord] = {}
         files = sorted(layout.directory_dir.glob("*.jws")) if layout.directory_dir.is_dir() else []
         for path in files:

@@ -19,15 +19,17 @@ The result is sorted by agency id.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Protocol
 
 from broker.errors import AuthorizationError, ConfigError, SchemaValidationError
 from broker.federation.records import AgencyRecord
 from schemas.jurisdiction import normalise_jurisdiction
+from schemas.report import Report
 from schemas.vocab import Tlp, is_registered_category
 
-__all__ = ["entitled", "recipients_for"]
+__all__ = ["Directory", "entitled", "recipient_policy", "recipients_for"]
 
 
 def _subject(category: str, jurisdiction: str) -> str:
@@ -107,3 +109,39 @@ def recipients_for(
             if record.entitled(category, where) and record.encryption_key_at(now) is not None:
                 chosen[record.id] = record
     return [chosen[name] for name in sorted(chosen)]
+
+
+class Directory(Protocol):
+    """What answers the policy: a :class:`~broker.federation.Federation` (files) or a
+    :class:`~broker.federation.LiveDirectory` (the topic)."""
+
+    def recipients_for(
+        self,
+        *,
+        sender: str,
+        category: str,
+        jurisdiction: str,
+        tlp: str,
+        named_recipients: Sequence[str],
+        now: datetime,
+    ) -> list[AgencyRecord]: ...
+
+
+def recipient_policy(directory: Directory) -> Callable[[Report, datetime], list[str]]:
+    """The policy as a publisher's recipients callable: (report, now) -> encryption kids.
+
+    It asks ``directory`` on every call, so a live directory's changes apply at once.
+    """
+
+    def recipients(report: Report, now: datetime) -> list[str]:
+        chosen = directory.recipients_for(
+            sender=report.sender,
+            category=report.category,
+            jurisdiction=report.jurisdiction,
+            tlp=str(report.handling.tlp),
+            named_recipients=report.handling.named_recipients,
+            now=now,
+        )
+        return [agency.encryption_kid for agency in chosen]
+
+    return recipients

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -13,9 +11,8 @@ import typer
 
 from broker.config import KafkaSettings, default_home
 from broker.errors import ConfigError
-from broker.federation import Federation
+from broker.federation import Federation, policy
 from producers import RecipientPolicy
-from schemas import Report
 
 __all__ = [
     "BootstrapOpt",
@@ -72,16 +69,4 @@ def load_federation(home: Path) -> Federation:
 
 def recipient_policy(federation: Federation) -> RecipientPolicy:
     """The directory's dissemination policy as the publisher's recipient callable."""
-
-    def recipients(report: Report, now: datetime) -> Sequence[str]:
-        agencies = federation.recipients_for(
-            sender=report.sender,
-            category=report.category,
-            jurisdiction=report.jurisdiction,
-            tlp=str(report.handling.tlp),
-            named_recipients=report.handling.named_recipients,
-            now=now,
-        )
-        return [agency.encryption_kid for agency in agencies]
-
-    return recipients
+    return policy.recipient_policy(federation)

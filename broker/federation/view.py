@@ -1,0 +1,177 @@
+"""The directory as a stream of signed records: :class:`DirectoryView` (sans-IO).
+
+Each record offered (from the ``fusionbus.directory`` topic, key = agency id, value =
+the root-signed compact JWS) is accepted only if
+
+* the federation root signed it (:func:`~broker.federation.records.verify_record`),
+* it is filed under its own agency id,
+* its ``revision`` is above the highest accepted for that agency — the same revision with
+  the same bytes is the record already held (a re-delivery) and changes nothing; a lower
+  one is a **rollback** (an older, validly signed record replayed, e.g. one from before a
+  revocation) and the same revision with other bytes is a conflicting record: both refused,
+* and no key of it is listed for another agency.
+
+A refused record is logged and skipped (:meth:`DirectoryView.offer` never raises for bad
+input). The latest accepted record per agency is persisted in ``state`` (a JSON file in
+the home, written atomically), so after a restart the view starts from it and a replay of
+older records is still refused.
+
+The view implements :class:`~broker.trust.TrustStore` and the dissemination policy
+(:meth:`recipients_for`, :meth:`entitled`) over what it accepted so far; a
+:class:`~broker.federation.live.LiveDirectory` feeds it from Kafka in the background.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+import structlog
+
+from broker.errors import ConfigError
+from broker.federation import policy
+from broker.federation._home import PUBLIC_FILE_MODE, write_file
+from broker.federation.records import AgencyRecord, verify_record
+from broker.federation.trust import DirectoryTrustStore
+from broker.keys import VerifyKey
+from broker.trust import EncryptionKeyRecord, SigningKeyRecord
+
+__all__ = ["DirectoryView"]
+
+log = structlog.get_logger(__name__)
+
+_STATE_VERSION = 1
+
+
+class DirectoryView:
+    """The verified directory, built record by record, refusing rollbacks."""
+
+    def __init__(self, root: VerifyKey, *, state: Path | None = None) -> None:
+        self._root = root
+        self._state = state
+        self._tokens: dict[str, bytes] = {}
+        self._records: dict[str, AgencyRecord] = {}
+        self._trust = DirectoryTrustStore(())
+        self.accepted = 0
+        self.refused = 0
+        if state is not None and state.exists():
+            self._load_state(state)
+
+    def _load_state(self, state: Path) -> None:
+        try:
+            data = orjson.loads(state.read_bytes())
+            tokens = data["records"] if data.get("v") == _STATE_VERSION else None
+        except (OSError, orjson.JSONDecodeError, AttributeError, KeyError, TypeError) as exc:
+            raise ConfigError(
+                f"{state} is not a directory state file ({exc}); remove it to rebuild it from "
+                "the topic (rollback protection restarts from what the topic holds)"
+            ) from None
+        if not isinstance(tokens, dict):
+            raise ConfigError(f"{state}: unknown state format; remove it to rebuild it")
+        for agency, token in sorted(tokens.items()):
+            record = verify_record(str(token).encode(), self._root, source=f"{state} [{agency}]")
+            if record.id != agency:
+                raise ConfigError(f"{state}: the record under {agency!r} is {record.id!r}'s")
+            self._tokens[agency], self._records[agency] = str(token).encode(), record
+        self._trust = DirectoryTrustStore(self._records.values())
+
+    def offer(self, key: bytes | None, value: bytes | None, *, source: str) -> bool:
+        """Consider one directory record; True if it changed the view.
+
+        Never raises for bad input: a refused record is counted in :attr:`refused` and
+        logged (``directory.refused`` with the reason) and the view stays as it was.
+        """
+        try:
+            return self._accept(key, value, source)
+        except ConfigError as exc:
+            self.refused += 1
+            log.warning("directory.refused", source=source, reason=str(exc))
+            return False
+
+    def _accept(self, key: bytes | None, value: bytes | None, source: str) -> bool:
+        if value is None:
+            raise ConfigError(f"{source}: an empty record (tombstone); agencies are not removed")
+        token = value.strip()
+        record = verify_record(token, self._root, source=source)
+        if key is None or key != record.id.encode():
+            raise ConfigError(
+                f"{source}: the record of {record.id!r} is keyed {key!r}; a directory record "
+                "must be keyed by its agency id"
+            )
+        held = self._records.get(record.id)
+        if held is not None and record.revision <= held.revision:
+            if record.revision == held.revision and token == self._tokens[record.id]:
+                return False  # the record already held, delivered again
+            raise ConfigError(
+                f"{source}: revision {record.revision} of {record.id!r} is not above the "
+                f"revision {held.revision} already accepted; refusing it as a rollback"
+            )
+        records = self._records | {record.id: record}
+        trust = DirectoryTrustStore(records.values())  # refuses a key listed for two agencies
+        self._records, self._trust = records, trust
+        self._tokens = self._tokens | {record.id: token}
+        self.accepted += 1
+        self._save()
+        log.info("directory.accepted", source=source, agency=record.id, revision=record.revision)
+        return True
+
+    def _save(self) -> None:
+        if self._state is None:
+            return
+        data = {"v": _STATE_VERSION, "records": {a: t.decode() for a, t in self._tokens.items()}}
+        try:
+            write_file(
+                self._state, orjson.dumps(data, option=orjson.OPT_SORT_KEYS), mode=PUBLIC_FILE_MODE
+            )
+        except ConfigError as exc:  # the view in memory is still right; a restart may lag
+            log.exception("directory.state_not_saved", state=str(self._state), error=str(exc))
+
+    def revision(self, agency_id: str) -> int | None:
+        """The revision accepted for ``agency_id``, or ``None``."""
+        record = self._records.get(agency_id)
+        return None if record is None else record.revision
+
+    def agencies(self) -> list[AgencyRecord]:
+        """Every accepted agency record, sorted by id."""
+        return [self._records[name] for name in sorted(self._records)]
+
+    def agency(self, agency_id: str) -> AgencyRecord | None:
+        return self._records.get(agency_id)
+
+    def signed_records(self) -> dict[str, bytes]:
+        """The accepted records as their signed bytes (to pass on, e.g. to files)."""
+        return dict(self._tokens)
+
+    def signing_key(self, kid: str, /) -> SigningKeyRecord | None:
+        return self._trust.signing_key(kid)
+
+    def encryption_key(self, kid: str, /) -> EncryptionKeyRecord | None:
+        return self._trust.encryption_key(kid)
+
+    def recipients_for(
+        self,
+        *,
+        sender: str,
+        category: str,
+        jurisdiction: str,
+        tlp: str,
+        named_recipients: Sequence[str],
+        now: datetime,
+    ) -> list[AgencyRecord]:
+        """The agencies to encrypt a report to, by :mod:`broker.federation.policy`."""
+        return policy.recipients_for(
+            self._records,
+            sender=sender,
+            category=category,
+            jurisdiction=jurisdiction,
+            tlp=tlp,
+            named_recipients=named_recipients,
+            now=now,
+        )
+
+    def entitled(self, agency_id: str, *, category: str, jurisdiction: str) -> bool:
+        return policy.entitled(
+            self._records, agency_id, category=category, jurisdiction=jurisdiction
+        )
