@@ -1,7 +1,9 @@
-"""``fusionbus federation init`` and ``fusionbus agency add|grant|list``: the directory."""
+"""``fusionbus federation init|publish-directory`` and ``fusionbus agency
+add|grant|list|rotate-keys|revoke``: the directory."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from broker.config import default_home
-from broker.federation import AgencyRecord, Federation
+from broker.federation import AgencyRecord, Federation, publish_directory
+from broker.topics import DIRECTORY_TOPIC
+from fusionbus.cli._common import BootstrapOpt, kafka_settings
 from fusionbus.cli._console import err_console
 
 __all__ = ["agency_app", "federation_app"]
@@ -61,6 +65,32 @@ def init(home: Home = None) -> None:
         soft_wrap=True,
     )
     typer.echo(federation.root_kid)
+
+
+@federation_app.command("publish-directory")
+def publish_directory_command(
+    home: Home = None,
+    bootstrap: BootstrapOpt = None,
+    topic: Annotated[
+        str, typer.Option("--topic", help="The log-compacted directory topic.")
+    ] = DIRECTORY_TOPIC,
+) -> None:
+    """Publish every root-signed record to the directory topic, keyed by agency id.
+
+    Run it after agency add, grant, rotate-keys or revoke: running LiveDirectory readers
+    (publishers and subscribers) apply the change within seconds. Prints the count.
+    """
+    where = _home(home)
+    federation = Federation.load(where)
+    tokens = federation.signed_records()
+    settings = kafka_settings(where, bootstrap)
+    count = asyncio.run(publish_directory(settings, tokens, topic=topic))
+    err_console.print(
+        f"Published {count} directory record(s) to {topic} at {settings.bootstrap}.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    typer.echo(count)
 
 
 @agency_app.command("add")
@@ -136,8 +166,8 @@ def rotate_keys(
     err_console.print(
         f"{record.id}: new keys, revision {record.revision}; keys "
         f"{old.signing_kid} and {old.encryption_kid} end now.\n"
-        f"Copy {where / 'agencies' / record.id} to the agency's machine and "
-        f"{where / 'directory'} to everyone.",
+        f"Copy {where / 'agencies' / record.id} to the agency's machine; distribute the "
+        "directory (fusionbus federation publish-directory).",
         highlight=False,
         soft_wrap=True,
     )
@@ -171,8 +201,8 @@ def revoke(
     ]
     done = f"revoked {len(kids)} key(s)" if kids else "already revoked, nothing changed"
     err_console.print(
-        f"{record.id}: {done}; revision {record.revision}. Distribute the directory to "
-        "everyone; to re-admit the agency, rotate its keys.",
+        f"{record.id}: {done}; revision {record.revision}. Distribute the directory "
+        "(fusionbus federation publish-directory); to re-admit the agency, rotate its keys.",
         highlight=False,
         soft_wrap=True,
     )

@@ -1,0 +1,147 @@
+"""The federation directory in Kafka, on the real embedded Kafka.
+
+The admin publishes root-signed records to a compacted topic (as an operator would, with
+``fusionbus federation publish-directory``); agency machines holding only the root public
+key follow it with a LiveDirectory, refuse what is forged or rolled back, and a running
+Publisher picks up grant changes and revocations within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from broker.config import KafkaSettings, aiokafka_kwargs
+from broker.federation import (
+    Federation,
+    HomeLayout,
+    LiveDirectory,
+    publish_directory,
+    recipient_policy,
+)
+from broker.kafka import ClusterState
+from producers import Publisher
+from schemas import example_report
+
+
+@pytest.fixture
+def admin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Federation:
+    monkeypatch.delenv("FUSIONBUS_PASSPHRASE", raising=False)
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    fed = Federation.init(tmp_path / "admin", now=now)
+    for agency, name in (("customs", "Pakistan Customs"), ("anf", "ANF"), ("fia", "FIA")):
+        fed.add_agency(agency, name, now=now)
+    fed.grant("anf", categories=["narcotics"], jurisdictions=["PK"], now=now)
+    return fed
+
+
+def agency_home(admin: Federation, where: Path, agency: str | None = None) -> Path:
+    """An agency's machine: the trust anchor (and its own keys), but no directory files."""
+    source, target = HomeLayout(admin.home), HomeLayout(where)
+    target.federation_dir.mkdir(parents=True, mode=0o700)
+    shutil.copy(source.root_public, target.root_public)
+    if agency is not None:
+        shutil.copytree(source.agency_dir(agency), target.agency_dir(agency))
+    return where
+
+
+def publish_cli(admin: Federation, bootstrap: str, topic: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUSIONBUS_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "fusionbus", "federation", "publish-directory", "--home",
+         str(admin.home), "--bootstrap", bootstrap, "--topic", topic],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(len(admin.agencies()))
+
+
+async def until(condition: object, seconds: float = 10.0) -> float:
+    """Wait until ``condition()`` is true; return how long it took."""
+    start = time.monotonic()
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() - start < seconds, "the live directory did not follow in time"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - start
+
+
+@pytest.mark.asyncio
+async def test_a_party_starting_later_catches_up_and_refuses_forged_and_rolled_back_records(
+    kafka: ClusterState, admin: Federation, topic: str, tmp_path: Path
+) -> None:
+    settings = KafkaSettings(bootstrap=kafka.bootstrap)
+    before_revocation = admin.signed_records()
+    admin.revoke("fia", reason="compromised laptop", now=datetime.now(UTC))
+    publish_cli(admin, kafka.bootstrap, topic)
+
+    home = agency_home(admin, tmp_path / "anf-machine")
+    fia = admin.agency("fia")
+    header, payload, signature = admin.signed_records()["anf"].split(b".")
+    producer = AIOKafkaProducer(**aiokafka_kwargs(settings, "producer"))
+    await producer.start()
+    try:
+        for key, value in (
+            (b"fia", before_revocation["fia"]),  # validly signed, older revision
+            (b"anf", b".".join((header, payload[:-3] + b"AAA", signature))),  # tampered
+            (b"anf", header + b"." + payload + b"."),  # unsigned
+            (b"anf", before_revocation["fia"]),  # filed under another agency
+        ):
+            await producer.send_and_wait(topic, key=key, value=value)
+    finally:
+        await producer.stop()
+
+    async with LiveDirectory.for_home(home, settings, topic=topic) as live:  # starts later
+        assert [a.id for a in live.view.agencies()] == ["anf", "customs", "fia"]
+        assert live.view.agency("fia") == fia  # the revocation stands
+        assert live.view.refused == 4
+        assert live.signing_key(fia.signing_kid) is not None
+        assert live.entitled("anf", category="narcotics", jurisdiction="PKKHI")
+
+    # Restarted against a topic that replays only the old record: still refused, because the
+    # highest revision accepted was kept in the home.
+    replay = f"{topic}-replay"
+    await publish_directory(settings, {"fia": before_revocation["fia"]}, topic=replay)
+    async with LiveDirectory.for_home(home, settings, topic=replay) as live:
+        assert live.view.agency("fia") == fia
+        assert live.view.refused == 1
+
+
+@pytest.mark.asyncio
+async def test_a_running_publisher_follows_grants_and_revocations_within_seconds(
+    kafka: ClusterState, admin: Federation, topic: str, tmp_path: Path
+) -> None:
+    settings = KafkaSettings(bootstrap=kafka.bootstrap)
+    await publish_directory(settings, admin.signed_records(), topic=topic)
+    home = agency_home(admin, tmp_path / "customs-machine", "customs")
+    identity = Federation.load(admin.home).identity("customs")  # keys as on its machine
+    fia_kid = admin.agency("fia").encryption_kid
+
+    async with (
+        LiveDirectory.for_home(home, settings, topic=topic) as live,
+        Publisher(identity, live, recipient_policy(live), settings) as publisher,
+    ):
+        first = await publisher.publish(example_report("arms", "PKKHI"))
+        assert fia_kid not in first.recipients  # nobody but customs is granted arms
+
+        admin.grant("fia", categories=["arms"], jurisdictions=["PK"], now=datetime.now(UTC))
+        await publish_directory(settings, admin.signed_records(), topic=topic)
+        waited = await until(lambda: live.entitled("fia", category="arms", jurisdiction="PK"))
+        assert waited < 5
+        second = await publisher.publish(example_report("arms", "PKKHI"))
+        assert fia_kid in second.recipients
+
+        admin.revoke("fia", reason="compromised", now=datetime.now(UTC))
+        await publish_directory(settings, admin.signed_records(), topic=topic)
+        await until(lambda: live.view.revision("fia") == admin.agency("fia").revision, 5)
+        third = await publisher.publish(example_report("arms", "PKKHI"))
+        assert fia_kid not in third.recipients
+        assert third.recipients == (admin.agency("customs").encryption_kid,)
