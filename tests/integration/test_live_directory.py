@@ -2,8 +2,9 @@
 
 The admin publishes root-signed records to a compacted topic (as an operator would, with
 ``fusionbus federation publish-directory``); agency machines holding only the root public
-key follow it with a LiveDirectory, refuse what is forged or rolled back, and a running
-Publisher picks up grant changes and revocations within seconds.
+key follow it with a LiveDirectory, refuse what is forged or rolled back, a running
+Publisher picks up grant changes and revocations within seconds, and a running Subscriber
+rejects reports of a key revoked while it runs (revoked_key).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.federation import (
@@ -29,6 +30,7 @@ from broker.federation import (
     recipient_policy,
 )
 from broker.kafka import ClusterState
+from consumers import Delivery, Subscriber
 from producers import Publisher
 from schemas import example_report
 
@@ -145,3 +147,53 @@ async def test_a_running_publisher_follows_grants_and_revocations_within_seconds
         third = await publisher.publish(example_report("arms", "PKKHI"))
         assert fia_kid not in third.recipients
         assert third.recipients == (admin.agency("customs").encryption_kid,)
+
+
+@pytest.mark.asyncio
+async def test_a_running_subscriber_rejects_reports_of_a_key_revoked_while_it_runs(
+    kafka: ClusterState, admin: Federation, topic: str, tmp_path: Path
+) -> None:
+    settings = KafkaSettings(bootstrap=kafka.bootstrap)
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    await publish_directory(settings, admin.signed_records(), topic=topic)
+    customs = Federation.load(admin.home)
+    async with Publisher(
+        customs.identity("customs"), customs.trust_store(), recipient_policy(customs), settings
+    ) as publisher:
+        before = example_report("narcotics", "PKKHI")
+        await publisher.publish(before)  # signed while the key was good
+
+    home = agency_home(admin, tmp_path / "anf-machine", "anf")
+    rejected: dict[str, str] = {}
+    delivered: list[str] = []
+    seen = asyncio.Event()
+
+    async def on_reject(record: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> None:
+        rejected[dict(record.headers)["fb-message-id"].decode()] = reason
+        seen.set()
+
+    async def handler(delivery: Delivery) -> None:
+        delivered.append(str(delivery.report.message_id))
+
+    async with LiveDirectory.for_home(home, settings, topic=topic) as live:
+        admin.revoke(
+            "customs", kid=admin.agency("customs").signing_kid, reason="stolen", now=started
+        )
+        await publish_directory(settings, admin.signed_records(), topic=topic)
+        await until(lambda: live.view.revision("customs") == admin.agency("customs").revision)
+        subscriber = Subscriber(
+            Federation.load(admin.home).identity("anf"), live, settings,
+            categories=["narcotics"], jurisdictions=["PK"], since=started, on_reject=on_reject,
+        )  # fmt: skip
+        task = asyncio.create_task(subscriber.run(handler))
+        try:
+            await asyncio.wait_for(seen.wait(), 30)
+            while str(before.message_id) not in rejected:
+                seen.clear()
+                await asyncio.wait_for(seen.wait(), 30)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    assert rejected[str(before.message_id)] == "revoked_key"
+    assert str(before.message_id) not in delivered
