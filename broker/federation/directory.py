@@ -13,7 +13,6 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
 
 import orjson
 import structlog
@@ -26,13 +25,12 @@ from broker.federation._home import (
     PUBLIC_FILE_MODE,
     HomeLayout,
     KeySettings,
-    link_file,
     private_dir,
     read_private_key,
-    replace_file,
     write_file,
     write_private_key,
 )
+from broker.federation._keyfiles import AgencyKeyFiles
 from broker.federation.records import (
     MAX_RECORD_BYTES,
     AgencyRecord,
@@ -107,15 +105,6 @@ def read_root_public(path: Path, home: Path) -> VerifyKey:
     return key
 
 
-def _kind(
-    key: SigningKey | DecryptionKey, usage: Literal["signing", "encryption"], path: Path
-) -> None:
-    if usage == "signing" and not isinstance(key, SigningKey):
-        raise ConfigError(f"{path} holds an X25519 key; expected Ed25519")
-    if usage == "encryption" and not isinstance(key, DecryptionKey):
-        raise ConfigError(f"{path} holds an Ed25519 key; expected X25519")
-
-
 def _revoked(record: AgencyRecord, kid: str) -> bool:
     return any(
         e.kid == kid and e.revoked_at is not None
@@ -141,6 +130,7 @@ class Federation:
         self._root = root
         self._records = records
         self._settings = settings
+        self._keys = AgencyKeyFiles(self._layout, settings)
         DirectoryTrustStore(records.values())  # refuses a kid listed for two agencies
 
     @property
@@ -366,87 +356,27 @@ class Federation:
         file (``encryption.<kid>.key.pem``) is here, to open envelopes sealed before a
         rotation.
         """
-        record = self.agency(agency_id)
-        signing, _ = self._current_key(agency_id, "signing", record.signing_kid)
-        current, _ = self._current_key(agency_id, "encryption", record.encryption_kid)
-        older: list[DecryptionKey] = []
-        for entry in record.encryption_keys[:-1]:
-            path = self._layout.kept_key(agency_id, "encryption", entry.kid)
-            key = self._load_key(path, "encryption", entry.kid) if path.exists() else None
-            if isinstance(key, DecryptionKey):
-                older.append(key)
-        if not isinstance(signing, SigningKey) or not isinstance(current, DecryptionKey):
-            raise ConfigError("unreachable: _load_key checks the kind of every key")
-        return Identity.create(agency_id, signing, *older, current)
-
-    def _current_key(
-        self, agency_id: str, usage: Literal["signing", "encryption"], kid: str
-    ) -> tuple[SigningKey | DecryptionKey, Path]:
-        """The private key ``kid`` and its file: ``<usage>.key.pem``, or, after a rotation
-        interrupted between signing the record and renaming the files, ``<usage>.<kid>...``."""
-        path = (
-            self._layout.signing_key(agency_id)
-            if usage == "signing"
-            else self._layout.encryption_key(agency_id)
-        )
-        named = self._layout.kept_key(agency_id, usage, kid)
-        if named.exists():
-            return self._load_key(named, usage, kid), named
-        key = read_private_key(path, self._settings)  # names the file if it is missing
-        _kind(key, usage, path)
-        if kid_of(key) != kid:
-            raise ConfigError(
-                f"{path} holds key {kid_of(key)}, but the directory lists {kid} as "
-                f"{agency_id!r}'s current key; restore the matching key file"
-            )
-        return self._load_key(path, usage, kid, key), path
-
-    def _load_key(
-        self,
-        path: Path,
-        usage: Literal["signing", "encryption"],
-        kid: str,
-        key: SigningKey | DecryptionKey | None = None,
-    ) -> SigningKey | DecryptionKey:
-        key = key if key is not None else read_private_key(path, self._settings)
-        _kind(key, usage, path)
-        if kid_of(key) != kid:
-            raise ConfigError(f"{path} holds key {kid_of(key)}, not {kid}; restore that file")
-        return key
+        return self._keys.identity(self.agency(agency_id))
 
     def rotate_keys(
         self, agency_id: str, *, now: datetime, valid_for: timedelta = timedelta(days=365)
     ) -> AgencyRecord:
         """New signing and encryption keys for ``agency_id``; the old ones end at ``now``.
 
-        On disk, in an order a crash cannot break (:meth:`identity` finds the keys at every
-        step): the new keys are written under their kids, the current decryption key gets
-        a second name ``encryption.<old kid>.key.pem`` (kept, to open older envelopes), the
-        re-signed record is written, then the new keys replace ``signing.key.pem`` and
-        ``encryption.key.pem`` (the old signing key is destroyed: nothing may sign with
-        it any more).
+        The old decryption key is kept as ``encryption.<old kid>.key.pem``, the old signing
+        key destroyed; the files change in an order a crash cannot break
+        (:meth:`AgencyKeyFiles.rotate <broker.federation._keyfiles.AgencyKeyFiles.rotate>`).
         """
         _aware(now)
         record = self.agency(agency_id)
         root = self._root_key()
-        _, old_path = self._current_key(agency_id, "encryption", record.encryption_kid)
-        _, old_signing_path = self._current_key(agency_id, "signing", record.signing_kid)
         signing, decryption = SigningKey.generate(), DecryptionKey.generate()
         updated = lifecycle.rotated(
             record, signing.public, decryption.public, now=now, valid_for=valid_for
         )
-        new_signing = self._layout.kept_key(agency_id, "signing", kid_of(signing))
-        new_encryption = self._layout.kept_key(agency_id, "encryption", kid_of(decryption))
-        write_private_key(new_signing, signing, self._settings)
-        write_private_key(new_encryption, decryption, self._settings)
-        kept = self._layout.kept_key(agency_id, "encryption", record.encryption_kid)
-        if not kept.exists():
-            link_file(old_path, kept)
-        self._publish(updated, root, new=False)
-        replace_file(new_signing, self._layout.signing_key(agency_id))
-        replace_file(new_encryption, self._layout.encryption_key(agency_id))
-        if old_signing_path != self._layout.signing_key(agency_id):
-            old_signing_path.unlink(missing_ok=True)
+        self._keys.rotate(
+            record, signing, decryption, lambda: self._publish(updated, root, new=False)
+        )
         self._write_jwks(agency_id, signing, decryption)
         log.info(
             "federation.keys_rotated",

@@ -196,10 +196,10 @@ def test_an_interrupted_rotation_leaves_usable_keys(
     def crash(source: Path, target: Path) -> None:
         raise ConfigError("power cut")
 
-    monkeypatch.setattr("broker.federation.directory.replace_file", crash)
+    monkeypatch.setattr("broker.federation._keyfiles.replace_file", crash)
     with pytest.raises(ConfigError, match="power cut"):
         federation.rotate_keys("anf", now=NOW)  # the record is signed, the files not renamed
-    monkeypatch.setattr("broker.federation.directory.replace_file", home_files.replace_file)
+    monkeypatch.setattr("broker.federation._keyfiles.replace_file", home_files.replace_file)
     reader = Federation.load(home)
     identity = reader.identity("anf")
     assert identity.signing_kid == reader.agency("anf").signing_kid
