@@ -121,8 +121,9 @@ def tail(  # noqa: PLR0917 - typer maps each parameter to an option
     group: Annotated[
         str | None,
         typer.Option(
-            help="Resume as this named consumer group: commit progress, and never show a "
-            "report twice across restarts (state in <home>/state/)."
+            help="Resume as this named consumer group: commit progress, and skip what was "
+            "shown before a restart (state in <home>/state/); only a report being shown when "
+            "the process is killed is shown again."
         ),
     ] = None,
     home: HomeOpt = None,
