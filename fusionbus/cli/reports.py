@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import signal
 import sys
 import uuid
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -122,8 +124,8 @@ def tail(  # noqa: PLR0917 - typer maps each parameter to an option
         str | None,
         typer.Option(
             help="Resume as this named consumer group: commit progress, and skip what was "
-            "shown before a restart (state in <home>/state/); only a report being shown when "
-            "the process is killed is shown again."
+            "shown before a restart (state in <home>/state/). Stopped by SIGTERM or Ctrl-C it "
+            "shows nothing twice; after a SIGKILL the report being shown may be shown again."
         ),
     ] = None,
     home: HomeOpt = None,
@@ -166,11 +168,25 @@ def tail(  # noqa: PLR0917 - typer maps each parameter to an option
         group_id=None if group is None else new_group_id(agency, group),
     )  # fmt: skip
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(subscriber.run(_printer(as_json), limit=count, exit_at_end=exit_at_end))
+        asyncio.run(
+            _until_signalled(
+                subscriber.run(_printer(as_json), limit=count, exit_at_end=exit_at_end)
+            )
+        )
     finally:
         if delivered is not None:
             delivered.close()
+
+
+async def _until_signalled(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work``; SIGTERM or SIGINT stops it at its next await, after it committed what
+    it showed, so `kill PID` or Ctrl-C never shows a report twice on the next run."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 _PRECEDENCE_STYLE = {

@@ -253,7 +253,7 @@ def test_forged_tampered_and_replayed_messages_are_quarantined_and_the_next_arri
 
 
 async def _tail_group(
-    fb: Fusionbus, group: str, kill_after: int | None, errors: BinaryIO
+    fb: Fusionbus, group: str, kill_after: int | None, errors: BinaryIO, sig: int
 ) -> tuple[list[bytes], int]:
     """Run ``tail --group`` and SIGKILL it once it printed ``kill_after`` lines (else let it
     run to the end); what it printed, and its exit code."""
@@ -272,19 +272,19 @@ async def _tail_group(
                 break
             chunks.append(chunk)
         if kill_after is not None:
-            proc.send_signal(signal.SIGKILL)
+            proc.send_signal(sig)
         chunks.extend((await proc.stdout.read()).splitlines(keepends=True))
         return chunks, await proc.wait()
 
 
 def tail_group(
-    fb: Fusionbus, group: str, *, kill_after: int | None, log: Path
+    fb: Fusionbus, group: str, *, kill_after: int | None, log: Path, sig: int = signal.SIGKILL
 ) -> tuple[list[Json], int]:
     """Every complete line a ``tail --group`` run printed, and how many were torn by the
     kill (a line cut short is not a report shown: it will be shown again)."""
     with log.open("ab") as errors:
-        chunks, code = asyncio.run(_tail_group(fb, group, kill_after, errors))
-    if kill_after is None:
+        chunks, code = asyncio.run(_tail_group(fb, group, kill_after, errors, sig))
+    if kill_after is None or sig != signal.SIGKILL:
         assert code == 0, log.read_text()
     else:
         assert code == -signal.SIGKILL, f"tail ended before it was killed:\n{log.read_text()}"
@@ -405,3 +405,27 @@ def test_up_brings_up_a_demo_federation_idempotently_and_stops_cleanly(
         assert java_pids_using(home) == []
     finally:
         EmbeddedKafka(home / "kafka").stop()  # nothing left behind, whatever failed above
+
+
+def test_a_tail_stopped_by_sigterm_resumes_showing_nothing_twice(
+    kafka: ClusterState, tmp_path: Path
+) -> None:
+    """SIGTERM stops tail after the batch in hand (at most 500 reports), committed: the next
+    run starts after it. More reports than one batch make the stop land mid-stream."""
+    fb = Fusionbus(tmp_path / "home", kafka.bootstrap)
+    fb.federation({"anf": [("cultural_property", "PK-GB")]})
+    template = fb.example("cultural_property", "PK-GB")
+    del template["message_id"]
+    ids = fb.publish("customs", [template] * 1200)
+
+    group = f"desk-{uuid.uuid4().hex[:8]}"
+    first, torn = tail_group(
+        fb, group, kill_after=80, log=tmp_path / "tail.err", sig=signal.SIGTERM
+    )
+    assert torn == 0
+    shown_first = [i for i in delivered_ids(first) if i in set(ids)]
+    assert 80 <= len(shown_first) < len(ids), "the stop did not land mid-stream"
+    rest, torn = tail_group(fb, group, kill_after=None, log=tmp_path / "tail.err")
+    mine = shown_first + [i for i in delivered_ids(rest) if i in set(ids)]
+    assert set(mine) == set(ids), f"{len(set(ids) - set(mine))} reports were lost"
+    assert len(mine) == len(set(mine)), f"{len(mine) - len(set(mine))} shown twice"
