@@ -90,7 +90,7 @@ class _Tracker:
         self._progress = progress
         self._stage = 0
         self._count = 0
-        self._first = 0.0
+        self._first = self._first_cpu = 0.0
         self._latencies: list[float] = []
         self.total = sum(stage.count for stage in config.stages)
 
@@ -98,13 +98,18 @@ class _Tracker:
         wall, now = time.time(), time.monotonic()
         stage = self._config.stages[self._stage]
         if self._count == 0:
-            self._first = now
+            self._first, self._first_cpu = now, time.process_time()
         self._count += 1
         self._progress.value = self._count
         if stage.rate is not None and created_at is not None:
             self._latencies.append((wall - created_at.timestamp()) * 1000)
         if self._count == stage.count:
-            figures: dict[str, Any] = {"first": self._first, "last": now, "count": self._count}
+            figures: dict[str, Any] = {
+                "first": self._first,
+                "last": now,
+                "count": self._count,
+                "cpu": time.process_time() - self._first_cpu,
+            }
             if stage.rate is not None:
                 figures["latencies_ms"] = self._latencies
             self._events.put((self._config.name, "sub", self._stage, figures))
@@ -141,12 +146,18 @@ async def _burst_fusionbus(
     now = datetime.now(UTC)
     reports = [_copy(template, now) for _ in range(count)]
     errors, start = 0, 0
-    first = time.monotonic()
+    first, cpu = time.monotonic(), time.process_time()
     for size in _batches(count, batch):
         results = await publisher.publish_many(reports[start : start + size])
         errors += sum(isinstance(result, Exception) for result in results)
         start += size
-    return {"first": first, "last": time.monotonic(), "count": count, "errors": errors}
+    return {
+        "first": first,
+        "last": time.monotonic(),
+        "count": count,
+        "errors": errors,
+        "cpu": time.process_time() - cpu,
+    }
 
 
 async def _paced_fusionbus(
@@ -207,7 +218,7 @@ async def _raw_pub(config: RoleConfig, commands: Queue[int], events: Queue[Event
     try:
         for index, stage in enumerate(config.stages):
             await _wait_go(commands, index)
-            errors, first = 0, time.monotonic()
+            errors, first, cpu = 0, time.monotonic(), time.process_time()
             for size in _batches(stage.count, config.batch):
                 futures = [
                     await producer.send(config.topic, value=payload, key=str(uuid.uuid4()).encode())
@@ -215,8 +226,14 @@ async def _raw_pub(config: RoleConfig, commands: Queue[int], events: Queue[Event
                 ]
                 outcomes = await asyncio.gather(*futures, return_exceptions=True)
                 errors += sum(isinstance(outcome, BaseException) for outcome in outcomes)
-            figures = {"first": first, "last": time.monotonic(), "count": stage.count}
-            events.put((config.name, "pub", index, figures | {"errors": errors}))
+            figures = {
+                "first": first,
+                "last": time.monotonic(),
+                "count": stage.count,
+                "errors": errors,
+                "cpu": time.process_time() - cpu,
+            }
+            events.put((config.name, "pub", index, figures))
     finally:
         await producer.stop()
 

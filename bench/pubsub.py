@@ -17,6 +17,9 @@ with the same topic settings, values as large as a sealed report, no headers).
    the consumer counts what it handles. end to end = N / (first send -> last handled);
    publisher = N / (first send -> last ack); subscriber = N / (first -> last handled).
    ``ratio`` = fusionbus / raw end-to-end rate, per round; the median is the headline.
+   Each process also measures its CPU time per report (publisher: first send to last ack;
+   consumer: first to last handled); CPU cost drifts far less than rates when other work
+   competes for the cores, so ``CPU fusionbus/raw`` is the steadier comparison.
 3. **Latency**: ``publish()`` per report on a ``--rate`` schedule for ``--seconds``, the
    report's ``created_at`` stamped just before; the subscriber's handler records wall
    clock minus ``created_at`` (one host, one clock).
@@ -87,6 +90,8 @@ class Round:
     e2e: float
     pub: float
     sub: float
+    pub_cpu_us: float
+    sub_cpu_us: float
 
 
 @dataclass
@@ -226,6 +231,8 @@ def _rates(pub: dict[str, Any], sub: dict[str, Any]) -> Round:
         e2e=count / (sub["last"] - pub["first"]),
         pub=count / (pub["last"] - pub["first"]),
         sub=count / max(sub["last"] - sub["first"], 1e-9),
+        pub_cpu_us=pub["cpu"] / count * 1e6,
+        sub_cpu_us=sub["cpu"] / count * 1e6,
     )
 
 
@@ -318,7 +325,9 @@ def summary(results: Results) -> dict[str, Any]:
             "max": round(max(values), 1),
         }
 
-    ratios = [f.e2e / r.e2e for f, r in zip(results.fusionbus, results.raw, strict=True)]
+    pairs = list(zip(results.fusionbus, results.raw, strict=True))
+    ratios = [f.e2e / r.e2e for f, r in pairs]
+    cpu_ratios = [(f.pub_cpu_us + f.sub_cpu_us) / (r.pub_cpu_us + r.sub_cpu_us) for f, r in pairs]
     lat = results.latencies_ms
     return {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -331,6 +340,12 @@ def summary(results: Results) -> dict[str, Any]:
             for side in ("e2e", "pub", "sub")
         },
         "ratio_e2e": {"median": round(statistics.median(ratios), 3), "rounds": ratios},
+        "cpu_us_per_report": {
+            f"{system}_{side}": spread([getattr(r, f"{side}_cpu_us") for r in rounds])
+            for system, rounds in (("fusionbus", results.fusionbus), ("raw", results.raw))
+            for side in ("pub", "sub")
+        },
+        "cpu_ratio": {"median": round(statistics.median(cpu_ratios), 2), "rounds": cpu_ratios},
         "latency_ms": {
             "offered_per_s": results.options.rate,
             "achieved_per_s": round(results.latency_rate, 1),
@@ -366,6 +381,16 @@ def render(figures: dict[str, Any]) -> str:
     ratio = figures["ratio_e2e"]
     rounds = ", ".join(f"{r:.3f}" for r in ratio["rounds"])
     lines.append(f"{'ratio fusionbus/raw (e2e)':<28}{ratio['median']:>10.3f}   rounds: {rounds}")
+    lines.append(f"{'CPU per report (µs)':<28}{'median':>10}{'min':>10}{'max':>10}")
+    for key, spread in figures["cpu_us_per_report"].items():
+        system, side = key.rsplit("_", 1)
+        title = f"{'fusionbus' if system == 'fusionbus' else 'raw aiokafka'} {names[side]}"
+        lines.append(
+            f"{title:<28}{spread['median']:>10,.0f}{spread['min']:>10,.0f}{spread['max']:>10,.0f}"
+        )
+    cpu = figures["cpu_ratio"]
+    rounds = ", ".join(f"{r:.1f}" for r in cpu["rounds"])
+    lines.append(f"{'CPU fusionbus/raw (pub+sub)':<28}{cpu['median']:>10.1f}   rounds: {rounds}")
     lat = figures["latency_ms"]
     lines += [
         (

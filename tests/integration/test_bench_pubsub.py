@@ -33,9 +33,10 @@ def test_quick_run_prints_positive_figures(kafka: ClusterState, tmp_path: Path) 
         row = re.search(rf"^{title}\s+({NUMBER})\s+({NUMBER})\s+({NUMBER})$", done.stdout, re.M)
         assert row is not None, f"no row {title!r} in:\n{done.stdout}"
         assert all(float(cell.replace(",", "")) > 0 for cell in row.groups())
-    ratio = re.search(rf"^ratio fusionbus/raw \(e2e\)\s+({NUMBER})\s", done.stdout, re.M)
-    assert ratio is not None
-    assert float(ratio.group(1)) > 0
+    for title in (r"ratio fusionbus/raw \(e2e\)", r"CPU fusionbus/raw \(pub\+sub\)"):
+        ratio = re.search(rf"^{title}\s+({NUMBER})\s", done.stdout, re.M)
+        assert ratio is not None, f"no row {title!r} in:\n{done.stdout}"
+        assert float(ratio.group(1)) > 0
     latency = re.search(rf"^created_at -> handler \(ms\)((?:\s+{NUMBER}){{4}})$", done.stdout, re.M)
     assert latency is not None, done.stdout
     p50, p95, p99, worst = (float(cell) for cell in latency.group(1).split())
@@ -44,7 +45,7 @@ def test_quick_run_prints_positive_figures(kafka: ClusterState, tmp_path: Path) 
     figures = orjson.loads(out.read_bytes())
     assert figures["quarantined"] == 0
     assert figures["envelope_bytes"] > figures["report_bytes"] > 0
-    for spread in figures["throughput_per_s"].values():
+    for spread in (*figures["throughput_per_s"].values(), *figures["cpu_us_per_report"].values()):
         assert 0 < spread["min"] <= spread["median"] <= spread["max"]
     assert figures["ratio_e2e"]["median"] > 0
     assert figures["latency_ms"]["reports"] == figures["options"]["rate"] * 3
