@@ -172,9 +172,10 @@ class _Pair:
         for proc in self.procs:
             proc.start()
 
-    def stop(self) -> None:
+    def stop(self, *, wait: float) -> None:
+        """Join the processes, terminating any still running after ``wait`` seconds."""
         for proc in self.procs:
-            proc.join(timeout=10)
+            proc.join(timeout=wait)
             if proc.is_alive():
                 proc.terminate()
                 proc.join(timeout=5)
@@ -279,6 +280,7 @@ def run(bootstrap: str, options: Options) -> Results:
             events,
         )  # fmt: skip
         pairs = (fb, raw)
+        wait = 0.0  # on an error or Ctrl-C, terminate the processes at once
         try:
             _progress(f"starting 4 processes (Kafka at {bootstrap})")
             for pair in pairs:
@@ -302,9 +304,10 @@ def run(bootstrap: str, options: Options) -> Results:
             runner.final("raw-sub", pairs)
             if results.quarantined:
                 raise BenchError(f"the subscriber quarantined {results.quarantined} reports")
+            wait = 10.0
         finally:
             for pair in pairs:
-                pair.stop()
+                pair.stop(wait=wait)
     return results
 
 
@@ -430,13 +433,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = replace(options, **chosen)
     configure_logging("WARNING")
     started = time.monotonic()
-    with contextlib.ExitStack() as stack:
-        bootstrap = args.bootstrap or _own_kafka(stack)
-        try:
+    try:
+        with contextlib.ExitStack() as stack:
+            bootstrap = args.bootstrap or _own_kafka(stack)
             figures = summary(run(bootstrap, options))
-        except BenchError as exc:
-            print(f"bench.pubsub: {exc}", file=sys.stderr)
-            return 1
+    except BenchError as exc:
+        print(f"bench.pubsub: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench.pubsub: interrupted; Kafka and the processes were stopped", file=sys.stderr)
+        return 130
     _progress(f"done in {time.monotonic() - started:.0f} s")
     print(render(figures))
     if args.json is not None:
