@@ -19,6 +19,7 @@ after a restart.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ __all__ = ["Delivery", "Handler", "RejectHook", "Subscriber", "new_group_id"]
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
+_SWEEP_EVERY_S = 60.0
 
 
 def _utcnow() -> datetime:
@@ -128,7 +130,11 @@ class Subscriber:
         self, consumer: AIOKafkaConsumer, handler: Handler, limit: int | None, exit_at_end: bool
     ) -> None:
         catch_up = CatchUp() if exit_at_end else None
+        next_sweep = 0.0
         while limit is None or self.handed_over < limit:
+            if time.monotonic() >= next_sweep:  # forget ids whose envelopes have expired
+                self._delivered.forget_expired(self._clock())
+                next_sweep = time.monotonic() + _SWEEP_EVERY_S
             with map_kafka_errors("fetching reports"):
                 batch = await consumer.getmany(timeout_ms=500, max_records=500)
             if self._since_ms is not None and batch:
