@@ -1,0 +1,150 @@
+"""The secured cluster (mutual TLS + ACLs from the directory), exercised as users run it.
+
+The session fixture ``secure_kafka`` runs a 1-node cluster with a federation of customs
+(contraband in PK), anf (narcotics in PK) and fia (human trafficking in PK).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka.errors import KafkaConnectionError
+
+from broker.config import KafkaSettings
+from broker.federation.pki import ClusterPki
+from broker.kafka import KafkaDistribution
+from broker.kafka._probe import broker_count
+from schemas import example_report
+from tests.conftest import SecureWorld
+
+CLI = [sys.executable, "-m", "fusionbus"]
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=180, input=stdin, check=False
+    )
+
+
+def refused(settings: KafkaSettings) -> None:
+    """Connecting with ``settings`` fails (the TLS handshake, or no TLS at all)."""
+
+    async def connect() -> int:
+        return await broker_count(settings, wait_s=10.0)
+
+    with pytest.raises((KafkaConnectionError, TimeoutError)):
+        asyncio.run(connect())
+
+
+def test_the_admin_certificate_connects(secure_kafka: SecureWorld) -> None:
+    admin = ClusterPki(secure_kafka.home).admin_files().settings(secure_kafka.bootstrap)
+    assert asyncio.run(broker_count(admin, wait_s=10.0)) == 1
+
+
+def test_a_client_without_a_certificate_is_refused(secure_kafka: SecureWorld) -> None:
+    ca = ClusterPki(secure_kafka.home).ca_cert_path
+    # TLS, trusting the cluster CA, but presenting no client certificate.
+    refused(KafkaSettings(bootstrap=secure_kafka.bootstrap, tls_ca_file=ca))
+    # No TLS at all.
+    refused(KafkaSettings(bootstrap=secure_kafka.bootstrap))
+
+
+def test_a_certificate_from_an_unknown_ca_is_refused(
+    secure_kafka: SecureWorld, tmp_path: Path
+) -> None:
+    # A rogue CA issues a certificate saying CN=anf; the client trusts the real cluster CA.
+    rogue = ClusterPki(tmp_path / "rogue").issue_agency("anf")
+    real_ca = ClusterPki(secure_kafka.home).ca_cert_path
+    refused(
+        KafkaSettings(
+            bootstrap=secure_kafka.bootstrap,
+            tls_ca_file=real_ca,
+            tls_cert_file=rogue.cert,
+            tls_key_file=rogue.key,
+        )
+    )
+
+
+def test_customs_to_anf_over_mtls(secure_kafka: SecureWorld) -> None:
+    home = str(secure_kafka.home)
+    report = example_report("narcotics", "PKKHI")
+    sent = run("publish", "--agency", "customs", "--home", home, stdin=report.model_dump_json())
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.strip() == str(report.message_id)
+
+    tail = run(
+        "tail", "--agency", "anf", "--from-beginning", "--exit-at-end", "--json", "--home", home
+    )
+    assert tail.returncode == 0, tail.stderr
+    lines = [orjson.loads(line) for line in tail.stdout.splitlines()]
+    got = [x for x in lines if x.get("report", {}).get("message_id") == str(report.message_id)]
+    assert len(got) == 1
+    assert got[0]["header"]["sender"] == "customs"
+    assert got[0]["topic"] == "fusionbus.reports.pk-sd.narcotics"
+
+
+def test_fia_cannot_read_narcotics_kafka_says_so(secure_kafka: SecureWorld) -> None:
+    tail = run(
+        "tail", "--agency", "fia", "--category", "narcotics", "--jurisdiction", "PK-SD",
+        "--from-beginning", "--exit-at-end", "--home", str(secure_kafka.home),
+    )  # fmt: skip
+    assert tail.returncode == 1
+    message = tail.stderr.strip()
+    assert "Traceback" not in message
+    assert len(message.splitlines()) == 1, message  # one paragraph
+    assert "TopicAuthorizationFailedError" in message
+    assert "fusionbus.reports.pk-sd.narcotics" in message
+    assert "User:fia" in message
+    assert "fusionbus agency grant fia" in message
+
+
+def test_fia_reads_what_it_is_granted(secure_kafka: SecureWorld) -> None:
+    tail = run(
+        "tail", "--agency", "fia", "--from-beginning", "--exit-at-end",
+        "--home", str(secure_kafka.home),
+    )  # fmt: skip
+    assert tail.returncode == 0, tail.stderr
+
+
+def test_fia_cannot_publish_as_customs(secure_kafka: SecureWorld) -> None:
+    report = example_report("narcotics", "PKKHI")  # sender: customs
+    sent = run(
+        "publish", "--agency", "fia", "--home", str(secure_kafka.home),
+        stdin=report.model_dump_json(),
+    )  # fmt: skip
+    assert sent.returncode == 1
+    assert "names sender 'customs'" in sent.stderr
+    assert "signs as 'fia'" in sent.stderr
+    assert sent.stdout == ""
+
+
+@pytest.mark.cluster
+def test_three_node_secure_start_and_stop(kafka_dist: KafkaDistribution, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    started = run(
+        "kafka", "start", "--secure", "--nodes", "3", "--port", "0", "--heap-mb", "256",
+        "--home", str(home),
+    )  # fmt: skip
+    try:
+        assert started.returncode == 0, started.stderr
+        assert "mutual TLS on every listener" in started.stderr
+        bootstrap = started.stdout.strip().splitlines()[-1]
+        assert 'security = "mtls"' in (home / "config.toml").read_text()
+        for node in (1, 2, 3):
+            props = (home / "kafka" / f"node-{node}" / "server.properties").read_text()
+            assert "CONTROLLER:SSL" in props
+            assert "ssl.client.auth=required" in props
+            assert (
+                home / "kafka" / f"node-{node}" / "server.properties"
+            ).stat().st_mode & 0o077 == 0
+        admin = ClusterPki(home).admin_files().settings(bootstrap)
+        assert asyncio.run(broker_count(admin, wait_s=10.0)) == 3
+        refused(KafkaSettings(bootstrap=bootstrap))
+    finally:
+        stopped = run("kafka", "stop", "--data-dir", str(home / "kafka"))
+    assert stopped.returncode == 0, stopped.stderr
