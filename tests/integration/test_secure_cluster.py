@@ -148,3 +148,38 @@ def test_three_node_secure_start_and_stop(kafka_dist: KafkaDistribution, tmp_pat
     finally:
         stopped = run("kafka", "stop", "--data-dir", str(home / "kafka"))
     assert stopped.returncode == 0, stopped.stderr
+
+
+def test_grant_and_revoke_drive_the_acls(secure_kafka: SecureWorld) -> None:
+    home = str(secure_kafka.home)
+    added = run("agency", "add", "pcg", "--name", "Pakistan Coast Guards", "--home", home)
+    assert added.returncode == 0, added.stderr
+    assert (secure_kafka.home / "agencies" / "pcg" / "tls" / "cert.pem").is_file()
+    tail_narcotics = (
+        "tail", "--agency", "pcg", "--category", "narcotics", "--jurisdiction", "PK-SD",
+        "--from-beginning", "--exit-at-end", "--home", home,
+    )  # fmt: skip
+    before = run(*tail_narcotics)
+    assert before.returncode == 1
+    assert "TopicAuthorizationFailedError" in before.stderr
+
+    granted = run(
+        "agency", "grant", "pcg", "--category", "narcotics", "--jurisdiction", "PK-SD",
+        "--home", home,
+    )  # fmt: skip
+    assert granted.returncode == 0, granted.stderr
+    assert "Cluster ACLs in sync: 2 added, 0 removed." in granted.stderr
+    again = run(
+        "agency", "grant", "pcg", "--category", "narcotics", "--jurisdiction", "PK-SD",
+        "--home", home,
+    )  # fmt: skip
+    assert "Cluster ACLs in sync: 0 added, 0 removed." in again.stderr
+    allowed = run(*tail_narcotics)
+    assert allowed.returncode == 0, allowed.stderr
+
+    revoked = run("agency", "revoke", "pcg", "--reason", "test", "--home", home)
+    assert revoked.returncode == 0, revoked.stderr
+    assert "0 added, 8 removed" in revoked.stderr  # 6 base ACLs + READ/DESCRIBE pk-sd
+    after = run(*tail_narcotics)
+    assert after.returncode == 1
+    assert "AuthorizationFailed" in after.stderr
