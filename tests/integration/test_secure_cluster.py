@@ -183,3 +183,27 @@ def test_grant_and_revoke_drive_the_acls(secure_kafka: SecureWorld) -> None:
     after = run(*tail_narcotics)
     assert after.returncode == 1
     assert "AuthorizationFailed" in after.stderr
+
+
+def test_up_runs_the_demo_secured_without_an_extra_step(
+    kafka_dist: KafkaDistribution, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    try:
+        first = run("up", "--home", str(home), "--port", "0")
+        assert first.returncode == 0, first.stderr
+        assert "mutual TLS on every listener" in first.stderr
+        assert "WARNING" not in first.stderr
+        bootstrap = first.stdout.strip().splitlines()[-1]
+        assert 'security = "mtls"' in (home / "config.toml").read_text()
+        tail = run(
+            "tail", "--agency", "anf", "--from-beginning", "--exit-at-end", "--json",
+            "--home", str(home),
+        )  # fmt: skip
+        assert tail.returncode == 0, tail.stderr
+        assert any(
+            orjson.loads(x)["header"]["sender"] == "customs" for x in tail.stdout.splitlines()
+        )
+        refused(KafkaSettings(bootstrap=bootstrap))
+    finally:
+        run("kafka", "stop", "--data-dir", str(home / "kafka"))
