@@ -13,14 +13,20 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
-from broker.config import KafkaSettings
+from broker.config import KafkaSettings, aiokafka_kwargs
+from broker.envelope import header_for
+from broker.federation import Federation
 from broker.federation.pki import ClusterPki
 from broker.kafka import KafkaDistribution
 from broker.kafka._probe import broker_count
+from broker.topics import report_topic
+from producers import routing_headers
 from schemas import example_report
 from tests.conftest import SecureWorld
+from tests.unit.envelope.forge import forge
 
 CLI = [sys.executable, "-m", "fusionbus"]
 
@@ -121,6 +127,43 @@ def test_fia_cannot_publish_as_customs(secure_kafka: SecureWorld) -> None:
     assert "names sender 'customs'" in sent.stderr
     assert "signs as 'fia'" in sent.stderr
     assert sent.stdout == ""
+
+
+def test_a_report_fia_forges_as_customs_is_quarantined_by_anf(secure_kafka: SecureWorld) -> None:
+    # fia may write report topics (its certificate says fia), so it writes an envelope whose
+    # signed header names customs and customs' key, signed with its own key.
+    home = secure_kafka.home
+    federation = Federation.load(home)
+    fia, customs, anf = (federation.agency(a) for a in ("fia", "customs", "anf"))
+    fia_key = federation.identity("fia").signing_key
+    report = example_report("narcotics", "PKKHI")  # sender: customs
+    routing = header_for(report, customs.signing_kid, [anf.encryption_kid]).model_dump(mode="json")
+    envelope = forge(
+        clear=routing, signed=routing, payload=report.model_dump_json().encode(),
+        to=[federation.identity("anf").encryption_key],
+        inner_key=fia_key, inner_kid=customs.signing_kid,
+        outer_key=fia_key, outer_kid=customs.signing_kid,
+    )  # fmt: skip
+    fia_settings = ClusterPki(home).agency_files(fia.id).settings(secure_kafka.bootstrap)
+
+    async def write() -> None:
+        producer = AIOKafkaProducer(**aiokafka_kwargs(fia_settings, "producer"))
+        await producer.start()
+        try:
+            topic = report_topic(report.jurisdiction, report.category)
+            await producer.send_and_wait(topic, envelope, headers=routing_headers(report))
+        finally:
+            await producer.stop()
+
+    asyncio.run(write())
+    tail = run(
+        "tail", "--agency", "anf", "--from-beginning", "--exit-at-end", "--json",
+        "--home", str(home),
+    )  # fmt: skip
+    assert tail.returncode == 0, tail.stderr
+    lines = [orjson.loads(line) for line in tail.stdout.splitlines()]
+    assert not any(x.get("report", {}).get("message_id") == str(report.message_id) for x in lines)
+    assert any(x.get("quarantined") and x["reason"] == "bad_signature" for x in lines), lines
 
 
 @pytest.mark.cluster
