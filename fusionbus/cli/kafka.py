@@ -147,6 +147,8 @@ def status(data_dir: DataDir = None) -> None:
         pid = f"pid {node.pid}" if node.node_id in running else "-"
         where = cluster.node_log(node.node_id)
         typer.echo(f"node {node.node_id}\t{word}\t{node.bootstrap}\t{pid}\t{where}")
+    mode = "secured (mutual TLS, ACLs)" if state.secure else "PLAINTEXT (no TLS, no ACLs)"
+    err_console.print(f"Mode: {mode}.", highlight=False)
     if len(running) != len(state.nodes):
         raise typer.Exit(3)
     typer.echo(state.bootstrap)
