@@ -129,6 +129,20 @@ def test_fia_cannot_publish_as_customs(secure_kafka: SecureWorld) -> None:
     assert sent.stdout == ""
 
 
+def test_agencies_cannot_create_topics_and_are_told_who_does(secure_kafka: SecureWorld) -> None:
+    # Nobody holds a grant for arms, so its topics were never created; customs may write
+    # report topics but not create them.
+    report = example_report("arms", "PKKHI")
+    sent = run(
+        "publish", "--agency", "customs", "--home", str(secure_kafka.home),
+        stdin=report.model_dump_json(),
+    )  # fmt: skip
+    assert sent.returncode == 1
+    assert "Traceback" not in sent.stderr
+    assert "Kafka refused to create topic 'fusionbus.reports.pk-sd.arms'" in sent.stderr
+    assert "the federation admin creates them" in sent.stderr
+
+
 def test_a_report_fia_forges_as_customs_is_quarantined_by_anf(secure_kafka: SecureWorld) -> None:
     # fia may write report topics (its certificate says fia), so it writes an envelope whose
     # signed header names customs and customs' key, signed with its own key.
