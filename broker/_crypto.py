@@ -3,8 +3,9 @@
 A small, hard-to-misuse API over pyca/cryptography: Ed25519 signing keys, X25519
 encryption keys, PKCS#8 PEM import and export, the RFC 7518 ``ECDH-ES+A256KW`` key
 wrap composed from library primitives (X25519 → Concat KDF → AES key wrap), and
-AES-256-GCM. Nothing here is hand-rolled; the composition follows RFC 7518 §4.6 exactly and
-is tested against joserfc, jwcrypto and Node's ``jose``.
+AES-256-GCM, and ECDSA P-256 keys that sign and hold the X.509 certificates of the
+cluster's mutual TLS (:class:`TlsKey`). Nothing here is hand-rolled; the composition
+follows RFC 7518 §4.6 exactly and is tested against joserfc, jwcrypto and Node's ``jose``.
 
 Failures of verification and decryption are returned, not raised (``False`` or ``None``),
 so callers translate them into their own error with a reason; misuse (a wrong key size, an
@@ -17,8 +18,10 @@ import os
 import struct
 from collections.abc import Callable
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -33,7 +36,9 @@ __all__ = [
     "EncryptionKey",
     "RandomBytes",
     "SigningKey",
+    "TlsKey",
     "VerifyKey",
+    "certificate_pem",
     "ecdh_es_a256kw_unwrap",
     "ecdh_es_a256kw_wrap",
     "load_private_pem",
@@ -215,3 +220,60 @@ class ContentKey:
             return self._aead.decrypt(iv, ciphertext + tag, aad)
         except InvalidTag:
             return None
+
+
+class TlsKey:
+    """An ECDSA P-256 private key for mutual TLS: what Java's and OpenSSL's TLS stacks both
+    handle everywhere. It signs certificates (the cluster CA's) or holds one (a node's, an
+    agency's); the certificates themselves are built with ``cryptography.x509``."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey) -> None:
+        if not isinstance(key.curve, ec.SECP256R1):
+            raise TypeError(f"expected an ECDSA P-256 key, got curve {key.curve.name}")
+        self._key = key
+
+    @classmethod
+    def generate(cls) -> TlsKey:
+        return cls(ec.generate_private_key(ec.SECP256R1()))
+
+    @classmethod
+    def from_pem(cls, data: bytes, passphrase: bytes | None = None) -> TlsKey:
+        try:
+            key = serialization.load_pem_private_key(data, passphrase)
+        except (TypeError, ValueError, UnsupportedAlgorithm) as exc:
+            raise ValueError(f"not a readable PKCS#8 PEM private key: {exc}") from exc
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(
+            key.curve, ec.SECP256R1
+        ):
+            raise ValueError(f"expected an ECDSA P-256 private key, got {type(key).__name__}")  # noqa: TRY004 - a bad file, not a bad argument
+        return cls(key)
+
+    def to_pem(self, passphrase: bytes | None = None) -> bytes:
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(passphrase)
+            if passphrase
+            else serialization.NoEncryption()
+        )
+        return self._key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        )
+
+    def subject_key_identifier(self) -> x509.SubjectKeyIdentifier:
+        return x509.SubjectKeyIdentifier.from_public_key(self._key.public_key())
+
+    def holds(self, certificate: x509.Certificate) -> bool:
+        """Whether ``certificate`` certifies this key's public half."""
+        return certificate.public_key() == self._key.public_key()
+
+    def with_public_key(self, builder: x509.CertificateBuilder) -> x509.CertificateBuilder:
+        return builder.public_key(self._key.public_key())
+
+    def sign(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        """Sign a certificate (ECDSA with SHA-256) as its issuer."""
+        return builder.sign(self._key, hashes.SHA256())
+
+
+def certificate_pem(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.PEM)

@@ -7,13 +7,24 @@ so that durability choices (``acks="all"``, idempotence) live in one place.
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field
+from aiokafka.helpers import create_ssl_context
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_BOOTSTRAP", "KafkaSettings", "aiokafka_kwargs", "default_home"]
+from broker.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_BOOTSTRAP",
+    "KafkaSettings",
+    "aiokafka_kwargs",
+    "confluent_config",
+    "default_home",
+    "ssl_context",
+]
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
@@ -32,6 +43,50 @@ class KafkaSettings(BaseSettings):
     request_timeout_ms: int = Field(default=30_000, ge=1_000)
     linger_ms: int = Field(default=5, ge=0)
     max_batch_size: int = Field(default=1_048_576, ge=16_384)
+    # Mutual TLS (``docs/security.md``): the cluster CA, this client's certificate and key.
+    # Env vars: FUSIONBUS_TLS_CA_FILE, FUSIONBUS_TLS_CERT_FILE, FUSIONBUS_TLS_KEY_FILE,
+    # FUSIONBUS_TLS_KEY_PASSWORD. With a CA file the client speaks TLS; without, plaintext.
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_key_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both or neither")
+        if self.tls_cert_file is not None and self.tls_ca_file is None:
+            raise ValueError("a TLS client certificate needs tls_ca_file (the cluster CA) too")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """Whether clients connect with TLS (``security_protocol="SSL"``)."""
+        return self.tls_ca_file is not None
+
+
+def ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
+    """The client TLS context: verify the brokers against the cluster CA (and their
+    address), present this client's certificate. Unreadable files are a ConfigError."""
+    password = settings.tls_key_password
+    try:
+        context: ssl.SSLContext = create_ssl_context(
+            cafile=settings.tls_ca_file,
+            certfile=settings.tls_cert_file,
+            keyfile=settings.tls_key_file,
+            password=password.get_secret_value() if password is not None else None,
+        )
+    except (OSError, ssl.SSLError) as exc:
+        files = ", ".join(
+            str(p)
+            for p in (settings.tls_ca_file, settings.tls_cert_file, settings.tls_key_file)
+            if p is not None
+        )
+        raise ConfigError(
+            f"cannot load the TLS files {files}: {exc}. Check they exist and match (an "
+            "encrypted key needs FUSIONBUS_TLS_KEY_PASSWORD or FUSIONBUS_PASSPHRASE)."
+        ) from exc
+    return context
 
 
 def aiokafka_kwargs(
@@ -47,6 +102,9 @@ def aiokafka_kwargs(
         "client_id": settings.client_id,
         "request_timeout_ms": settings.request_timeout_ms,
     }
+    if settings.tls:
+        common["security_protocol"] = "SSL"
+        common["ssl_context"] = ssl_context(settings)
     if role == "producer":
         return {
             **common,
@@ -63,6 +121,24 @@ def aiokafka_kwargs(
             "isolation_level": "read_committed",
         }
     return common
+
+
+def confluent_config(settings: KafkaSettings) -> dict[str, str | int | float | bool]:
+    """The same connection as librdkafka configuration, for confluent-kafka's AdminClient
+    (the ACL calls aiokafka lacks)."""
+    config: dict[str, str | int | float | bool] = {
+        "bootstrap.servers": settings.bootstrap,
+        "client.id": settings.client_id,
+    }
+    if settings.tls:
+        config["security.protocol"] = "SSL"
+        config["ssl.ca.location"] = str(settings.tls_ca_file)
+        if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+            config["ssl.certificate.location"] = str(settings.tls_cert_file)
+            config["ssl.key.location"] = str(settings.tls_key_file)
+        if settings.tls_key_password is not None:
+            config["ssl.key.password"] = settings.tls_key_password.get_secret_value()
+    return config
 
 
 def default_home() -> Path:

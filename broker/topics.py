@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from schemas.jurisdiction import ancestors, normalise_jurisdiction
+from schemas.jurisdiction import ancestors, first_level_subdivisions, normalise_jurisdiction
 
 __all__ = [
     "DIRECTORY_TOPIC",
@@ -30,6 +30,7 @@ __all__ = [
     "area_of",
     "quarantine_topic",
     "report_topic",
+    "report_topics",
     "subscription_pattern",
 ]
 
@@ -80,6 +81,27 @@ def subscription_pattern(jurisdictions: Iterable[str], categories: Iterable[str]
     if not areas or not cats:
         raise ValueError("a subscription needs at least one jurisdiction and one category")
     return rf"^{re.escape(REPORTS_PREFIX)}(?:{'|'.join(sorted(areas))})\.(?:{'|'.join(cats)})$"
+
+
+def report_topics(jurisdictions: Iterable[str], categories: Iterable[str]) -> list[str]:
+    """The literal report topics ``subscription_pattern`` matches, sorted: per category, a
+    country's own topic and one per first-level subdivision under it (pycountry), or a
+    subdivision's or place's area. These are what a grant's READ ACLs name.
+
+    >>> report_topics(["PK-SD", "PKKHI"], ["narcotics"])
+    ['fusionbus.reports.pk-sd.narcotics']
+    >>> len(report_topics(["PK"], ["narcotics", "arms"]))
+    16
+    """
+    areas: set[str] = set()
+    for code in jurisdictions:
+        value = normalise_jurisdiction(code)
+        if len(value) == 2:
+            areas.add(value.lower())
+            areas.update(sub.lower() for sub in first_level_subdivisions(value))
+        else:
+            areas.add(area_of(value))
+    return sorted(f"{REPORTS_PREFIX}{a}.{_category(c)}" for a in areas for c in set(categories))
 
 
 def _category(code: str) -> str:

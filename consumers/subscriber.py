@@ -27,13 +27,14 @@ from datetime import UTC, datetime
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import errors as kafka_errors
 
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.envelope import Opener, Reason, open_report
-from broker.errors import VerificationError
+from broker.errors import AuthorizationError, VerificationError
 from broker.keys import Identity
 from broker.topics import subscription_pattern
-from broker.transport import map_kafka_errors
+from broker.transport import kafka_error, map_kafka_errors
 from broker.trust import TrustStore
 from consumers._catchup import CatchUp
 from consumers.delivered import Delivered, MemoryDelivered, Seen
@@ -111,7 +112,10 @@ class Subscriber:
         self, handler: Handler, *, limit: int | None = None, exit_at_end: bool = False
     ) -> None:
         """Consume until cancelled, until ``limit`` reports were handed over, or — with
-        ``exit_at_end`` — once caught up with what the topics held when it started."""
+        ``exit_at_end`` — once caught up with what the topics held when it started.
+
+        On a secured cluster, fetching a topic this agency's principal may not READ (no grant
+        covers it) raises :class:`AuthorizationError` with Kafka's refusal and the topic."""
         kwargs = aiokafka_kwargs(self._settings, "consumer")
         kwargs["auto_offset_reset"] = "earliest" if self._from_beginning else "latest"
         kwargs["metadata_max_age_ms"] = self._metadata_refresh_ms
@@ -135,8 +139,12 @@ class Subscriber:
             if time.monotonic() >= next_sweep:  # forget ids whose envelopes have expired
                 self._delivered.forget_expired(self._clock())
                 next_sweep = time.monotonic() + _SWEEP_EVERY_S
-            with map_kafka_errors("fetching reports"):
+            try:
                 batch = await consumer.getmany(timeout_ms=500, max_records=500)
+            except kafka_errors.TopicAuthorizationFailedError as exc:
+                raise self._refused(exc) from exc
+            except kafka_errors.KafkaError as exc:
+                raise kafka_error(exc, "fetching reports") from exc
             if self._since_ms is not None and batch:
                 batch = {
                     tp: [r for r in rs if r.timestamp >= self._since_ms] for tp, rs in batch.items()
@@ -189,6 +197,18 @@ class Subscriber:
         )  # fmt: skip
         self._delivered.mark(header.message_id, digest, header.expires_at)
         self.handed_over += 1
+
+    def _refused(self, exc: kafka_errors.TopicAuthorizationFailedError) -> AuthorizationError:
+        topics = ", ".join(str(a) for a in exc.args) or "a subscribed topic"
+        agency = self._identity.agency
+        return AuthorizationError(
+            f"Kafka refused to let {agency} read {topics}: TopicAuthorizationFailedError "
+            f"(error {kafka_errors.TopicAuthorizationFailedError.errno}). The principal "
+            f"User:{agency} of this certificate has no READ ACL there, because no grant of "
+            f"{agency} covers it. Tail only what is granted (leave out --category and "
+            "--jurisdiction), or ask the federation admin for a grant: `fusionbus agency "
+            f"grant {agency} --category CATEGORY --jurisdiction JURISDICTION`."
+        )
 
     def _covers(self, category: str, jurisdiction: str) -> bool:
         try:

@@ -214,6 +214,20 @@ def ancestors(code: str) -> list[str]:
     return chain
 
 
+def first_level_subdivisions(country: str) -> list[str]:
+    """The ISO 3166-2 subdivisions directly under ``country`` (no parent), sorted.
+
+    >>> first_level_subdivisions("PK")
+    ['PK-BA', 'PK-GB', 'PK-IS', 'PK-JK', 'PK-KP', 'PK-PB', 'PK-SD']
+    """
+    value = normalise_jurisdiction(country)
+    if len(value) != 2:
+        raise ValueError(f"expected a country code like PK, got {country!r}")
+    return sorted(
+        str(s.code) for s in _subdivisions_of(value) if not getattr(s, "parent_code", None)
+    )
+
+
 def covers(scope: str, code: str) -> bool:
     """Whether a subscription to ``scope`` includes reports about ``code``.
 

@@ -6,15 +6,28 @@ Maven) fails the test with the message saying how to install it; nothing is skip
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from broker.acls import apply_directory
 from broker.errors import KafkaRuntimeError
-from broker.kafka import ClusterState, EmbeddedKafka, KafkaDistribution, ensure_distribution
+from broker.federation import Federation
+from broker.federation.pki import ClusterPki
+from broker.kafka import (
+    ClusterState,
+    ClusterTls,
+    EmbeddedKafka,
+    KafkaDistribution,
+    ensure_distribution,
+)
+from fusionbus.cli._common import write_config
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +40,9 @@ def kafka_dist() -> KafkaDistribution:
 
 
 def _start(
-    dist: KafkaDistribution, data_dir: Path, nodes: int
+    dist: KafkaDistribution, data_dir: Path, nodes: int, secure: ClusterTls | None = None
 ) -> tuple[EmbeddedKafka, ClusterState]:
-    cluster = EmbeddedKafka(data_dir, nodes=nodes, port=0, heap_mb=512)
+    cluster = EmbeddedKafka(data_dir, nodes=nodes, port=0, heap_mb=512, secure=secure)
     try:
         return cluster, cluster.start(dist)
     except KafkaRuntimeError as exc:
@@ -54,6 +67,48 @@ def kafka_cluster(
     cluster, _ = _start(kafka_dist, tmp_path_factory.mktemp("kafka-3node"), 3)
     yield cluster
     cluster.stop()
+
+
+@dataclass(frozen=True)
+class SecureWorld:
+    """A secured 1-node cluster and the admin's home that runs it: a federation of customs,
+    anf (narcotics in PK) and fia (human trafficking in PK), their certificates, topics and
+    ACLs, and ``config.toml`` saying the cluster is mTLS."""
+
+    home: Path
+    state: ClusterState
+    cluster: EmbeddedKafka
+
+    @property
+    def bootstrap(self) -> str:
+        return self.state.bootstrap
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(
+    kafka_dist: KafkaDistribution, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SecureWorld]:
+    """A secured (mutual TLS + ACLs) 1-node cluster with a demo federation, once per session."""
+    home = tmp_path_factory.mktemp("secure") / "home"
+    now = datetime.now(UTC).replace(microsecond=0)
+    federation = Federation.init(home, now=now)
+    pki = ClusterPki(home)
+    for agency, category in (
+        ("customs", "contraband"),
+        ("anf", "narcotics"),
+        ("fia", "human_trafficking"),
+    ):
+        federation.add_agency(agency, agency.upper(), now=now)
+        federation.grant(agency, categories=[category], jurisdictions=["PK"], now=now)
+        pki.issue_agency(agency)
+    cluster, state = _start(kafka_dist, home / "kafka", 1, secure=pki.cluster_tls(1))
+    try:
+        write_config(home, state.bootstrap, secure=True, by="tests/conftest.py")
+        admin = pki.admin_files().settings(state.bootstrap)
+        asyncio.run(apply_directory(admin, federation.agencies(), now=now))
+        yield SecureWorld(home, state, cluster)
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

@@ -30,7 +30,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from broker.errors import ConfigError
 from broker.keys import DecryptionKey, SigningKey, load_private_pem
 
-__all__ = ["HomeLayout", "KeySettings", "read_private_key", "write_file", "write_private_key"]
+__all__ = [
+    "HomeLayout",
+    "KeySettings",
+    "read_private_bytes",
+    "read_private_key",
+    "write_file",
+    "write_private_key",
+]
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
@@ -188,8 +195,9 @@ def write_private_key(path: Path, key: SigningKey | DecryptionKey, settings: Key
     )
 
 
-def read_private_key(path: Path, settings: KeySettings) -> SigningKey | DecryptionKey:
-    """Load the private key in ``path``; refuse it if others may read the file."""
+def read_private_bytes(path: Path, settings: KeySettings) -> tuple[bytes, bytes | None]:
+    """The PEM in ``path`` and the passphrase to open it with (``None`` if unencrypted);
+    refuse the file if others may read it, or if it is encrypted and no passphrase is set."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -220,8 +228,14 @@ def read_private_key(path: Path, settings: KeySettings) -> SigningKey | Decrypti
         raise ConfigError(
             f"private key {path} is encrypted; set the passphrase in FUSIONBUS_PASSPHRASE"
         )
+    return data, passphrase if encrypted else None
+
+
+def read_private_key(path: Path, settings: KeySettings) -> SigningKey | DecryptionKey:
+    """Load the private key in ``path``; refuse it if others may read the file."""
+    data, passphrase = read_private_bytes(path, settings)
     try:
-        return load_private_pem(data, passphrase if encrypted else None)
+        return load_private_pem(data, passphrase)
     except ConfigError as exc:
-        hint = " (wrong passphrase in FUSIONBUS_PASSPHRASE?)" if encrypted else ""
+        hint = " (wrong passphrase in FUSIONBUS_PASSPHRASE?)" if passphrase else ""
         raise ConfigError(f"private key {path}{hint}: {exc}") from exc

@@ -12,13 +12,17 @@ from broker.kafka._distribution import (
     find_java,
     kafka_version,
 )
+from broker.kafka._security import PRINCIPAL_RULES, ClusterTls, NodeTls
 
 __all__ = [
     "DEFAULT_PORT",
+    "PRINCIPAL_RULES",
     "ClusterState",
+    "ClusterTls",
     "EmbeddedKafka",
     "KafkaDistribution",
     "NodeState",
+    "NodeTls",
     "cache_root",
     "ensure_distribution",
     "find_java",

@@ -8,6 +8,11 @@ directory under the data dir::
     <data-dir>/node-<id>/data/       the log dirs (formatted once by kafka.tools.StorageTool)
     <data-dir>/node-<id>/logs/       server.log (log4j2) and kafka.out (the JVM's stdout/stderr)
 
+Secure mode (``secure=ClusterTls``, ``docs/security.md``): every listener speaks mutual TLS,
+the principal is the certificate's CN, and the StandardAuthorizer allows only what ACLs
+grant (nodes and the admin are super users). Without it the cluster is PLAINTEXT with no
+authorization, for the quick local demo and tests only, and it says so on start.
+
 Ports: node ``i`` (0-based) listens for clients on ``port + i`` and for its controller quorum
 on ``port + nodes + i``; ``port=0`` picks free ports. Durable defaults: replication factor
 ``min(3, nodes)``, ``min.insync.replicas=2`` from 3 nodes on, unclean leader election off.
@@ -31,9 +36,11 @@ from pathlib import Path
 
 import structlog
 
+from broker.config import KafkaSettings
 from broker.errors import KafkaRuntimeError, KafkaStartError, PortInUseError
 from broker.kafka._distribution import KafkaDistribution, ensure_distribution
 from broker.kafka._probe import broker_count
+from broker.kafka._security import ClusterTls, security_properties
 
 __all__ = ["DEFAULT_PORT", "ClusterState", "EmbeddedKafka", "NodeState", "server_properties"]
 
@@ -63,6 +70,7 @@ class ClusterState:
     cluster_id: str
     kafka_version: str
     nodes: list[NodeState] = field(default_factory=list)
+    secure: bool = False
 
     @property
     def bootstrap(self) -> str:
@@ -81,6 +89,7 @@ class EmbeddedKafka:
         heap_mb: int = 768,
         ready_timeout: float = 120.0,
         stop_timeout: float = 30.0,
+        secure: ClusterTls | None = None,
     ) -> None:
         if nodes < 1:
             raise KafkaRuntimeError(f"--nodes must be 1 or more, got {nodes}")
@@ -95,6 +104,7 @@ class EmbeddedKafka:
         self.heap_mb = heap_mb
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
+        self.secure = secure
         # JVMs started by this object: trusted by handle, since /proc/<pid>/cmdline reads
         # empty for a moment after exec.
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
@@ -109,7 +119,8 @@ class EmbeddedKafka:
         try:
             raw = json.loads(path.read_text())
             nodes = [NodeState(**n) for n in raw["nodes"]]
-            return ClusterState(raw["cluster_id"], raw["kafka_version"], nodes)
+            secure = bool(raw.get("secure", False))
+            return ClusterState(raw["cluster_id"], raw["kafka_version"], nodes, secure)
         except (ValueError, KeyError, TypeError) as exc:
             raise KafkaRuntimeError(
                 f"{path} is unreadable ({exc}); stop any Kafka JVMs using {self.data_dir} "
@@ -121,6 +132,12 @@ class EmbeddedKafka:
         if state is None:
             return []
         return [n for n in state.nodes if self._is_our_process(n)]
+
+    def client_settings(self, state: ClusterState) -> KafkaSettings:
+        """How the platform itself connects: the admin's TLS identity in secure mode."""
+        if self.secure is not None:
+            return self.secure.admin_settings(state.bootstrap)
+        return KafkaSettings(bootstrap=state.bootstrap)
 
     def node_log(self, node_id: int) -> Path:
         return self.data_dir / f"node-{node_id}" / "logs" / "server.log"
@@ -134,6 +151,14 @@ class EmbeddedKafka:
         failure every node started here is stopped again before the error propagates.
         """
         previous = self.state()
+        if previous is not None and previous.secure != (self.secure is not None):
+            was = "secured (mTLS)" if previous.secure else "plaintext"
+            flag = "pass --secure" if previous.secure else "leave out --secure"
+            raise KafkaRuntimeError(
+                f"the cluster in {self.data_dir} was created {was}; starting it in the other "
+                f"mode is refused (its clients expect the old one). To keep it, {flag}; or "
+                "use another --data-dir."
+            )
         if previous is not None:
             alive = self.running_nodes(previous)
             if len(alive) == len(previous.nodes):
@@ -156,6 +181,13 @@ class EmbeddedKafka:
         if previous is not None and self.port not in (None, previous.nodes[0].client_port):
             state = self._new_state(dist, cluster_id=previous.cluster_id)
         self._check_ports(state)
+        if self.secure is None:
+            log.warning(
+                "kafka.plaintext",
+                note="PLAINTEXT cluster: no TLS, no authentication, no ACLs; any local process "
+                "can read and write every topic. For the quick local demo and tests only; use "
+                "--secure for anything else.",
+            )
         try:
             self._format(dist, state)
             for node in state.nodes:
@@ -185,7 +217,9 @@ class EmbeddedKafka:
         base = DEFAULT_PORT if self.port is None else self.port
         ports = _free_ports(2 * n) if base == 0 else list(range(base, base + 2 * n))
         nodes = [NodeState(i + 1, ports[i], ports[n + i]) for i in range(n)]
-        return ClusterState(cluster_id or _kafka_uuid(), dist.version, nodes)
+        return ClusterState(
+            cluster_id or _kafka_uuid(), dist.version, nodes, secure=self.secure is not None
+        )
 
     def _check_ports(self, state: ClusterState) -> None:
         for node in state.nodes:
@@ -203,9 +237,15 @@ class EmbeddedKafka:
     def _write_properties(self, state: ClusterState, node: NodeState) -> Path:
         path = self._node_dir(node) / "server.properties"
         path.parent.mkdir(parents=True, exist_ok=True)
-        props = server_properties(state, node, self._node_dir(node) / "data")
+        props = server_properties(state, node, self._node_dir(node) / "data", tls=self.secure)
         header = "# Written by `fusionbus kafka start`; regenerated on every start.\n"
-        path.write_text(header + "".join(f"{k}={v}\n" for k, v in props.items()))
+        text = header + "".join(f"{k}={v}\n" for k, v in props.items())
+        if self.secure is not None:
+            path.parent.chmod(0o700)  # the node's private key is inline
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            os.fchmod(out.fileno(), 0o600)
+            out.write(text)
         return path
 
     def _java_argv(self, dist: KafkaDistribution, node: NodeState, *main: str) -> list[str]:
@@ -280,7 +320,7 @@ class EmbeddedKafka:
                     )
             if all(_port_open(n.client_port) for n in state.nodes):
                 with contextlib.suppress(Exception):
-                    seen = _run_probe(state.bootstrap)
+                    seen = _run_probe(self.client_settings(state))
                 if seen >= want:
                     return
             time.sleep(0.25)
@@ -387,21 +427,25 @@ class EmbeddedKafka:
         return b"kafka.Kafka" in cmdline and props in cmdline
 
 
-def server_properties(state: ClusterState, node: NodeState, log_dir: Path) -> dict[str, str]:
-    """The ``server.properties`` of one combined KRaft node, with durable defaults."""
+def server_properties(
+    state: ClusterState, node: NodeState, log_dir: Path, *, tls: ClusterTls | None = None
+) -> dict[str, str]:
+    """The ``server.properties`` of one combined KRaft node, with durable defaults; with
+    ``tls``, every listener is mutual TLS and the authorizer is on."""
     n = len(state.nodes)
+    client = "CLIENT" if tls is not None else "PLAINTEXT"
     replication = min(3, n)
     voters = ",".join(f"{m.node_id}@{_HOST}:{m.controller_port}" for m in state.nodes)
     props: dict[str, object] = {
         "process.roles": "broker,controller",
         "node.id": node.node_id,
         "controller.quorum.voters": voters,
-        "listeners": f"PLAINTEXT://{_HOST}:{node.client_port},"
+        "listeners": f"{client}://{_HOST}:{node.client_port},"
         f"CONTROLLER://{_HOST}:{node.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{_HOST}:{node.client_port}",
+        "advertised.listeners": f"{client}://{_HOST}:{node.client_port}",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
+        "inter.broker.listener.name": client,
         "log.dirs": log_dir,
         "num.partitions": 3,
         "default.replication.factor": replication,
@@ -418,6 +462,8 @@ def server_properties(state: ClusterState, node: NodeState, log_dir: Path) -> di
         # Topics a standard client writes to appear with the durable defaults above.
         "auto.create.topics.enable": "true",
     }
+    if tls is not None:
+        props |= security_properties(tls, node.node_id)
     return {key: str(value) for key, value in props.items()}
 
 
@@ -433,14 +479,14 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def _run_probe(bootstrap: str) -> int:
+def _run_probe(settings: KafkaSettings) -> int:
     """Run the async metadata probe from sync code, also when called inside an event loop."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(broker_count(bootstrap, wait_s=5.0))
+        return asyncio.run(broker_count(settings, wait_s=5.0))
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, broker_count(bootstrap, wait_s=5.0)).result()
+        return pool.submit(asyncio.run, broker_count(settings, wait_s=5.0)).result()
 
 
 def _kafka_uuid() -> str:

@@ -6,12 +6,16 @@ import asyncio
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from broker.config import KafkaSettings, aiokafka_kwargs
+
 __all__ = ["broker_count"]
 
 
-async def broker_count(bootstrap: str, *, wait_s: float = 5.0) -> int:
-    """How many brokers the cluster's metadata lists (registered and unfenced)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(wait_s * 1000))
+async def broker_count(settings: KafkaSettings, *, wait_s: float = 5.0) -> int:
+    """How many brokers the cluster's metadata lists (registered and unfenced); over TLS
+    with the settings' certificate when the cluster is secured."""
+    kwargs = aiokafka_kwargs(settings, "admin") | {"request_timeout_ms": int(wait_s * 1000)}
+    admin = AIOKafkaAdminClient(**kwargs)
     try:
         async with asyncio.timeout(wait_s):
             await admin.start()

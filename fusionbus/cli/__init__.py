@@ -11,6 +11,7 @@ import logging
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from broker.errors import FusionbusError
 from broker.logs import configure_logging
@@ -61,5 +62,8 @@ def main() -> None:
     try:
         app()
     except FusionbusError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # Messages quote paths and Java log lines, which may hold [brackets]: never markup.
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         raise SystemExit(1) from None

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tomllib
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
 
+from broker.acls import apply_directory
 from broker.config import KafkaSettings, default_home
-from broker.errors import ConfigError
+from broker.errors import ConfigError, FusionbusError
 from broker.federation import Federation, policy
+from broker.federation.pki import ClientFiles, ClusterPki
+from broker.federation.records import AgencyRecord
 from producers import RecipientPolicy
 
 __all__ = [
     "BootstrapOpt",
     "HomeOpt",
+    "cluster_is_secure",
     "kafka_settings",
     "load_federation",
     "recipient_policy",
     "resolve_home",
+    "sync_cluster",
+    "write_config",
 ]
 
 HomeOpt = Annotated[
@@ -45,22 +55,100 @@ def resolve_home(home: Path | None) -> Path:
     return home if home is not None else default_home()
 
 
-def kafka_settings(home: Path, bootstrap: str | None) -> KafkaSettings:
-    """``--bootstrap``, else ``FUSIONBUS_BOOTSTRAP``, else ``[kafka] bootstrap`` in
-    ``<home>/config.toml``, else the embedded Kafka's default address."""
-    if bootstrap is not None:
-        return KafkaSettings(bootstrap=bootstrap)
-    if os.environ.get("FUSIONBUS_BOOTSTRAP"):
-        return KafkaSettings()
+def _kafka_table(home: Path) -> dict[str, object]:
     config = home / "config.toml"
-    if config.is_file():
-        try:
-            table = tomllib.loads(config.read_text()).get("kafka", {})
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{config} is not valid TOML: {exc}") from exc
-        if isinstance(table, dict) and table.get("bootstrap"):
-            return KafkaSettings(bootstrap=str(table["bootstrap"]))
-    return KafkaSettings()
+    if not config.is_file():
+        return {}
+    try:
+        table = tomllib.loads(config.read_text()).get("kafka", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config} is not valid TOML: {exc}") from exc
+    return table if isinstance(table, dict) else {}
+
+
+def cluster_is_secure(home: Path) -> bool:
+    """Whether ``<home>/config.toml`` records a mutual-TLS cluster (``security = "mtls"``)."""
+    return _kafka_table(home).get("security") == "mtls"
+
+
+def write_config(home: Path, bootstrap: str, *, secure: bool, by: str) -> None:
+    """Record where the cluster is and its mode, for every later command."""
+    home.mkdir(parents=True, exist_ok=True)
+    mode = "mtls" if secure else "plaintext"
+    (home / "config.toml").write_text(
+        f'# Written by `{by}`.\n[kafka]\nbootstrap = "{bootstrap}"\nsecurity = "{mode}"\n'
+    )
+
+
+def kafka_settings(
+    home: Path, bootstrap: str | None, *, agency: str | None = None
+) -> KafkaSettings:
+    """``--bootstrap``, else ``FUSIONBUS_BOOTSTRAP``, else ``[kafka] bootstrap`` in
+    ``<home>/config.toml``, else the embedded Kafka's default address.
+
+    If ``config.toml`` says ``security = "mtls"`` (and no ``FUSIONBUS_TLS_*`` variables
+    say otherwise), the client presents ``agency``'s certificate
+    (``<home>/agencies/<agency>/tls/``), or the admin's (``<home>/tls/admin/``) for
+    administrative commands. A key password comes from ``FUSIONBUS_TLS_KEY_PASSWORD``, else
+    ``FUSIONBUS_PASSPHRASE`` (which encrypts every key fusionbus writes).
+    """
+    table = _kafka_table(home)
+    base = KafkaSettings()
+    if bootstrap is None and not os.environ.get("FUSIONBUS_BOOTSTRAP") and table.get("bootstrap"):
+        bootstrap = str(table["bootstrap"])
+    if bootstrap is not None:
+        base = base.model_copy(update={"bootstrap": KafkaSettings(bootstrap=bootstrap).bootstrap})
+    if base.tls or table.get("security") != "mtls":
+        return base
+    pki = ClusterPki(home)
+    files = pki.agency_files(agency) if agency is not None else pki.admin_files()
+    if not files.exist():
+        whose = f"agency {agency!r}" if agency is not None else "the platform admin"
+        raise ConfigError(
+            f"the cluster in {home / 'config.toml'} is secured (mutual TLS), but the TLS "
+            f"files of {whose} are missing ({files.cert.parent}). On the admin's machine they "
+            "are issued by `fusionbus agency add` (or `fusionbus federation sync-acls`); copy "
+            "that folder here."
+        )
+    password = base.tls_key_password
+    if password is None and os.environ.get("FUSIONBUS_PASSPHRASE"):
+        password = SecretStr(os.environ["FUSIONBUS_PASSPHRASE"])
+    return _with_files(base, files, password)
+
+
+def _with_files(
+    base: KafkaSettings, files: ClientFiles, password: SecretStr | None
+) -> KafkaSettings:
+    return KafkaSettings.model_validate(
+        base.model_dump()
+        | {
+            "tls_ca_file": files.ca,
+            "tls_cert_file": files.cert,
+            "tls_key_file": files.key,
+            "tls_key_password": password,
+        }
+    )
+
+
+def sync_cluster(federation: Federation, home: Path, *, issue: Sequence[AgencyRecord] = ()) -> str:
+    """On a secured cluster: issue TLS certificates for ``issue``, create the topics the
+    grants need and make the ACLs match the directory. Returns a sentence for the user
+    (empty on a plaintext cluster, where there are no ACLs)."""
+    if not cluster_is_secure(home):
+        return ""
+    pki = ClusterPki(home)
+    for record in issue:
+        pki.issue_agency(record.id)
+    settings = kafka_settings(home, None)
+    now = datetime.now(UTC)
+    try:
+        changes = asyncio.run(apply_directory(settings, federation.agencies(), now=now))
+    except FusionbusError as exc:
+        raise type(exc)(
+            f"the directory in {home} was updated, but the cluster's topics and ACLs were "
+            f"not: {exc} Fix that, then run `fusionbus federation sync-acls --home {home}`."
+        ) from exc
+    return f"Cluster ACLs in sync: {len(changes.created)} added, {len(changes.deleted)} removed."
 
 
 def load_federation(home: Path) -> Federation:

@@ -1,8 +1,11 @@
 """``fusionbus up``: the whole local fusionbus in one command (README command 1).
 
-Starts the embedded Kafka if needed, creates a demo federation of Pakistan Customs
-(``customs``), the Anti Narcotics Force (``anf``) and the Federal Investigation Agency
-(``fia``) with realistic grants, publishes a few sample reports, and prints what to try next.
+Starts the embedded Kafka if needed — secured (mutual TLS, ACLs from the directory;
+``docs/security.md``) with every certificate generated in the home, unless ``--plaintext``
+is given or the home already holds a plaintext cluster — creates a demo federation of
+Pakistan Customs (``customs``), the Anti Narcotics Force (``anf``) and the Federal
+Investigation Agency (``fia``) with realistic grants, publishes a few sample reports, and
+prints what to try next.
 Idempotent: a home that already holds a federation is used as it is.
 """
 
@@ -16,7 +19,15 @@ import typer
 
 from broker.config import KafkaSettings
 from broker.federation import Federation
-from fusionbus.cli._common import HomeOpt, recipient_policy, resolve_home
+from broker.kafka import EmbeddedKafka
+from fusionbus.cli._common import (
+    HomeOpt,
+    kafka_settings,
+    recipient_policy,
+    resolve_home,
+    sync_cluster,
+    write_config,
+)
 from fusionbus.cli._console import err_console
 from fusionbus.cli.kafka import start_cluster
 from producers import Publisher
@@ -53,21 +64,34 @@ def up(
         int | None,
         typer.Option(help="Kafka client port; 0 picks a free one [default: 9092, or as last run]."),
     ] = None,
+    plaintext: Annotated[
+        bool,
+        typer.Option(
+            "--plaintext", help="Run Kafka without TLS, authentication or ACLs (quickest)."
+        ),
+    ] = False,
 ) -> None:
     """Start the local fusionbus: embedded Kafka, a demo federation, sample reports."""
     where = resolve_home(home)
-    state = start_cluster(nodes=1, data_dir=where / "kafka", port=port)
-    settings = KafkaSettings(bootstrap=state.bootstrap)
-    config = where / "config.toml"
-    config.write_text(f'# Written by `fusionbus up`.\n[kafka]\nbootstrap = "{state.bootstrap}"\n')
+    previous = EmbeddedKafka(where / "kafka").state()
+    secure = not plaintext and (previous is None or previous.secure)
+    state = start_cluster(
+        nodes=1, data_dir=where / "kafka", port=port, secure_home=where if secure else None
+    )
+    write_config(where, state.bootstrap, secure=secure, by="fusionbus up")
     if (where / "federation" / "root.pub.jwk").is_file():
         err_console.print(f"Using the federation already in {where}.", highlight=False)
+        if secure:
+            federation = Federation.load(where)
+            sync_cluster(federation, where, issue=federation.agencies())
     else:
         now = datetime.now(UTC).replace(microsecond=0)
         federation = Federation.init(where, now=now)
         for agency, (name, categories) in DEMO_AGENCIES.items():
             federation.add_agency(agency, name, now=now)
             federation.grant(agency, categories=categories, jurisdictions=["PK"], now=now)
+        sync_cluster(federation, where, issue=federation.agencies())
+        settings = kafka_settings(where, None, agency="customs")
         sent = asyncio.run(_publish_samples(federation, settings))
         err_console.print(
             f"Created a demo federation in {where}: customs, anf and fia, and published "

@@ -1,5 +1,9 @@
-"""``fusionbus federation init|publish-directory`` and ``fusionbus agency
-add|grant|list|rotate-keys|revoke``: the directory."""
+"""``fusionbus federation init|publish-directory|sync-acls`` and ``fusionbus agency
+add|grant|list|rotate-keys|revoke``: the directory.
+
+On a secured cluster (``config.toml`` says ``security = "mtls"``), ``agency add`` also
+issues the agency's TLS certificate, and every directory change also brings the cluster's
+topics and ACLs in line with it (``broker.acls``)."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from rich.table import Table
 from broker.config import default_home
 from broker.federation import AgencyRecord, Federation, publish_directory
 from broker.topics import DIRECTORY_TOPIC
-from fusionbus.cli._common import BootstrapOpt, kafka_settings
+from fusionbus.cli._common import BootstrapOpt, kafka_settings, sync_cluster
 from fusionbus.cli._console import err_console
 
 __all__ = ["agency_app", "federation_app"]
@@ -93,6 +97,31 @@ def publish_directory_command(
     typer.echo(count)
 
 
+@federation_app.command("sync-acls")
+def sync_acls_command(home: Home = None) -> None:
+    """Make the secured cluster match the directory: TLS certificates for agencies that lack
+    one, the topics their grants need, and exactly the ACLs the grants call for.
+
+    Idempotent; run on the admin's machine (it connects as fusionbus-admin)."""
+    where = _home(home)
+    federation = Federation.load(where)
+    message = sync_cluster(federation, where, issue=federation.agencies())
+    if not message:
+        err_console.print(
+            f"{where / 'config.toml'} records no secured cluster (start one with `fusionbus "
+            "kafka start --secure`); a plaintext cluster has no ACLs to sync.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    err_console.print(message, highlight=False)
+
+
+def _synced(federation: Federation, where: Path, *, issue: list[AgencyRecord] | None = None) -> str:
+    message = sync_cluster(federation, where, issue=issue or [])
+    return f"\n{message}" if message else ""
+
+
 @agency_app.command("add")
 def add(
     agency_id: Annotated[str, typer.Argument(metavar="ID", help="Agency id, e.g. customs.")],
@@ -108,9 +137,10 @@ def add(
     record = federation.add_agency(
         agency_id, name, now=_now(), valid_for=timedelta(days=valid_days)
     )
+    synced = _synced(federation, where, issue=[record])
     err_console.print(
         f"Enrolled {record.id} ({record.name}); private keys in "
-        f"{where / 'agencies' / record.id}.\n"
+        f"{where / 'agencies' / record.id}.{synced}\n"
         f"Next: fusionbus agency grant {record.id} --category C --jurisdiction J "
         f"--home {where}",
         highlight=False,
@@ -132,14 +162,17 @@ def grant(
     home: Home = None,
 ) -> None:
     """Entitle an agency to receive every given category in every given jurisdiction."""
-    federation = Federation.load(_home(home))
+    where = _home(home)
+    federation = Federation.load(where)
     before = federation.agency(agency_id).revision
     record = federation.grant(
         agency_id, categories=category, jurisdictions=jurisdiction, now=_now()
     )
     changed = "granted" if record.revision != before else "already granted, nothing changed"
+    synced = _synced(federation, where)
     err_console.print(
-        f"{record.id}: {changed}; revision {record.revision}. Grants: {_grants(record) or 'none'}",
+        f"{record.id}: {changed}; revision {record.revision}. Grants: "
+        f"{_grants(record) or 'none'}{synced}",
         highlight=False,
         soft_wrap=True,
     )
@@ -163,8 +196,9 @@ def rotate_keys(
     federation = Federation.load(where)
     old = federation.agency(agency_id)
     record = federation.rotate_keys(agency_id, now=_now(), valid_for=timedelta(days=valid_days))
+    synced = _synced(federation, where)
     err_console.print(
-        f"{record.id}: new keys, revision {record.revision}; keys "
+        f"{record.id}: new keys, revision {record.revision}{synced}; keys "
         f"{old.signing_kid} and {old.encryption_kid} end now.\n"
         f"Copy {where / 'agencies' / record.id} to the agency's machine; distribute the "
         "directory (fusionbus federation publish-directory).",
@@ -190,7 +224,8 @@ def revoke(
     Reports signed with a revoked key are rejected (revoked_key) from now on, and an agency
     left without a usable encryption key receives no new reports.
     """
-    federation = Federation.load(_home(home))
+    where = _home(home)
+    federation = Federation.load(where)
     old = federation.agency(agency_id)
     record = federation.revoke(agency_id, kid=key, reason=reason, now=_now())
     before = {e.kid: e.revoked_at for e in (*old.signing_keys, *old.encryption_keys)}
@@ -200,8 +235,9 @@ def revoke(
         if e.revoked_at is not None and before[e.kid] is None
     ]
     done = f"revoked {len(kids)} key(s)" if kids else "already revoked, nothing changed"
+    synced = _synced(federation, where)
     err_console.print(
-        f"{record.id}: {done}; revision {record.revision}. Distribute the directory "
+        f"{record.id}: {done}; revision {record.revision}.{synced} Distribute the directory "
         "(fusionbus federation publish-directory); to re-admit the agency, rotate its keys.",
         highlight=False,
         soft_wrap=True,

@@ -9,7 +9,9 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from broker.config import default_home
+from broker.federation.pki import ClusterPki
 from broker.kafka import ClusterState, EmbeddedKafka, ensure_distribution, kafka_version
+from fusionbus.cli._common import HomeOpt, resolve_home, write_config
 from fusionbus.cli._console import err_console
 
 __all__ = ["kafka_app", "start_cluster"]
@@ -33,10 +35,21 @@ def _data_dir(data_dir: Path | None) -> Path:
 
 
 def start_cluster(
-    *, nodes: int, data_dir: Path | None, port: int | None, heap_mb: int = 768
+    *,
+    nodes: int,
+    data_dir: Path | None,
+    port: int | None,
+    heap_mb: int = 768,
+    secure_home: Path | None = None,
 ) -> ClusterState:
-    """Fetch Kafka if needed (with progress), start the cluster, report where its logs are."""
-    cluster = EmbeddedKafka(_data_dir(data_dir), nodes=nodes, port=port, heap_mb=heap_mb)
+    """Fetch Kafka if needed (with progress), start the cluster, report where its logs are.
+
+    With ``secure_home``, the cluster runs mutual TLS with ACLs, from the PKI in that home
+    (the CA and the node and admin certificates are created there if missing)."""
+    tls = ClusterPki(secure_home).cluster_tls(nodes) if secure_home is not None else None
+    cluster = EmbeddedKafka(
+        _data_dir(data_dir), nodes=nodes, port=port, heap_mb=heap_mb, secure=tls
+    )
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -57,17 +70,30 @@ def start_cluster(
         dist = ensure_distribution(progress=on_download)
         progress.update(task, description=f"Starting {nodes}-node Kafka {version} (KRaft)")
         state = cluster.start(dist)
+    mode = (
+        "secured: mutual TLS on every listener, ACLs enforced"
+        if state.secure
+        else "PLAINTEXT: no TLS, no authentication, no ACLs"
+    )
     err_console.print(
         f"Kafka {state.kafka_version} is running: {len(state.nodes)} node(s), "
-        f"cluster id {state.cluster_id}.\nLogs: {cluster.data_dir}/node-*/logs/ "
+        f"cluster id {state.cluster_id}, {mode}.\nLogs: {cluster.data_dir}/node-*/logs/ "
         f"(server.log, kafka.out)",
         highlight=False,
     )
+    if not state.secure:
+        err_console.print(
+            "[bold yellow]WARNING:[/] this cluster is PLAINTEXT: any local process can read "
+            "and write every topic. Fine for the quick local demo and tests; use --secure "
+            "for anything else.",
+            highlight=False,
+            soft_wrap=True,
+        )
     return state
 
 
 @kafka_app.command()
-def start(
+def start(  # noqa: PLR0917 - typer maps each parameter to an option
     nodes: Annotated[int, typer.Option(min=1, max=9, help="Number of combined nodes.")] = 1,
     data_dir: DataDir = None,
     port: Annotated[
@@ -78,9 +104,32 @@ def start(
         ),
     ] = None,
     heap_mb: Annotated[int, typer.Option(min=128, help="JVM heap per node, in MiB.")] = 768,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="Mutual TLS on every listener and ACLs (CA and certificates in the home's "
+            "tls/; records the mode in config.toml).",
+        ),
+    ] = False,
+    home: HomeOpt = None,
 ) -> None:
     """Start a KRaft cluster in the background and print its bootstrap servers (last line)."""
-    state = start_cluster(nodes=nodes, data_dir=data_dir, port=port, heap_mb=heap_mb)
+    where = resolve_home(home)
+    if data_dir is None and home is not None:
+        data_dir = where / "kafka"
+    state = start_cluster(
+        nodes=nodes, data_dir=data_dir, port=port, heap_mb=heap_mb,
+        secure_home=where if secure else None,
+    )  # fmt: skip
+    if secure:
+        write_config(where, state.bootstrap, secure=True, by="fusionbus kafka start --secure")
+        err_console.print(
+            f"Cluster CA: {ClusterPki(where).ca_cert_path}; admin certificate in "
+            f"{where / 'tls' / 'admin'}. Recorded in {where / 'config.toml'}.",
+            highlight=False,
+            soft_wrap=True,
+        )
     typer.echo(state.bootstrap)
 
 
@@ -98,6 +147,8 @@ def status(data_dir: DataDir = None) -> None:
         pid = f"pid {node.pid}" if node.node_id in running else "-"
         where = cluster.node_log(node.node_id)
         typer.echo(f"node {node.node_id}\t{word}\t{node.bootstrap}\t{pid}\t{where}")
+    mode = "secured (mutual TLS, ACLs)" if state.secure else "PLAINTEXT (no TLS, no ACLs)"
+    err_console.print(f"Mode: {mode}.", highlight=False)
     if len(running) != len(state.nodes):
         raise typer.Exit(3)
     typer.echo(state.bootstrap)

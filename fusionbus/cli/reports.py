@@ -74,7 +74,7 @@ def publish(
     where = resolve_home(home)
     federation = load_federation(where)
     identity = federation.identity(agency)
-    settings = kafka_settings(where, bootstrap)
+    settings = kafka_settings(where, bootstrap, agency=agency)
 
     async def send() -> list[Any]:
         async with Publisher(
@@ -134,7 +134,7 @@ def tail(  # noqa: PLR0917 - typer maps each parameter to an option
     """Follow the reports the agency may read (like ``kcat -C``)."""
     where = resolve_home(home)
     federation = load_federation(where)
-    settings = kafka_settings(where, bootstrap)
+    settings = kafka_settings(where, bootstrap, agency=agency)
     grants = federation.agency(agency).grants
     categories = category or sorted({g.category for g in grants})
     jurisdictions = jurisdiction or sorted({g.jurisdiction for g in grants})

@@ -147,7 +147,10 @@ async def test_bad_records_are_quarantined_and_the_next_good_one_arrives(world: 
         group_id=f"fusionbus.{anf.agency}.q", delivered=MemoryDelivered(),
     )  # fmt: skip
     got = await collect(subscriber, {good_first.message_id, good_last.message_id})
-    assert [d.report.message_id for d in got] == [good_first.message_id, good_last.message_id]
+    # Each once; across partitions Kafka promises no order, so compare as a multiset.
+    assert sorted(str(d.report.message_id) for d in got) == sorted(
+        [str(good_first.message_id), str(good_last.message_id)]
+    )
 
     reasons = await _quarantined(world.settings, quarantine_topic(anf.agency), 4)
     assert sorted(reasons) == sorted(["decrypt_failed", "unknown_key", "malformed", "replay"])

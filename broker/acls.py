@@ -1,0 +1,248 @@
+"""Kafka ACLs from the federation directory: compute what each agency may do, apply the diff.
+
+The directory decides who may read what (grants); Kafka's authorizer enforces it at the
+topic, before a single byte of ciphertext is fetched (``docs/security.md``). Per agency with
+a usable encryption key, principal ``User:<id>`` (the CN of its TLS certificate) gets::
+
+    WRITE, DESCRIBE  topics prefixed fusionbus.reports.      publish in any area/category
+    READ, DESCRIBE   each literal report topic its grants cover (report_topics)
+    READ             groups prefixed fusionbus.<id>.         its own consumer groups
+    READ, WRITE      topic fusionbus.quarantine.<id>          its consumers' rejects
+    READ             topic fusionbus.directory                the signed directory
+
+An agency whose encryption keys are all revoked (or ended) gets nothing: ``agency revoke``
+removes its access. No agency gets CREATE or ALTER: the admin creates topics at grant time
+(:func:`platform_topics`). :func:`desired_acls` is pure; :func:`sync_acls` reads the
+cluster's ACLs of the directory's principals and creates or deletes only the difference, so
+running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import structlog
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported, not in __all__
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
+
+from broker.admin import ensure_topics
+from broker.config import KafkaSettings, confluent_config
+from broker.errors import AuthorizationError, TransportError
+from broker.federation.records import AgencyRecord
+from broker.topics import DIRECTORY_TOPIC, REPORTS_PREFIX, quarantine_topic, report_topics
+
+__all__ = [
+    "Acl",
+    "AclChanges",
+    "apply_directory",
+    "desired_acls",
+    "platform_topics",
+    "sync_acls",
+]
+
+log = structlog.get_logger(__name__)
+
+Resource = Literal["topic", "group"]
+Pattern = Literal["literal", "prefixed"]
+Operation = Literal["READ", "WRITE", "DESCRIBE"]
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Acl:
+    """One ALLOW rule for any host: ``principal`` may ``operation`` on the resource."""
+
+    principal: str
+    resource: Resource
+    pattern: Pattern
+    name: str
+    operation: Operation
+
+    def __str__(self) -> str:
+        return f"{self.principal} {self.operation} {self.resource}:{self.pattern}:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class AclChanges:
+    created: tuple[Acl, ...]
+    deleted: tuple[Acl, ...]
+
+
+def principal(agency: str) -> str:
+    return f"User:{agency}"
+
+
+def _granted_topics(record: AgencyRecord) -> list[str]:
+    topics: set[str] = set()
+    for grant in record.grants:
+        topics.update(report_topics([grant.jurisdiction], [grant.category]))
+    return sorted(topics)
+
+
+def desired_acls(records: Iterable[AgencyRecord], *, now: datetime) -> frozenset[Acl]:
+    """Every ACL the directory calls for at ``now`` (see the module docstring)."""
+    acls: set[Acl] = set()
+    for record in records:
+        if record.encryption_key_at(now) is None:
+            continue  # revoked or ended: no access at all
+        who = principal(record.id)
+        acls.add(Acl(who, "topic", "prefixed", REPORTS_PREFIX, "WRITE"))
+        acls.add(Acl(who, "topic", "prefixed", REPORTS_PREFIX, "DESCRIBE"))
+        for topic in _granted_topics(record):
+            acls.add(Acl(who, "topic", "literal", topic, "READ"))
+            acls.add(Acl(who, "topic", "literal", topic, "DESCRIBE"))
+        acls.add(Acl(who, "group", "prefixed", f"fusionbus.{record.id}.", "READ"))
+        acls.add(Acl(who, "topic", "literal", quarantine_topic(record.id), "READ"))
+        acls.add(Acl(who, "topic", "literal", quarantine_topic(record.id), "WRITE"))
+        acls.add(Acl(who, "topic", "literal", DIRECTORY_TOPIC, "READ"))
+    return frozenset(acls)
+
+
+def platform_topics(records: Iterable[AgencyRecord]) -> tuple[list[str], list[str]]:
+    """(report topics every grant covers, quarantine topics of every agency): what the admin
+    creates, since agencies may not."""
+    reports: set[str] = set()
+    quarantines: set[str] = set()
+    for record in records:
+        reports.update(_granted_topics(record))
+        quarantines.add(quarantine_topic(record.id))
+    return sorted(reports), sorted(quarantines)
+
+
+# -- applying (confluent-kafka's AdminClient: aiokafka has no ACL calls) -----------------------
+
+_RESOURCE: dict[Resource, ResourceType] = {
+    "topic": ResourceType.TOPIC,
+    "group": ResourceType.GROUP,
+}
+_PATTERN: dict[Pattern, ResourcePatternType] = {
+    "literal": ResourcePatternType.LITERAL,
+    "prefixed": ResourcePatternType.PREFIXED,
+}
+_OPERATION: dict[Operation, AclOperation] = {
+    "READ": AclOperation.READ,
+    "WRITE": AclOperation.WRITE,
+    "DESCRIBE": AclOperation.DESCRIBE,
+}
+_RESOURCE_OF = {v: k for k, v in _RESOURCE.items()}
+_PATTERN_OF = {v: k for k, v in _PATTERN.items()}
+_OPERATION_OF = {v: k for k, v in _OPERATION.items()}
+_AUTHZ_CODES = {
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.GROUP_AUTHORIZATION_FAILED,
+}
+_TIMEOUT_S = 30.0
+
+
+def _binding(acl: Acl) -> AclBinding:
+    return AclBinding(
+        _RESOURCE[acl.resource], acl.name, _PATTERN[acl.pattern], acl.principal, "*",
+        _OPERATION[acl.operation], AclPermissionType.ALLOW,
+    )  # fmt: skip
+
+
+def _from_binding(binding: Any) -> Acl | None:
+    """Our :class:`Acl` for a binding of the kinds we manage; ``None`` for any other."""
+    resource = _RESOURCE_OF.get(binding.restype)
+    pattern = _PATTERN_OF.get(binding.resource_pattern_type)
+    operation = _OPERATION_OF.get(binding.operation)
+    if (
+        resource is None
+        or pattern is None
+        or operation is None
+        or binding.permission_type != AclPermissionType.ALLOW
+        or binding.host != "*"
+    ):
+        return None
+    return Acl(binding.principal, resource, pattern, binding.name, operation)
+
+
+def _translate(exc: KafkaException, action: str) -> Exception:
+    error = exc.args[0] if exc.args else None
+    code = error.code() if isinstance(error, KafkaError) else None
+    name = error.name() if isinstance(error, KafkaError) else type(exc).__name__
+    if code in _AUTHZ_CODES:
+        return AuthorizationError(
+            f"Kafka refused {action}: {name}. ACLs are changed with the admin's certificate "
+            "(CN=fusionbus-admin, <home>/tls/admin/), on the admin's machine."
+        )
+    return TransportError(
+        f"Kafka failed while {action}: {name}: {error}. Is the cluster running "
+        "(`fusionbus kafka status`)?",
+        retriable=bool(isinstance(error, KafkaError) and error.retriable()),
+    )
+
+
+def _current(admin: AdminClient, principals: set[str]) -> set[Acl]:
+    everything = AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, None, None,  # type: ignore[arg-type]  # None = any
+        AclOperation.ANY, AclPermissionType.ANY,
+    )  # fmt: skip
+    try:
+        bindings = admin.describe_acls(everything, request_timeout=_TIMEOUT_S).result()
+    except KafkaException as exc:
+        raise _translate(exc, "listing ACLs") from exc
+    found = (_from_binding(b) for b in bindings)
+    return {acl for acl in found if acl is not None and acl.principal in principals}
+
+
+def sync_acls(
+    settings: KafkaSettings, records: Iterable[AgencyRecord], *, now: datetime
+) -> AclChanges:
+    """Make the cluster's ACLs of the directory's agencies exactly :func:`desired_acls`.
+
+    Blocking (librdkafka); ACLs of other principals are left alone.
+    """
+    records = list(records)
+    wanted = desired_acls(records, now=now)
+    admin = AdminClient(confluent_config(settings))
+    current = _current(admin, {principal(r.id) for r in records})
+    create = sorted(wanted - current)
+    delete = sorted(current - wanted)
+    if create:
+        futures = admin.create_acls([_binding(a) for a in create], request_timeout=_TIMEOUT_S)
+        for future in futures.values():
+            try:
+                future.result()
+            except KafkaException as exc:
+                raise _translate(exc, "creating ACLs") from exc
+    if delete:
+        filters = [
+            AclBindingFilter(
+                _RESOURCE[a.resource], a.name, _PATTERN[a.pattern], a.principal, "*",
+                _OPERATION[a.operation], AclPermissionType.ALLOW,
+            )
+            for a in delete
+        ]  # fmt: skip
+        for future in admin.delete_acls(filters, request_timeout=_TIMEOUT_S).values():
+            try:
+                future.result()
+            except KafkaException as exc:
+                raise _translate(exc, "deleting ACLs") from exc
+    if create or delete:
+        log.info("acls.synced", created=[str(a) for a in create], deleted=[str(a) for a in delete])
+    return AclChanges(tuple(create), tuple(delete))
+
+
+async def apply_directory(
+    settings: KafkaSettings, records: Iterable[AgencyRecord], *, now: datetime
+) -> AclChanges:
+    """Create the topics the directory needs, then sync the ACLs (with admin settings)."""
+    records = list(records)
+    reports, quarantines = platform_topics(records)
+    await ensure_topics(settings, reports)
+    await ensure_topics(settings, quarantines, partitions=1)
+    await ensure_topics(settings, [DIRECTORY_TOPIC], partitions=1, compacted=True)
+    return await asyncio.to_thread(sync_acls, settings, records, now=now)
