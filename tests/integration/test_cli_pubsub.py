@@ -12,14 +12,18 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+import confluent_kafka
+import confluent_kafka.admin
 import orjson
 import pytest
 from aiokafka import ConsumerRecord
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 from stdnum import iso6346
 
 from broker.envelope import Reason, Sealer, open_envelope, seal_report
@@ -390,6 +394,10 @@ def test_up_brings_up_a_demo_federation_idempotently_and_stops_cleanly(
         assert narcotics["header"]["sender"] == "customs"
         assert narcotics["report"]["jurisdiction"] == "PKKHI"
 
+        # A standard Kafka client that is not ours (librdkafka, as kcat uses) works with the
+        # admin certificate the README names.
+        assert standard_client_round_trip(bootstrap, home / "tls" / "admin")
+
         again = run_cli("up", "--home", str(home), "--port", "0", env=env)
         assert again.returncode == 0, failed(again)
         assert again.stdout.strip().splitlines()[-1] == bootstrap
@@ -429,3 +437,35 @@ def test_a_tail_stopped_by_sigterm_resumes_showing_nothing_twice(
     mine = shown_first + [i for i in delivered_ids(rest) if i in set(ids)]
     assert set(mine) == set(ids), f"{len(set(ids) - set(mine))} reports were lost"
     assert len(mine) == len(set(mine)), f"{len(mine) - len(set(mine))} shown twice"
+
+
+def standard_client_round_trip(bootstrap: str, admin: Path) -> bool:
+    """librdkafka (confluent-kafka), with the admin's certificate: create, produce, consume."""
+    tls: dict[str, str | int | float | bool] = {
+        "bootstrap.servers": bootstrap,
+        "security.protocol": "ssl",
+        "ssl.ca.location": str(admin / "ca.pem"),
+        "ssl.certificate.location": str(admin / "cert.pem"),
+        "ssl.key.location": str(admin / "key.pem"),
+    }
+    topic = f"standard-client-{uuid.uuid4().hex[:8]}"
+    client = confluent_kafka.admin.AdminClient(tls)
+    for future in client.create_topics([NewTopic(topic, 1, 1)]).values():
+        future.result(timeout=60)  # secured nodes create no topic on first use
+    producer = confluent_kafka.Producer({**tls, "acks": "all"})
+    errors: list[object] = []
+    producer.produce(topic, value=b"hello", on_delivery=lambda err, _: errors.append(err))
+    assert producer.flush(60) == 0
+    assert errors == [None]
+    consumer = confluent_kafka.Consumer(
+        {**tls, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topic])
+    got = None
+    deadline = time.monotonic() + 60
+    while got is None and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None and msg.error() is None:
+            got = msg.value()
+    consumer.close()
+    return got == b"hello"
