@@ -131,7 +131,7 @@ def tail(  # noqa: PLR0917 - typer maps each parameter to an option
     home: HomeOpt = None,
     bootstrap: BootstrapOpt = None,
 ) -> None:
-    """Follow the reports the agency may read (like ``kcat -C``)."""
+    """Follow the reports the agency may read (like kcat -C)."""
     where = resolve_home(home)
     federation = load_federation(where)
     settings = kafka_settings(where, bootstrap, agency=agency)
