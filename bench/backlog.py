@@ -128,11 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{'handled':>10}{'RSS MB':>10}")
     for handled, rss in samples:
         print(f"{handled:>10}{rss:>10.1f}")
-    first = next(rss for handled, rss in samples if handled >= args.reports // 10)
+    later = [rss for handled, rss in samples if handled >= args.reports // 10]
     span = samples[-1][0] - args.reports // 10
-    growth = (samples[-1][1] - first) / span * 1e6
-    print(f"growth after the first 10%: {samples[-1][1] - first:.1f} MB over {span} reports, "
-          f"{growth:.0f} MB per 1,000,000")  # fmt: skip
+    print(
+        f"from 10% on: RSS {min(later):.1f} to {max(later):.1f} MB, last {later[-1]:.1f} MB; "
+        f"last minus first {later[-1] - later[0]:+.1f} MB over {span} reports"
+    )
     return 0
 
 
