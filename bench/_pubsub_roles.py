@@ -6,13 +6,17 @@ stage, sends the stage's records and reports when the last was acknowledged; a c
 counts what it handles and reports each stage once all of its records arrived. Stages never
 overlap: the parent starts the next one only when both sides finished the current one.
 Times are ``time.monotonic()`` (one system-wide clock on Linux, so comparable between the
-processes); latencies are wall-clock handler time minus the report's ``created_at``.
+processes); latencies are wall-clock handler time minus the record's send time: the report's
+``created_at`` (fusionbus) or the first 8 bytes of the value (raw), stamped per batch in a
+burst and per record when paced.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import resource
+import struct
 import time
 import traceback
 import uuid
@@ -33,10 +37,18 @@ from fusionbus.cli._common import recipient_policy
 from producers import Publisher
 from schemas import Report, example_report
 
-__all__ = ["JURISDICTION", "RoleConfig", "Stage", "child_main", "template_report"]
+__all__ = [
+    "JURISDICTION",
+    "RoleConfig",
+    "Stage",
+    "child_main",
+    "sized_report",
+    "template_report",
+]
 
 JURISDICTION = "PKKHI"
 CATEGORY = "narcotics"
+_STAMP = struct.Struct("<d")  # a raw record's first bytes: its wall-clock send time
 
 Event = tuple[str, str, int, dict[str, Any]]
 """(process name, kind, stage index, figures); kinds: ready, pub, sub, end, error."""
@@ -62,11 +74,30 @@ class RoleConfig:
     group_id: str = ""
     payload_bytes: int = 0
     since: datetime | None = None
+    jurisdiction: str = JURISDICTION
+    report_bytes: int = 0
 
 
-def template_report() -> Report:
+def template_report(jurisdiction: str = JURISDICTION, report_bytes: int = 0) -> Report:
     """The report every benchmark message is a copy of (with its own id and time)."""
-    return example_report(CATEGORY, JURISDICTION)
+    report = example_report(CATEGORY, jurisdiction)
+    return sized_report(report, report_bytes) if report_bytes else report
+
+
+def sized_report(report: Report, size: int) -> Report:
+    """``report`` without subjects, its narrative cut or repeated so its JSON is ``size`` bytes
+    (give or take the few bytes a timestamp's digits vary by). Validated like any report."""
+    lean = report.model_copy(update={"subjects": ()})
+    base = len(lean.model_dump_json()) - len(lean.narrative)
+    want = size - base
+    if want < 1:
+        raise ValueError(f"a report needs at least {base + 1} bytes, not {size}")
+    text = (lean.narrative + " ") * (want // (len(lean.narrative) + 1) + 1)
+    narrative = text[:want].rstrip() or "x"
+    narrative += "." * (want - len(narrative))
+    return Report.model_validate_json(
+        lean.model_copy(update={"narrative": narrative}).model_dump_json()
+    )
 
 
 def _copy(template: Report, created_at: datetime) -> Report:
@@ -90,29 +121,32 @@ class _Tracker:
         self._progress = progress
         self._stage = 0
         self._count = 0
-        self._first = self._first_cpu = 0.0
+        self._first = 0.0
+        # CPU is counted from the end of the previous stage, so fetching and decoding the
+        # first batch of a stage (before its first record is handled) is included.
+        self._first_cpu = time.process_time()
         self._latencies: list[float] = []
         self.total = sum(stage.count for stage in config.stages)
 
-    def handled(self, created_at: datetime | None) -> None:
+    def handled(self, sent_at: float) -> None:
+        """One record handled; ``sent_at`` is its wall-clock send (or creation) time."""
         wall, now = time.time(), time.monotonic()
         stage = self._config.stages[self._stage]
         if self._count == 0:
-            self._first, self._first_cpu = now, time.process_time()
+            self._first = now
         self._count += 1
-        self._progress.value = self._count
-        if stage.rate is not None and created_at is not None:
-            self._latencies.append((wall - created_at.timestamp()) * 1000)
+        self._progress.value += 1
+        self._latencies.append((wall - sent_at) * 1000)
         if self._count == stage.count:
             figures: dict[str, Any] = {
                 "first": self._first,
                 "last": now,
                 "count": self._count,
                 "cpu": time.process_time() - self._first_cpu,
+                "latencies_ms": self._latencies,
             }
-            if stage.rate is not None:
-                figures["latencies_ms"] = self._latencies
             self._events.put((self._config.name, "sub", self._stage, figures))
+            self._first_cpu = time.process_time()
             self._stage, self._count, self._latencies = self._stage + 1, 0, []
 
 
@@ -126,8 +160,7 @@ async def _fusionbus_pub(config: RoleConfig, commands: Queue[int], events: Queue
     federation = Federation.load(Path(config.home))
     policy = recipient_policy(federation)
     settings = KafkaSettings(bootstrap=config.bootstrap)
-    template = template_report()
-    Report.model_validate_json(_copy(template, datetime.now(UTC)).model_dump_json())
+    template = template_report(config.jurisdiction, config.report_bytes)
     async with Publisher(
         federation.identity("customs"), federation.trust_store(), policy, settings
     ) as publisher:
@@ -138,19 +171,23 @@ async def _fusionbus_pub(config: RoleConfig, commands: Queue[int], events: Queue
             else:
                 figures = await _paced_fusionbus(publisher, template, stage.count, stage.rate)
             events.put((config.name, "pub", index, figures))
+    events.put((config.name, "end", -1, _peak_rss()))
+
+
+def _peak_rss() -> dict[str, Any]:
+    """This process's peak resident set size (Linux reports ru_maxrss in KiB)."""
+    return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 async def _burst_fusionbus(
     publisher: Publisher, template: Report, count: int, batch: int
 ) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    reports = [_copy(template, now) for _ in range(count)]
-    errors, start = 0, 0
+    errors = 0
     first, cpu = time.monotonic(), time.process_time()
     for size in _batches(count, batch):
-        results = await publisher.publish_many(reports[start : start + size])
+        now = datetime.now(UTC)  # the batch's send time: latency at saturation
+        results = await publisher.publish_many([_copy(template, now) for _ in range(size)])
         errors += sum(isinstance(result, Exception) for result in results)
-        start += size
     return {
         "first": first,
         "last": time.monotonic(),
@@ -194,7 +231,7 @@ async def _fusionbus_sub(
         federation.trust_store(),
         KafkaSettings(bootstrap=config.bootstrap),
         categories=[CATEGORY],
-        jurisdictions=["PK"],
+        jurisdictions=[config.jurisdiction],
         group_id=config.group_id,
         since=config.since,
         metadata_refresh_ms=1_000,
@@ -202,10 +239,14 @@ async def _fusionbus_sub(
     tracker = _Tracker(config, events, progress)
 
     async def handler(delivery: Delivery) -> None:
-        tracker.handled(delivery.report.created_at)
+        tracker.handled(delivery.report.created_at.timestamp())
 
     await subscriber.run(handler, limit=tracker.total)
-    figures = {"quarantined": subscriber.quarantined, "skipped": subscriber.skipped}
+    figures = {
+        "quarantined": subscriber.quarantined,
+        "skipped": subscriber.skipped,
+        **_peak_rss(),
+    }
     events.put((config.name, "end", -1, figures))
 
 
@@ -213,29 +254,68 @@ async def _raw_pub(config: RoleConfig, commands: Queue[int], events: Queue[Event
     producer = AIOKafkaProducer(
         **aiokafka_kwargs(KafkaSettings(bootstrap=config.bootstrap), "producer")
     )
-    payload = os.urandom(config.payload_bytes)
+    body = os.urandom(max(0, config.payload_bytes - _STAMP.size))
     await producer.start()
     try:
         for index, stage in enumerate(config.stages):
             await _wait_go(commands, index)
-            errors, first, cpu = 0, time.monotonic(), time.process_time()
-            for size in _batches(stage.count, config.batch):
-                futures = [
-                    await producer.send(config.topic, value=payload, key=str(uuid.uuid4()).encode())
-                    for _ in range(size)
-                ]
-                outcomes = await asyncio.gather(*futures, return_exceptions=True)
-                errors += sum(isinstance(outcome, BaseException) for outcome in outcomes)
-            figures = {
-                "first": first,
-                "last": time.monotonic(),
-                "count": stage.count,
-                "errors": errors,
-                "cpu": time.process_time() - cpu,
-            }
+            if stage.rate is None:
+                figures = await _burst_raw(producer, config, stage.count, body)
+            else:
+                figures = await _paced_raw(producer, config, stage, body)
             events.put((config.name, "pub", index, figures))
     finally:
         await producer.stop()
+    events.put((config.name, "end", -1, _peak_rss()))
+
+
+async def _burst_raw(
+    producer: AIOKafkaProducer, config: RoleConfig, count: int, body: bytes
+) -> dict[str, Any]:
+    errors, first, cpu = 0, time.monotonic(), time.process_time()
+    for size in _batches(count, config.batch):
+        payload = _STAMP.pack(time.time()) + body  # the batch's send time, as fusionbus
+        futures = [
+            await producer.send(config.topic, value=payload, key=str(uuid.uuid4()).encode())
+            for _ in range(size)
+        ]
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        errors += sum(isinstance(outcome, BaseException) for outcome in outcomes)
+    return {
+        "first": first,
+        "last": time.monotonic(),
+        "count": count,
+        "errors": errors,
+        "cpu": time.process_time() - cpu,
+    }
+
+
+async def _paced_raw(
+    producer: AIOKafkaProducer, config: RoleConfig, stage: Stage, body: bytes
+) -> dict[str, Any]:
+    """send() one record per tick of the schedule, without waiting for earlier acks."""
+    rate = stage.rate or 1.0
+    futures: list[asyncio.Future[object]] = []
+    first = time.monotonic()
+    behind = 0.0
+    for k in range(stage.count):
+        delay = first + k / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        else:
+            behind = max(behind, -delay)
+        payload = _STAMP.pack(time.time()) + body
+        futures.append(
+            await producer.send(config.topic, value=payload, key=str(uuid.uuid4()).encode())
+        )
+    outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    return {
+        "first": first,
+        "last": time.monotonic(),
+        "count": stage.count,
+        "errors": sum(isinstance(outcome, BaseException) for outcome in outcomes),
+        "behind_max_ms": behind * 1000,
+    }
 
 
 async def _raw_sub(config: RoleConfig, events: Queue[Event], progress: Synchronized[int]) -> None:
@@ -254,14 +334,14 @@ async def _raw_sub(config: RoleConfig, events: Queue[Event], progress: Synchroni
             done: dict[TopicPartition, int] = {}
             for tp, records in batch.items():
                 for record in records:
-                    tracker.handled(None)
+                    tracker.handled(_STAMP.unpack_from(record.value or bytes(8))[0])
                     handled += 1
                     done[tp] = record.offset + 1
             if done:
                 await consumer.commit(done)
     finally:
         await consumer.stop()
-    events.put((config.name, "end", -1, {}))
+    events.put((config.name, "end", -1, _peak_rss()))
 
 
 def child_main(

@@ -27,7 +27,7 @@ import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import pycountry
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -86,6 +86,22 @@ class Place:
 
 _lock = threading.Lock()
 _places: dict[str, Place] = {}
+
+# Successful look-ups only, keyed by the caller's spelling. Publishing and subscribing ask the
+# same few codes for every report, and a pycountry look-up costs microseconds. A known code
+# stays known (places are only ever added, and a place cannot be re-registered differently),
+# so only _reset_places clears them; the size bound keeps odd spellings from growing them.
+_CACHE_MAX = 4096
+_normalised: dict[str, str] = {}
+_ancestors: dict[str, tuple[str, ...]] = {}
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> None:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
 
 
 def register_place(locode: str, name: str, subdivision: str, kinds: frozenset[PlaceKind]) -> Place:
@@ -166,6 +182,15 @@ def place(locode: str) -> Place:
 def normalise_jurisdiction(code: str) -> str:
     """The canonical upper-case form of a known jurisdiction code, or ``ValueError``
     whose message states the expected form."""
+    found = _normalised.get(code)
+    if found is not None:
+        return found
+    value = _normalise(code)
+    _remember(_normalised, code, value)
+    return value
+
+
+def _normalise(code: str) -> str:
     if len(code) > _MAX_CODE:
         raise ValueError(f"expected {JURISDICTION_FORM}; got {len(code)} characters")
     value = code.strip().upper()
@@ -193,6 +218,14 @@ def ancestors(code: str) -> list[str]:
     >>> ancestors("GB-KEN")
     ['GB-KEN', 'GB-ENG', 'GB']
     """
+    found = _ancestors.get(code)
+    if found is None:
+        found = tuple(_ancestors_of(code))
+        _remember(_ancestors, code, found)
+    return list(found)
+
+
+def _ancestors_of(code: str) -> list[str]:
     value = normalise_jurisdiction(code)
     chain = [value]
     if len(value) == 2:
@@ -327,6 +360,8 @@ def _reset_places() -> None:
     """Back to the packaged places only (tests)."""
     with _lock:
         _places.clear()
+        _normalised.clear()
+        _ancestors.clear()
     _load_packaged()
 
 

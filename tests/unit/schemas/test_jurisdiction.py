@@ -7,6 +7,7 @@ from schemas import (
     PlaceKind,
     ancestors,
     covers,
+    jurisdiction,
     normalise_jurisdiction,
     place,
     register_places_csv,
@@ -144,3 +145,21 @@ def test_country_codes_accept_alpha_3_and_become_alpha_2() -> None:
     assert country_alpha2("af") == "AF"
     with pytest.raises(ValueError, match="alpha-2 \\(PK\\) or alpha-3 \\(PAK\\)"):
         country_alpha2("XXX")
+
+
+def test_cached_look_ups_never_hide_a_later_registration_or_a_reset() -> None:
+    for _ in range(2):  # a refusal is not remembered
+        with pytest.raises(ValueError, match="registered UN/LOCODE"):
+            normalise_jurisdiction("pkxyz")
+    register_places_csv(
+        "locode,name,subdivision,kinds\nPKXYZ,Example Dry Port,PK-PB,dry_port\n", source="x.csv"
+    )
+    assert normalise_jurisdiction("pkxyz") == "PKXYZ"
+    chain = ancestors("PKXYZ")
+    chain.append("mutated")  # callers get their own list, never the cached one
+    assert ancestors("PKXYZ") == ["PKXYZ", "PK-PB", "PK"]
+    jurisdiction._reset_places()
+    with pytest.raises(ValueError, match="registered UN/LOCODE"):
+        normalise_jurisdiction("pkxyz")
+    with pytest.raises(ValueError, match="registered UN/LOCODE"):
+        ancestors("PKXYZ")
