@@ -8,7 +8,7 @@ then starts a ``Subscriber`` in a fresh process (spawned) and samples its reside
 fetches with its production settings (``getmany(max_records=500)``, aiokafka's default
 fetch sizes), so Kafka-side buffering is bounded; what can grow is the delivered-id store:
 ``memory`` keeps one entry per report until it expires (the library default), ``sqlite``
-keeps them on disk (what ``fusionbus reports tail --group`` uses).
+keeps them on disk (what ``fusionbus fusionbus tail --group`` uses).
 """
 
 from __future__ import annotations
