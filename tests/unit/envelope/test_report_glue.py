@@ -1,68 +1,28 @@
-"""seal_report/open_report against a stand-in with exactly the attributes of schemas.Report."""
+"""seal_report/open_report with the real contract, ``schemas.Report``."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import timedelta
 
 import pytest
-from pydantic import BaseModel, ConfigDict
 
 from broker.envelope import Reason, header_for, open_report, seal_report
 from broker.errors import VerificationError
+from schemas import Handling, Precedence, Report, Tlp, example_report
 
 from .conftest import NOW, World
 
 
-class Precedence(StrEnum):
-    FLASH = "FLASH"
-    IMMEDIATE = "IMMEDIATE"
-    PRIORITY = "PRIORITY"
-    ROUTINE = "ROUTINE"
-
-
-class Tlp(StrEnum):
-    RED = "TLP:RED"
-    AMBER_STRICT = "TLP:AMBER+STRICT"
-    AMBER = "TLP:AMBER"
-    GREEN = "TLP:GREEN"
-    CLEAR = "TLP:CLEAR"
-
-
-class Handling(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    tlp: Tlp
-    named_recipients: tuple[str, ...] = ()
-
-
-class Report(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    message_id: uuid.UUID
-    sender: str
-    category: str
-    jurisdiction: str
-    precedence: Precedence
-    handling: Handling
-    created_at: datetime
-    valid_until: datetime | None = None
-    schema_version: str = "1.0"
-    narrative: str = ""
-
-
 def _report(**changes: object) -> Report:
-    values: dict[str, object] = {
-        "message_id": uuid.uuid4(),
-        "sender": "customs",
-        "category": "narcotics",
-        "jurisdiction": "PKKHI",
-        "precedence": Precedence.FLASH,
-        "handling": Handling(tlp=Tlp.RED, named_recipients=("anf",)),
-        "created_at": NOW,
-        "narrative": "Truck crossing Torkham tonight",
-    }
-    values.update(changes)
-    return Report.model_validate(values)
+    """A valid report made at NOW, red, for anf; ``changes`` re-validated with it."""
+    base = example_report("narcotics", "PKKHI", now=NOW).model_dump()
+    base.update(
+        precedence=Precedence.FLASH,
+        handling=Handling(tlp=Tlp.RED, named_recipients=("anf",)).model_dump(),
+        valid_until=None,
+    )
+    base.update(changes)
+    return Report.model_validate(base)
 
 
 def test_a_report_round_trips_with_a_derived_header(world: World) -> None:
