@@ -7,7 +7,7 @@ code and re-raised ``from`` the original, so callers catch one family::
     FusionbusError
     ├── ConfigError                 bad settings, unreadable home or key files
     ├── SchemaValidationError       a report or message that does not match the contract
-    ├── VerificationError           an envelope that must not be trusted (carries a reason code)
+    ├── VerificationError           an envelope that must not be trusted (carries a Reason)
     ├── AuthorizationError          Kafka or the dissemination policy refused an action
     ├── TransportError              talking to Kafka failed (``retriable`` says if a retry may help)
     └── KafkaRuntimeError           the embedded Kafka could not be fetched, started or stopped
@@ -22,6 +22,8 @@ what was expected, and the command to run.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 __all__ = [
     "AuthorizationError",
     "ConfigError",
@@ -31,10 +33,50 @@ __all__ = [
     "KafkaStartError",
     "PortInUseError",
     "PrerequisiteError",
+    "Reason",
     "SchemaValidationError",
     "TransportError",
     "VerificationError",
 ]
+
+
+class Reason(StrEnum):
+    """Why a record was rejected: stable codes for logs, metrics and quarantine headers."""
+
+    MALFORMED = "malformed"
+    """Not a fusionbus envelope: bad JSON, base64, header fields or JOSE parameters."""
+    OVERSIZED = "oversized"
+    """Bigger than a limit: total bytes, header size, recipient count or JSON containers."""
+    UNSUPPORTED_VERSION = "unsupported_version"
+    """An envelope version this code does not read."""
+    UNKNOWN_KEY = "unknown_key"
+    """The sender's key id is not in the trust store."""
+    REVOKED_KEY = "revoked_key"
+    """The sender's key was revoked."""
+    EXPIRED_KEY = "expired_key"
+    """The sender's key was not valid when the message was made."""
+    BAD_SIGNATURE = "bad_signature"
+    """The inner or the outer Ed25519 signature does not verify (or is not Ed25519)."""
+    NOT_RECIPIENT = "not_recipient"
+    """None of my decryption keys is among the recipients."""
+    HEADER_MISMATCH = "header_mismatch"
+    """The clear routing header differs from the signed copy or from the JWE structure."""
+    EXPIRED = "expired"
+    """The message's ``expires_at`` has passed."""
+    NOT_YET_VALID = "not_yet_valid"
+    """The message claims to be made in the future (beyond the allowed clock skew)."""
+    REPLAY = "replay"
+    """A message with this sender and id was already accepted, in another envelope."""
+    DECRYPT_FAILED = "decrypt_failed"
+    """The content key could not be unwrapped or AES-GCM authentication failed."""
+    INVALID_REPORT = "invalid_report"
+    """Authentic and fresh, but the payload does not match the report schema."""
+    WRONG_TOPIC = "wrong_topic"
+    """Authentic, but it arrived on another topic than its signed routing header maps to."""
+    UNDECODABLE = "undecodable"
+    """The Kafka client could not decode the record itself (e.g. a non-UTF-8 header key)."""
+    INTERNAL_ERROR = "internal_error"
+    """Checking the record raised an unexpected error: a fusionbus bug, logged with its site."""
 
 
 class FusionbusError(Exception):
@@ -56,9 +98,9 @@ class VerificationError(FusionbusError):
     message was rejected.
     """
 
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
+    def __init__(self, reason: Reason, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else str(reason))
+        self.reason: Reason = Reason(reason)
         self.detail = detail
 
 

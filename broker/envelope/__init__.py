@@ -14,10 +14,10 @@ from broker.envelope.open import (
     open_envelope,
     verify_envelope,
 )
-from broker.envelope.reasons import Reason
 from broker.envelope.replay import MemoryReplayGuard, ReplayGuard
 from broker.envelope.report import ReportLike, header_for, open_report, seal_report
 from broker.envelope.seal import Sealer, seal_envelope
+from broker.errors import Reason
 
 __all__ = [
     "DEFAULT_LIMITS",

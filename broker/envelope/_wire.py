@@ -7,6 +7,7 @@ bytes, before any JSON is parsed. See ``docs/envelope.md`` for the format.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,8 +17,7 @@ import orjson
 import pybase64
 from pydantic import ValidationError
 
-from broker.envelope.reasons import Reason
-from broker.errors import VerificationError
+from broker.errors import Reason, VerificationError
 from schemas.envelope import ENVELOPE_VERSION, RoutingHeader
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "check_times",
     "outer_digest_input",
     "parse_envelope",
+    "same_json",
 ]
 
 ENC = "A256GCM"
@@ -146,6 +147,8 @@ class ParsedEnvelope:
         """Recipient ``index``, checked: alg, kid, an X25519 epk and an encrypted key."""
         entry = self._recipients[index]
         protected = self._protected_params
+        if not isinstance(entry, dict):
+            raise _fail(Reason.MALFORMED, f"recipient {index} is not a JSON object")
         own = entry.get("header", {})
         if (
             not entry.keys() <= {"header", "encrypted_key"}
@@ -180,14 +183,57 @@ def _fail(reason: Reason, detail: str) -> VerificationError:
     return VerificationError(reason, detail)
 
 
+def _strings(value: object) -> int:
+    """How many JSON strings (member names and string values) ``value`` holds."""
+    if isinstance(value, str):
+        return 1
+    if isinstance(value, dict):
+        return len(value) + sum(_strings(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_strings(v) for v in value)
+    return 0
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        twice = next(name for name, _ in pairs if name in seen or seen.add(name))  # type: ignore[func-returns-value]
+        raise ValueError(f"member {twice[:40]!r} appears more than once")
+    return value
+
+
+_STRICT = json.JSONDecoder(object_pairs_hook=_refuse_duplicates)
+
+
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """Parse a JSON object, refusing duplicate member names anywhere in it.
+
+    JSON parsers disagree on duplicates (orjson keeps the last, others the first), so
+    accepting them would let two readers see two different envelopes. The fast check: when
+    the text has no escapes, every quote delimits a string, so a duplicate-free document has
+    exactly twice as many quotes as the parsed value has strings; only a mismatch (an escape,
+    or a duplicate) pays for the strict parser.
+    """
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise _fail(Reason.MALFORMED, f"{what} is not JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise _fail(Reason.MALFORMED, f"{what} must be a JSON object")
+    if raw.count(b'"') != 2 * _strings(value):
+        try:
+            _STRICT.decode(raw.decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise _fail(Reason.MALFORMED, f"{what}: {exc}") from exc
     return value
+
+
+def same_json(a: object, b: object) -> bool:
+    """Equal as JSON, spelling included (``1``, ``1.0`` and ``true`` are three values)."""
+    return orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+        b, option=orjson.OPT_SORT_KEYS
+    )
 
 
 def decode_header(text: object, limits: Limits, what: str) -> dict[str, Any]:
@@ -208,19 +254,32 @@ def decode_header(text: object, limits: Limits, what: str) -> dict[str, Any]:
 
 
 def routing_header(obj: object, what: str) -> RoutingHeader:
-    """Validate the ``fusionbus`` member: version first, then every field."""
+    """Validate the ``fusionbus`` member: version first, then every field, then the
+    spelling: the header must be exactly what ``RoutingHeader.model_dump(mode="json")``
+    writes (one spelling of every value: ``"version": 1``, not ``1.0`` or ``true``; UTC
+    times with ``Z``; lower-case UUIDs), so no two byte strings mean the same header."""
     if not isinstance(obj, dict):
         raise _fail(Reason.MALFORMED, f"{what} has no '{HEADER_MEMBER}' object")
     version = obj.get("version")
-    if version != ENVELOPE_VERSION:
+    if type(version) is not int or version != ENVELOPE_VERSION:
         raise _fail(
             Reason.UNSUPPORTED_VERSION,
-            f"{what} is envelope version {version!r}; this code reads {ENVELOPE_VERSION}",
+            f"{what} is envelope version {str(version)[:20]!r}; this code reads "
+            f"{ENVELOPE_VERSION} (a JSON integer)",
         )
     try:
-        return RoutingHeader.model_validate(obj)
+        header = RoutingHeader.model_validate(obj)
     except ValidationError as exc:
         raise _fail(Reason.MALFORMED, f"{what} routing header: {exc}") from exc
+    canonical = header.model_dump(mode="json")
+    if not same_json(canonical, obj):
+        field = next((k for k in canonical if not same_json(canonical[k], obj.get(k))), "?")
+        raise _fail(
+            Reason.MALFORMED,
+            f"{what} routing header spells {field} {str(obj.get(field))[:60]!r}; the one "
+            f"accepted spelling is {str(canonical[field])[:60]!r}",
+        )
+    return header
 
 
 def parse_envelope(data: bytes, limits: Limits) -> ParsedEnvelope:

@@ -41,10 +41,10 @@ from broker.envelope._wire import (
     outer_digest_input,
     parse_envelope,
     recipients_tail,
+    same_json,
 )
-from broker.envelope.reasons import Reason
 from broker.envelope.replay import ReplayGuard
-from broker.errors import SchemaValidationError, VerificationError
+from broker.errors import Reason, SchemaValidationError, VerificationError
 from broker.keys import Identity
 from broker.trust import SigningKeyRecord, TrustStore, key_problem
 from schemas.envelope import RoutingHeader
@@ -140,8 +140,12 @@ def verify_envelope(
     signing_input = parts[0].encode() + b"." + b64e(digest)
     if not record.key.verify(_b64(parts[2], "outer signature"), signing_input):
         raise VerificationError(Reason.BAD_SIGNATURE, "outer envelope signature does not verify")
-    if replay_guard is not None and replay_guard.seen(header.message_id, header.expires_at, now):
-        raise VerificationError(Reason.REPLAY, f"message {header.message_id} was seen before")
+    if replay_guard is not None and replay_guard.seen(
+        header.sender, header.message_id, header.expires_at, now
+    ):
+        raise VerificationError(
+            Reason.REPLAY, f"message {header.message_id} of {header.sender} was seen before"
+        )
     return header
 
 
@@ -190,8 +194,12 @@ class Opener:
             raise VerificationError(Reason.DECRYPT_FAILED, "AES-GCM authentication failed")
         payload = self._verify_inner(jws, parsed, record)
         guard = self._replay_guard
-        if guard is not None and guard.seen(header.message_id, header.expires_at, now):
-            raise VerificationError(Reason.REPLAY, f"message {header.message_id} was seen before")
+        if guard is not None and guard.seen(
+            header.sender, header.message_id, header.expires_at, now
+        ):
+            raise VerificationError(
+                Reason.REPLAY, f"message {header.message_id} of {header.sender} was seen before"
+            )
         try:
             content = parse(payload)
         except (ValidationError, SchemaValidationError, ValueError, TypeError) as exc:
@@ -237,7 +245,7 @@ class Opener:
         )
         if not record.key.verify(_b64(jws[last + 1 :], "inner signature"), jws[:last]):
             raise VerificationError(Reason.BAD_SIGNATURE, "inner report signature does not verify")
-        if header.get(HEADER_MEMBER) != parsed.header_json:
+        if not same_json(header.get(HEADER_MEMBER), parsed.header_json):
             raise VerificationError(
                 Reason.HEADER_MISMATCH,
                 "the clear routing header differs from the copy the sender signed",

@@ -14,9 +14,8 @@ from typing import Protocol, TypeVar
 
 from broker.envelope._wire import Limits
 from broker.envelope.open import Opener, VerifiedMessage
-from broker.envelope.reasons import Reason
 from broker.envelope.seal import Sealer
-from broker.errors import VerificationError
+from broker.errors import Reason, VerificationError
 from schemas.envelope import RoutingHeader
 
 __all__ = ["DEFAULT_TTL", "HandlingLike", "ReportLike", "header_for", "open_report", "seal_report"]
