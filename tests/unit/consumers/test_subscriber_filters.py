@@ -59,9 +59,9 @@ def test_a_subscription_to_an_unknown_jurisdiction_is_refused() -> None:
 def test_delivery_state_tells_redelivery_from_replay() -> None:
     store = MemoryDelivered()
     mid, now = uuid.uuid4(), datetime.now(UTC)
-    assert store.check(mid, b"a") is Seen.NEW
-    store.mark(mid, b"a", now + timedelta(hours=1))
-    assert store.check(mid, b"a") is Seen.DUPLICATE
-    assert store.check(mid, b"b") is Seen.REPLAY
+    assert store.check("customs", mid, b"a") is Seen.NEW
+    store.mark("customs", mid, b"a", now + timedelta(hours=1))
+    assert store.check("customs", mid, b"a") is Seen.DUPLICATE
+    assert store.check("customs", mid, b"b") is Seen.REPLAY
     assert store.forget_expired(now + timedelta(hours=2)) == 1
-    assert store.check(mid, b"b") is Seen.NEW
+    assert store.check("customs", mid, b"b") is Seen.NEW
