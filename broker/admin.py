@@ -9,16 +9,12 @@ from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from broker.config import KafkaSettings, aiokafka_kwargs
-from broker.errors import AuthorizationError, TransportError
-from broker.transport import map_kafka_errors
+from broker.errors import AuthorizationError
+from broker.transport import kafka_code_error, map_kafka_errors
 
 __all__ = ["ensure_topics"]
 
 _ALREADY_EXISTS = kafka_errors.TopicAlreadyExistsError.errno
-_AUTHZ_CODES = {
-    kafka_errors.TopicAuthorizationFailedError.errno,
-    kafka_errors.ClusterAuthorizationFailedError.errno,
-}
 
 
 async def ensure_topics(
@@ -81,19 +77,14 @@ def _created(topic_errors: list[tuple[str, int, str | None]]) -> list[str]:
     for topic, code, *rest in topic_errors:
         if code == 0:
             created.append(topic)
-        elif code in _AUTHZ_CODES:
-            error = kafka_errors.for_code(code)
-            raise AuthorizationError(
-                f"Kafka refused to create topic {topic!r}: {error.__name__} (this principal "
-                "may not create topics). In a secured cluster the federation admin creates "
-                "them: grant the category and jurisdiction (`fusionbus agency grant ...`) or "
-                "run `fusionbus federation sync-acls` on the admin's machine."
-            )
-        elif code != _ALREADY_EXISTS:  # a concurrent creator won the race: fine
-            error = kafka_errors.for_code(code)
-            message = rest[0] if rest and rest[0] else error.description
-            raise TransportError(
-                f"Kafka refused to create topic {topic!r}: {error.__name__}: {message}",
-                retriable=bool(error.retriable),
-            )
+        elif code != _ALREADY_EXISTS:  # already there (or a concurrent creator won): fine
+            error = kafka_code_error(code, f"creating topic {topic!r}", rest[0] if rest else None)
+            if isinstance(error, AuthorizationError):
+                raise AuthorizationError(
+                    f"{error} This principal may not create topics: in a secured cluster the "
+                    "federation admin creates them — grant the category and jurisdiction "
+                    "(`fusionbus agency grant ...`) or run `fusionbus federation sync-acls` on "
+                    "the admin's machine."
+                )
+            raise error
     return created

@@ -1,18 +1,42 @@
 """Subscribing by jurisdiction and category: verified reports, quarantine, delivery state."""
 
 from consumers.delivered import Delivered, MemoryDelivered, Seen, SqliteDelivered
-from consumers.quarantine import QUARANTINE_HEADERS, Quarantine
-from consumers.subscriber import Delivery, Handler, Subscriber, new_group_id
+from consumers.intake import (
+    Accepted,
+    Delivery,
+    Intake,
+    RawIntake,
+    Record,
+    Rejected,
+    Skipped,
+    SkipReason,
+    Source,
+    Verdict,
+    Verified,
+)
+from consumers.quarantine import Quarantine, quarantine_record
+from consumers.subscriber import Handler, RejectHook, Subscriber, new_group_id
 
 __all__ = [
-    "QUARANTINE_HEADERS",
+    "Accepted",
     "Delivered",
     "Delivery",
     "Handler",
+    "Intake",
     "MemoryDelivered",
     "Quarantine",
+    "RawIntake",
+    "Record",
+    "RejectHook",
+    "Rejected",
     "Seen",
+    "SkipReason",
+    "Skipped",
+    "Source",
     "SqliteDelivered",
     "Subscriber",
+    "Verdict",
+    "Verified",
     "new_group_id",
+    "quarantine_record",
 ]

@@ -1,32 +1,62 @@
 """Kept aside for inspection: what an agency's consumers rejected, and why.
 
-A quarantine record keeps the original envelope bytes untouched (so it can be examined or
-re-verified later) and says in its headers why it was rejected and where it came from. The
-detail is the verifier's sentence, which names fields and key ids but never report
-plaintext. The record is acknowledged by Kafka (``acks=all``) before the source offset is
-committed: nothing rejected is lost.
+A quarantine record keeps the original envelope bytes (so it can be examined or re-verified
+later) and says in its headers why it was rejected and where it came from. The detail is the
+verifier's sentence, which names fields and key ids but never report plaintext. The record
+is acknowledged by Kafka (``acks=all``) before the source offset is committed: nothing
+rejected is lost.
+
+Every write fits: a copy that would not (a near-1-MiB value plus the headers is over the
+producer's request limit) is stored truncated, with the SHA-256 and the size of the original
+in ``fb-original-sha256`` and ``fb-original-size``, and ``fb-truncated: value`` (or ``key``).
 """
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+import hashlib
+
+from aiokafka import AIOKafkaProducer
 
 from broker.admin import ensure_topics
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.errors import ConfigError
-from broker.topics import quarantine_topic
+from broker.topics import Header, quarantine_topic
 from broker.transport import map_kafka_errors
+from consumers.intake import Source
 
-__all__ = ["QUARANTINE_HEADERS", "Quarantine"]
+__all__ = ["MAX_COPY_BYTES", "Quarantine", "quarantine_record"]
 
-QUARANTINE_HEADERS = (
-    "fb-reason",
-    "fb-detail",
-    "fb-source-topic",
-    "fb-source-partition",
-    "fb-source-offset",
-)
 _MAX_DETAIL = 500
+MAX_COPY_BYTES = 900_000
+"""The largest value kept whole: with the key and headers (each bounded below) a record stays
+well under aiokafka's 1 MiB ``max_request_size`` and Kafka's default ``message.max.bytes``."""
+_MAX_KEY_BYTES = 4_096
+
+
+def quarantine_record(
+    source: Source, key: bytes | None, value: bytes | None, reason: str, detail: str
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """(key, value, headers) of the quarantine copy: pure, and always small enough to send."""
+    headers = [
+        (Header.REASON, reason.encode()),
+        (Header.DETAIL, detail[:_MAX_DETAIL].encode("utf-8", "replace")),
+        (Header.SOURCE_TOPIC, source.topic.encode("utf-8", "replace")[:300]),
+        (Header.SOURCE_PARTITION, str(source.partition).encode()),
+        (Header.SOURCE_OFFSET, str(source.offset).encode()),
+    ]
+    truncated = []
+    if value is not None and len(value) > MAX_COPY_BYTES:
+        headers.append((Header.ORIGINAL_SHA256, hashlib.sha256(value).hexdigest().encode()))
+        headers.append((Header.ORIGINAL_SIZE, str(len(value)).encode()))
+        value = value[:MAX_COPY_BYTES]
+        truncated.append("value")
+    if key is not None and len(key) > _MAX_KEY_BYTES:
+        headers.append((Header.ORIGINAL_KEY_SHA256, hashlib.sha256(key).hexdigest().encode()))
+        key = key[:_MAX_KEY_BYTES]
+        truncated.append("key")
+    if truncated:
+        headers.append((Header.TRUNCATED, ",".join(truncated).encode()))
+    return key, value, headers
 
 
 class Quarantine:
@@ -40,8 +70,12 @@ class Quarantine:
     async def start(self) -> None:
         await ensure_topics(self._settings, [self.topic], partitions=1)
         producer = AIOKafkaProducer(**aiokafka_kwargs(self._settings, "producer"))
-        with map_kafka_errors("connecting the quarantine producer"):
-            await producer.start()
+        try:
+            with map_kafka_errors("connecting the quarantine producer"):
+                await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
         self._producer = producer
 
     async def stop(self) -> None:
@@ -49,18 +83,12 @@ class Quarantine:
             producer, self._producer = self._producer, None
             await producer.stop()
 
-    async def put(self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> None:
-        """Store ``record`` with ``reason``; returns once Kafka acknowledged it."""
+    async def put(
+        self, source: Source, key: bytes | None, value: bytes | None, reason: str, detail: str
+    ) -> None:
+        """Store the record read at ``source`` with ``reason``; returns once Kafka acked it."""
         if self._producer is None:
             raise ConfigError("the quarantine is not started")
-        headers = [
-            ("fb-reason", reason.encode()),
-            ("fb-detail", detail[:_MAX_DETAIL].encode("utf-8", "replace")),
-            ("fb-source-topic", record.topic.encode()),
-            ("fb-source-partition", str(record.partition).encode()),
-            ("fb-source-offset", str(record.offset).encode()),
-        ]
+        key, value, headers = quarantine_record(source, key, value, reason, detail)
         with map_kafka_errors("quarantining a rejected record"):
-            await self._producer.send_and_wait(
-                self.topic, value=record.value, key=record.key, headers=headers
-            )
+            await self._producer.send_and_wait(self.topic, value=value, key=key, headers=headers)

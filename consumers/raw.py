@@ -1,32 +1,30 @@
 """Tail envelopes without decrypting them: the platform operator's view.
 
-Each record's clear routing header is checked against the sender's *outer* signature
-(``verify_envelope``), which anyone with the directory's public keys can verify; the
-report itself stays sealed.
+Each record's clear routing header is checked against the sender's *outer* signature by the
+sans-IO :class:`consumers.intake.RawIntake`, which anyone with the directory's public keys
+can run; the report itself stays sealed. Like the subscriber, the loop cannot be stopped by
+a record: what the Kafka client cannot decode is reported as ``undecodable`` and passed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer
 
 from broker.config import KafkaSettings, aiokafka_kwargs
-from broker.envelope import verify_envelope
-from broker.errors import VerificationError
+from broker.errors import Reason
 from broker.topics import subscription_pattern
 from broker.transport import map_kafka_errors
 from broker.trust import TrustStore
 from consumers._catchup import CatchUp
-from schemas.envelope import RoutingHeader
+from consumers._stream import RecordStream, Undecodable
+from consumers.intake import RawIntake, RawVerdict, Rejected, Source
 
 __all__ = ["RawHandler", "tail_raw"]
 
-RawHandler = Callable[
-    [ConsumerRecord[bytes, bytes], RoutingHeader | None, VerificationError | None],
-    Awaitable[None],
-]
+RawHandler = Callable[[Source, RawVerdict], Awaitable[None]]
+"""Told of every record read: where it was read and its verdict."""
 
 
 async def tail_raw(
@@ -40,30 +38,32 @@ async def tail_raw(
     limit: int | None = None,
     exit_at_end: bool = False,
 ) -> int:
-    """Hand each record's verified header (or why it failed) to ``handler``; return count."""
+    """Hand each record's verdict (verified header, rejection or skip) to ``handler``;
+    return how many records were handed over."""
+    intake = RawIntake(trust, categories=categories, jurisdictions=jurisdictions)
+    pattern = subscription_pattern(jurisdictions, categories)
     kwargs = aiokafka_kwargs(settings, "consumer")
     kwargs["auto_offset_reset"] = "earliest" if from_beginning else "latest"
     kwargs["metadata_max_age_ms"] = 5_000
     consumer = AIOKafkaConsumer(**kwargs)
     seen = 0
     catch_up = CatchUp() if exit_at_end else None
-    with map_kafka_errors("tailing raw envelopes"):
-        await consumer.start()
-        try:
-            consumer.subscribe(pattern=subscription_pattern(jurisdictions, categories))
-            while limit is None or seen < limit:
-                batch = await consumer.getmany(timeout_ms=500, max_records=500)
-                for records in batch.values():
-                    for record in records[: None if limit is None else limit - seen]:
-                        try:
-                            header = verify_envelope(record.value or b"", trust, datetime.now(UTC))
-                        except VerificationError as exc:
-                            await handler(record, None, exc)
-                        else:
-                            await handler(record, header, None)
-                        seen += 1
-                if catch_up is not None and await catch_up.done(consumer):
+    try:
+        with map_kafka_errors("tailing raw envelopes"):
+            await consumer.start()
+        consumer.subscribe(pattern=pattern)
+        stream = RecordStream(consumer, action="tailing raw envelopes")
+        while limit is None or seen < limit:
+            for item in await stream.batch():
+                if limit is not None and seen >= limit:
                     break
-        finally:
-            await consumer.stop()
+                if isinstance(item, Undecodable):
+                    await handler(item.source, Rejected(Reason.UNDECODABLE, item.error))
+                else:
+                    await handler(item.source, intake.process(item))
+                seen += 1
+            if catch_up is not None and await catch_up.done(consumer):
+                break
+    finally:
+        await consumer.stop()
     return seen

@@ -6,41 +6,40 @@
                             jurisdictions=["PK"], group_id="anf.case-system", delivered=store)
     await subscriber.run(handler)          # handler(delivery) is awaited once per report
 
-For every record of the subscribed topics: open the envelope as a recipient (decrypt,
-verify, validate), keep only reports the subscription covers (on the *signed* routing
-header), skip what was already handed over, await the handler, remember it, and commit the
-offsets of a batch once every record in it is done. A record that fails verification is
-written to the agency's quarantine topic with its reason code and consumption goes on; a
-record the agency is not a recipient of is skipped quietly. A handler that raises stops the
+Each record of the subscribed topics gets a verdict from the sans-IO
+:class:`consumers.intake.Intake` (open, verify, validate, check topic and scope, deduplicate):
+an accepted report is handed to the handler and then remembered as delivered; a rejected
+record is written to the agency's quarantine topic with its reason code; a skipped one (not
+addressed to this agency, outside the subscription, a redelivery) is passed over. Offsets
+are committed per batch once every record in it is done. No record can stop the loop: the
+intake is total, records the Kafka client cannot decode are stepped over and quarantined
+(:mod:`consumers._stream`), and every quarantine write fits. A handler that raises stops the
 subscriber after committing what was handled before it, so the report is handed over again
 after a restart.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka import errors as kafka_errors
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from broker.config import KafkaSettings, aiokafka_kwargs
-from broker.envelope import Opener, Reason, open_report
-from broker.errors import AuthorizationError, VerificationError
+from broker.envelope import Opener
+from broker.errors import AuthorizationError, Reason
 from broker.keys import Identity
 from broker.topics import subscription_pattern
-from broker.transport import kafka_error, map_kafka_errors
+from broker.transport import map_kafka_errors
 from broker.trust import TrustStore
 from consumers._catchup import CatchUp
-from consumers.delivered import Delivered, MemoryDelivered, Seen
+from consumers._stream import RecordStream, Undecodable
+from consumers.delivered import Delivered, MemoryDelivered
+from consumers.intake import Accepted, Delivery, Intake, Record, Rejected, Source
 from consumers.quarantine import Quarantine
-from schemas import Report, covers, normalise_jurisdiction
-from schemas.envelope import RoutingHeader
 
 __all__ = ["Delivery", "Handler", "RejectHook", "Subscriber", "new_group_id"]
 
@@ -54,21 +53,9 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A verified report and where it came from."""
-
-    report: Report
-    header: RoutingHeader
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-
-
 Handler = Callable[[Delivery], Awaitable[None]]
-RejectHook = Callable[[ConsumerRecord[bytes, bytes], str, str], Awaitable[None]]
-"""Told of each quarantined record: (record, reason code, detail)."""
+RejectHook = Callable[[Source, str, str], Awaitable[None]]
+"""Told of each quarantined record: (where it was read, reason code, detail)."""
 
 
 class Subscriber:
@@ -91,17 +78,19 @@ class Subscriber:
         on_reject: RejectHook | None = None,
     ) -> None:
         self._identity = identity
+        self._trust = trust
         self._settings = settings
-        self._categories = frozenset(categories)
-        self._jurisdictions = tuple(normalise_jurisdiction(j) for j in jurisdictions)
-        self._pattern = subscription_pattern(self._jurisdictions, self._categories)
+        self._pattern = subscription_pattern(jurisdictions, categories)
         self._group_id = group_id
         self._from_beginning = from_beginning or since is not None
-        self._since_ms = int(since.timestamp() * 1000) if since is not None else None
         self._delivered = delivered if delivered is not None else MemoryDelivered()
         self._clock = clock
         self._metadata_refresh_ms = metadata_refresh_ms
-        self._opener = Opener(identity, trust)
+        self.intake = Intake(
+            Opener(identity, trust), categories=categories, jurisdictions=jurisdictions,
+            delivered=self._delivered, clock=clock,
+            since_ms=int(since.timestamp() * 1000) if since is not None else None,
+        )  # fmt: skip
         self._quarantine = Quarantine(identity.agency, settings)
         self._on_reject = on_reject
         self.handed_over = 0
@@ -115,14 +104,16 @@ class Subscriber:
         ``exit_at_end`` — once caught up with what the topics held when it started.
 
         On a secured cluster, fetching a topic this agency's principal may not READ (no grant
-        covers it) raises :class:`AuthorizationError` with Kafka's refusal and the topic."""
+        covers it) raises :class:`AuthorizationError` with Kafka's refusal and the topic; an
+        agency whose keys are all revoked is told so before anything is fetched."""
+        self._refuse_if_revoked()
         kwargs = aiokafka_kwargs(self._settings, "consumer")
         kwargs["auto_offset_reset"] = "earliest" if self._from_beginning else "latest"
         kwargs["metadata_max_age_ms"] = self._metadata_refresh_ms
         consumer = AIOKafkaConsumer(group_id=self._group_id, **kwargs)
-        with map_kafka_errors("starting the subscriber"):
-            await consumer.start()
         try:
+            with map_kafka_errors("starting the subscriber"):
+                await consumer.start()
             consumer.subscribe(pattern=self._pattern)
             await self._quarantine.start()
             await self._loop(consumer, handler, limit, exit_at_end)
@@ -130,118 +121,89 @@ class Subscriber:
             await self._quarantine.stop()
             await consumer.stop()
 
+    def _refuse_if_revoked(self) -> None:
+        now = self._clock()
+        usable = [
+            kid
+            for kid in self._identity.decryption_keys
+            if (record := self._trust.encryption_key(kid)) is not None
+            and (record.revoked_at is None or record.revoked_at > now)
+        ]
+        if not usable:
+            agency = self._identity.agency
+            raise AuthorizationError(
+                f"agency {agency} is revoked: the directory marks every encryption key of "
+                f"{agency} revoked (or does not list them), so no report is sealed to it and "
+                "the cluster gives it no access. Ask the federation admin to enrol new keys "
+                f"(`fusionbus agency rotate-keys {agency}` on the admin's machine)."
+            )
+
     async def _loop(
         self, consumer: AIOKafkaConsumer, handler: Handler, limit: int | None, exit_at_end: bool
     ) -> None:
         catch_up = CatchUp() if exit_at_end else None
+        stream = RecordStream(consumer)
         next_sweep = 0.0
         while limit is None or self.handed_over < limit:
             if time.monotonic() >= next_sweep:  # forget ids whose envelopes have expired
                 self._delivered.forget_expired(self._clock())
                 next_sweep = time.monotonic() + _SWEEP_EVERY_S
             try:
-                batch = await consumer.getmany(timeout_ms=500, max_records=500)
-            except kafka_errors.TopicAuthorizationFailedError as exc:
+                items = await stream.batch()
+            except AuthorizationError as exc:
                 raise self._refused(exc) from exc
-            except kafka_errors.KafkaError as exc:
-                raise kafka_error(exc, "fetching reports") from exc
-            if self._since_ms is not None and batch:
-                batch = {
-                    tp: [r for r in rs if r.timestamp >= self._since_ms] for tp, rs in batch.items()
-                }
             done: dict[TopicPartition, int] = {}
             try:
-                for tp, records in batch.items():
-                    for record in records:
-                        if limit is not None and self.handed_over >= limit:
-                            break
-                        await self._process(record, handler)
-                        done[tp] = record.offset + 1
+                for item in items:
+                    if limit is not None and self.handed_over >= limit:
+                        break
+                    await self._process(item, handler)
+                    source = item.source
+                    done[TopicPartition(source.topic, source.partition)] = source.offset + 1
             finally:
                 await self._commit(consumer, done)
             if catch_up is not None and await catch_up.done(consumer):
                 return
 
-    async def _process(self, record: ConsumerRecord[bytes, bytes], handler: Handler) -> None:
-        if self._outside_by_headers(record):
-            self.skipped += 1  # cheap early skip; the signed header decides what is handed over
+    async def _process(self, item: Record | Undecodable, handler: Handler) -> None:
+        if isinstance(item, Undecodable):
+            await self._reject(item.source, None, None, Rejected(Reason.UNDECODABLE, item.error))
             return
-        data = record.value or b""
-        try:
-            message = open_report(
-                self._opener, data, self._clock(), parse=Report.model_validate_json
-            )
-        except VerificationError as exc:
-            if exc.reason == Reason.NOT_RECIPIENT:
-                self.skipped += 1
-                return
-            await self._reject(record, exc.reason, exc.detail)
-            return
-        header = message.header
-        if not self._covers(header.category, header.jurisdiction):
-            self.skipped += 1  # readable, but outside this subscription
-            return
-        digest = hashlib.sha256(data).digest()
-        seen = self._delivered.check(header.message_id, digest)
-        if seen is Seen.DUPLICATE:
+        verdict = self.intake.process(item)
+        if isinstance(verdict, Accepted):
+            await handler(verdict.delivery)
+            self.intake.mark(verdict)
+            self.handed_over += 1
+        elif isinstance(verdict, Rejected):
+            await self._reject(item.source, item.key, item.value, verdict)
+        else:
             self.skipped += 1
-            return
-        if seen is Seen.REPLAY:
-            await self._reject(record, Reason.REPLAY, f"message {header.message_id} seen before")
-            return
-        await handler(
-            Delivery(
-                message.content, header, record.topic, record.partition, record.offset,
-                record.timestamp,
-            )
-        )  # fmt: skip
-        self._delivered.mark(header.message_id, digest, header.expires_at)
-        self.handed_over += 1
 
-    def _refused(self, exc: kafka_errors.TopicAuthorizationFailedError) -> AuthorizationError:
-        topics = ", ".join(str(a) for a in exc.args) or "a subscribed topic"
+    def _refused(self, exc: AuthorizationError) -> AuthorizationError:
         agency = self._identity.agency
         return AuthorizationError(
-            f"Kafka refused to let {agency} read {topics}: TopicAuthorizationFailedError "
-            f"(error {kafka_errors.TopicAuthorizationFailedError.errno}). The principal "
-            f"User:{agency} of this certificate has no READ ACL there, because no grant of "
-            f"{agency} covers it. Tail only what is granted (leave out --category and "
-            "--jurisdiction), or ask the federation admin for a grant: `fusionbus agency "
-            f"grant {agency} --category CATEGORY --jurisdiction JURISDICTION`."
+            f"{exc} The principal User:{agency} of this certificate has no READ ACL on a "
+            f"subscribed topic, because no grant of {agency} covers it. Tail only what is "
+            "granted (leave out --category and --jurisdiction), or ask the federation admin "
+            f"for a grant: `fusionbus agency grant {agency} --category CATEGORY "
+            "--jurisdiction JURISDICTION`."
         )
 
-    def _covers(self, category: str, jurisdiction: str) -> bool:
-        try:
-            return category in self._categories and any(
-                covers(scope, jurisdiction) for scope in self._jurisdictions
-            )
-        except ValueError:  # a jurisdiction this node does not know (an unregistered place)
-            return False
-
-    def _outside_by_headers(self, record: ConsumerRecord[bytes, bytes]) -> bool:
-        """True when the record's clear (unauthenticated) Kafka headers say it is outside the
-        subscription. Forging them can only make a record skipped, which anyone able to
-        write the topic could achieve anyway; they never make a record accepted."""
-        headers = dict(record.headers or ())
-        category, jurisdiction = headers.get("fb-category"), headers.get("fb-jurisdiction")
-        if category is None or jurisdiction is None:
-            return False
-        return not self._covers(
-            category.decode(errors="replace"), jurisdiction.decode(errors="replace")
-        )
-
-    async def _reject(self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> None:
+    async def _reject(
+        self, source: Source, key: bytes | None, value: bytes | None, verdict: Rejected
+    ) -> None:
         self.quarantined += 1
+        reason = str(verdict.reason)
         log.warning(
             "subscriber.quarantined",
-            reason=str(reason),
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
+            reason=reason,
+            topic=source.topic,
+            partition=source.partition,
+            offset=source.offset,
         )
-        await self._quarantine.put(record, str(reason), detail)
+        await self._quarantine.put(source, key, value, reason, verdict.detail)
         if self._on_reject is not None:
-            await self._on_reject(record, str(reason), detail)
+            await self._on_reject(source, reason, verdict.detail)
 
     async def _commit(self, consumer: AIOKafkaConsumer, done: dict[TopicPartition, int]) -> None:
         if done and self._group_id is not None:
@@ -250,5 +212,5 @@ class Subscriber:
 
 
 def new_group_id(agency: str, name: str | None = None) -> str:
-    """A consumer group of ``agency`` (ACLs in a later issue allow only the agency's own)."""
+    """A consumer group of ``agency`` (its ACLs allow only groups with this prefix)."""
     return f"fusionbus.{agency}.{name or uuid.uuid4().hex[:12]}"

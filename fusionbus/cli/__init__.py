@@ -11,11 +11,10 @@ import logging
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from broker.errors import FusionbusError
 from broker.logs import configure_logging
-from fusionbus.cli._console import err_console
+from fusionbus.cli._console import err_console, line
 from fusionbus.cli.demo import up
 from fusionbus.cli.federation import agency_app, federation_app
 from fusionbus.cli.kafka import kafka_app
@@ -62,8 +61,6 @@ def main() -> None:
     try:
         app()
     except FusionbusError as exc:
-        # Messages quote paths and Java log lines, which may hold [brackets]: never markup.
-        err_console.print(
-            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-        )
+        # Messages quote paths, Java log lines and untrusted values: never markup or controls.
+        err_console.print(line(("error:", "bold red"), f" {exc}"))
         raise SystemExit(1) from None

@@ -15,11 +15,19 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
-from broker.errors import FusionbusError, SchemaValidationError, VerificationError
-from consumers import Delivery, SqliteDelivered, Subscriber, new_group_id
+from broker.errors import FusionbusError, SchemaValidationError
+from consumers import (
+    Delivery,
+    Rejected,
+    Source,
+    SqliteDelivered,
+    Subscriber,
+    Verified,
+    new_group_id,
+)
+from consumers.intake import RawVerdict
 from consumers.raw import tail_raw
 from fusionbus.cli._common import (
     BootstrapOpt,
@@ -29,10 +37,9 @@ from fusionbus.cli._common import (
     recipient_policy,
     resolve_home,
 )
-from fusionbus.cli._console import err_console, out_console
+from fusionbus.cli._console import err_console, json_line, line, out_console
 from producers import Publisher
 from schemas import Report, describe_validation_error, example_report
-from schemas.envelope import RoutingHeader
 
 __all__ = ["publish", "report_app", "tail"]
 
@@ -88,8 +95,7 @@ def publish(
         if isinstance(result, FusionbusError):
             failed += 1
             err_console.print(
-                f"[red]report {number} ({report.message_id}) was NOT sent:[/] {result}",
-                highlight=False,
+                line((f"report {number} ({report.message_id}) was NOT sent:", "red"), f" {result}")
             )
         else:
             typer.echo(str(report.message_id))
@@ -201,73 +207,70 @@ def _printer(as_json: bool) -> Any:
     async def show(delivery: Delivery) -> None:
         report, header = delivery.report, delivery.header
         if as_json:
-            line = {
+            record = {
                 "topic": delivery.topic,
                 "partition": delivery.partition,
                 "offset": delivery.offset,
                 "header": header.model_dump(mode="json"),
                 "report": report.model_dump(mode="json"),
             }
-            sys.stdout.write(orjson.dumps(line).decode() + "\n")
+            sys.stdout.write(json_line(record) + "\n")
             sys.stdout.flush()
             return
         style = _PRECEDENCE_STYLE.get(header.precedence, "")
         out_console.print(
-            f"[{style}]{header.precedence:<9}[/] {header.created_at:%Y-%m-%d %H:%M}Z "
-            f"[bold]{header.sender}[/] {header.category} {header.jurisdiction} "
-            f"{header.tlp}  {report.title}",
-            highlight=False,
-            soft_wrap=True,
+            line(
+                (f"{header.precedence:<9}", style),
+                f" {header.created_at:%Y-%m-%d %H:%M}Z ",
+                (header.sender, "bold"),
+                f" {header.category} {header.jurisdiction} {header.tlp}  {report.title}",
+            )
         )
 
     return show
 
 
 def _reject_printer(as_json: bool) -> Any:
-    async def flag(record: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> None:
-        where = f"{record.topic}/{record.partition}@{record.offset}"
+    async def flag(source: Source, reason: str, detail: str) -> None:
         if as_json:
-            line = {"quarantined": True, "reason": reason, "detail": detail, "source": where}
-            sys.stdout.write(orjson.dumps(line).decode() + "\n")
+            record = {
+                "quarantined": True,
+                "reason": reason,
+                "detail": detail,
+                "source": str(source),
+            }
+            sys.stdout.write(json_line(record) + "\n")
             sys.stdout.flush()
         else:
-            out_console.print(
-                f"[bold red]QUARANTINED[/] {reason}: {detail} ({where})",
-                highlight=False,
-                soft_wrap=True,
-            )
+            out_console.print(line(("QUARANTINED", "bold red"), f" {reason}: {detail} ({source})"))
 
     return flag
 
 
 def _raw_printer(as_json: bool) -> Any:
-    async def show(
-        record: ConsumerRecord[bytes, bytes],
-        header: RoutingHeader | None,
-        error: VerificationError | None,
-    ) -> None:
-        where = f"{record.topic}/{record.partition}@{record.offset}"
+    async def show(source: Source, verdict: RawVerdict) -> None:
+        if not isinstance(verdict, Verified | Rejected):
+            return  # skipped: outside the requested categories or jurisdictions
+        header = verdict.header if isinstance(verdict, Verified) else None
         if as_json:
-            line: dict[str, Any] = {"source": where, "verified": header is not None}
+            record: dict[str, Any] = {"source": str(source), "verified": header is not None}
             if header is not None:
-                line["header"] = header.model_dump(mode="json")
-            if error is not None:
-                line["reason"] = str(error.reason)
-            sys.stdout.write(orjson.dumps(line).decode() + "\n")
+                record["header"] = header.model_dump(mode="json")
+            if isinstance(verdict, Rejected):
+                record["reason"] = str(verdict.reason)
+            sys.stdout.write(json_line(record) + "\n")
             sys.stdout.flush()
         elif header is not None:
             out_console.print(
-                f"{header.precedence:<9} {header.created_at:%Y-%m-%d %H:%M}Z {header.sender} "
-                f"{header.category} {header.jurisdiction} {header.tlp} "
-                f"to {len(header.recipients)} key(s) ({where})",
-                highlight=False,
-                soft_wrap=True,
+                line(
+                    f"{header.precedence:<9} {header.created_at:%Y-%m-%d %H:%M}Z {header.sender} "
+                    f"{header.category} {header.jurisdiction} {header.tlp} "
+                    f"to {len(header.recipients)} key(s) ({source})"
+                )
             )
         else:
-            reason = error.reason if error is not None else "unknown"
-            out_console.print(
-                f"[bold red]UNVERIFIED[/] {reason} ({where})", highlight=False, soft_wrap=True
-            )
+            reason = verdict.reason if isinstance(verdict, Rejected) else "unknown"
+            out_console.print(line(("UNVERIFIED", "bold red"), f" {reason} ({source})"))
 
     return show
 
