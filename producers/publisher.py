@@ -31,7 +31,7 @@ from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.envelope import Sealer, seal_report
 from broker.errors import AuthorizationError, ConfigError, FusionbusError
 from broker.keys import Identity
-from broker.topics import report_topic
+from broker.topics import Header, report_topic
 from broker.transport import kafka_error, map_kafka_errors
 from broker.trust import TrustStore
 from schemas import Report
@@ -68,12 +68,12 @@ def routing_headers(report: Report) -> list[tuple[str, bytes]]:
     signed routing header inside the envelope.
     """
     return [
-        ("fb-message-id", str(report.message_id).encode()),
-        ("fb-sender", report.sender.encode()),
-        ("fb-category", report.category.encode()),
-        ("fb-jurisdiction", report.jurisdiction.encode()),
-        ("fb-precedence", str(report.precedence).encode()),
-        ("fb-tlp", str(report.handling.tlp).encode()),
+        (Header.MESSAGE_ID, str(report.message_id).encode()),
+        (Header.SENDER, report.sender.encode()),
+        (Header.CATEGORY, report.category.encode()),
+        (Header.JURISDICTION, report.jurisdiction.encode()),
+        (Header.PRECEDENCE, str(report.precedence).encode()),
+        (Header.TLP, str(report.handling.tlp).encode()),
     ]
 
 
@@ -111,8 +111,12 @@ class Publisher:
 
     async def start(self) -> None:
         producer = AIOKafkaProducer(**aiokafka_kwargs(self._settings, "producer"))
-        with map_kafka_errors("connecting the publisher"):
-            await producer.start()
+        try:
+            with map_kafka_errors("connecting the publisher"):
+                await producer.start()
+        except BaseException:
+            await producer.stop()  # a failed start must not leave a producer behind
+            raise
         self._producer = producer
 
     async def stop(self) -> None:
@@ -169,7 +173,12 @@ class Publisher:
                 "`fusionbus agency grant`."
             )
         envelope = seal_report(self._sealer, report, kids)
-        return report, report_topic(report.jurisdiction, report.category), envelope, kids
+        return (
+            report,
+            report_topic(report.sender, report.jurisdiction, report.category),
+            envelope,
+            kids,
+        )
 
     def _result(
         self, report: Report, topic: str, kids: tuple[str, ...], outcome: object

@@ -12,13 +12,21 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
-from broker.envelope._wire import Limits
+from broker.envelope._wire import Limits, check_times
 from broker.envelope.open import Opener, VerifiedMessage
 from broker.envelope.seal import Sealer
-from broker.errors import Reason, VerificationError
+from broker.errors import Reason, SchemaValidationError, VerificationError
 from schemas.envelope import RoutingHeader
 
-__all__ = ["DEFAULT_TTL", "HandlingLike", "ReportLike", "header_for", "open_report", "seal_report"]
+__all__ = [
+    "DEFAULT_TTL",
+    "HandlingLike",
+    "ReportLike",
+    "header_for",
+    "open_report",
+    "refuse_unsendable",
+    "seal_report",
+]
 
 DEFAULT_TTL = timedelta(days=7)
 """How long an envelope lives when its report has no ``valid_until``."""
@@ -57,8 +65,16 @@ R = TypeVar("R", bound=ReportLike)
 
 
 def _expires(report: ReportLike, ttl: timedelta, limits: Limits) -> datetime:
-    longest = report.created_at + limits.max_lifetime
-    return min(report.valid_until or report.created_at + ttl, longest)
+    try:
+        longest = report.created_at + limits.max_lifetime
+        return min(report.valid_until or report.created_at + ttl, longest)
+    except OverflowError:
+        raise SchemaValidationError(
+            f"report {report.message_id}: created_at {report.created_at.isoformat()} is too "
+            f"close to the end of year 9999 for an envelope to live {ttl} after it; "
+            "set created_at to the time the report was made (or leave it out: publish fills "
+            "it in)."
+        ) from None
 
 
 def header_for(
@@ -93,10 +109,41 @@ def seal_report(
     recipients: Sequence[str],
     *,
     ttl: timedelta = DEFAULT_TTL,
+    limits: Limits = Limits(),  # noqa: B008 - frozen, immutable default
 ) -> bytes:
-    """Seal ``report`` to the encryption keys ``recipients``."""
-    header = header_for(report, sealer.signing_kid, recipients, ttl=ttl)
+    """Seal ``report`` to the encryption keys ``recipients``.
+
+    Refuses (:class:`SchemaValidationError`, naming the field and the allowed range) a
+    report its recipients would reject on arrival: made further in the future than the
+    allowed clock skew, or already expired."""
+    header = header_for(report, sealer.signing_kid, recipients, ttl=ttl, limits=limits)
+    refuse_unsendable(header, sealer.now(), limits)
     return sealer.seal(header, report.model_dump_json().encode())
+
+
+def refuse_unsendable(header: RoutingHeader, now: datetime, limits: Limits) -> None:
+    """Raise :class:`SchemaValidationError` if recipients would refuse ``header`` at ``now``."""
+    try:
+        check_times(header, now, limits)
+    except VerificationError as exc:
+        what = f"report {header.message_id}"
+        if exc.reason == Reason.NOT_YET_VALID:
+            raise SchemaValidationError(
+                f"{what}: created_at {header.created_at.isoformat()} is more than "
+                f"{limits.clock_skew} ahead of this machine's clock ({now.isoformat()}); "
+                f"recipients accept created_at up to now + {limits.clock_skew}. Set "
+                "created_at to the time the report was made (or leave it out: publish fills it "
+                "in), or correct the clock."
+            ) from None
+        if exc.reason == Reason.EXPIRED:
+            raise SchemaValidationError(
+                f"{what}: its envelope would expire at {header.expires_at.isoformat()} "
+                f"(valid_until, else created_at + the TTL, at most created_at + "
+                f"{limits.max_lifetime}), which is not after now ({now.isoformat()}); "
+                "recipients would refuse it as expired. Set valid_until in the future, or "
+                "created_at to the time the report was made."
+            ) from None
+        raise SchemaValidationError(f"{what}: {exc.detail}") from None
 
 
 def _mismatch(report: ReportLike, header: RoutingHeader) -> str | None:

@@ -120,6 +120,10 @@ class Sealer:
     def signing_kid(self) -> str:
         return self._identity.signing_kid
 
+    def now(self) -> datetime:
+        """The sealer's clock (injected, so tests are deterministic)."""
+        return self._clock()
+
     def seal(self, header: RoutingHeader, payload: bytes) -> bytes:
         """The envelope (UTF-8 JSON bytes) carrying ``payload`` under ``header``.
 

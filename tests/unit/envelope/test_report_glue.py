@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from broker.envelope import Reason, header_for, open_report, seal_report
-from broker.errors import VerificationError
+from broker.errors import SchemaValidationError, VerificationError
 from schemas import Handling, Precedence, Report, Tlp, example_report
 
 from .conftest import NOW, World
@@ -62,3 +62,27 @@ def test_an_invalid_report_payload_is_rejected(world: World) -> None:
     with pytest.raises(VerificationError) as caught:
         open_report(world.opener("anf"), data, NOW, parse=Report.model_validate_json)
     assert caught.value.reason == Reason.INVALID_REPORT
+
+
+# Issue 9 finding 6: the publisher sent reports its recipients refuse on arrival.
+
+
+def test_a_report_made_beyond_the_clock_skew_is_refused_before_sealing(world: World) -> None:
+    report = _report(created_at=NOW + timedelta(minutes=10))
+    with pytest.raises(SchemaValidationError, match=r"created_at .* more than 0:05:00 ahead"):
+        seal_report(world.sealer(), report, [world.ids["anf"].encryption_kid])
+    within = _report(created_at=NOW + timedelta(minutes=4))
+    assert seal_report(world.sealer(), within, [world.ids["anf"].encryption_kid])
+
+
+def test_a_report_already_expired_is_refused_before_sealing(world: World) -> None:
+    report = _report()
+    world.clock_now[0] = NOW + timedelta(days=8)  # the default TTL is 7 days
+    with pytest.raises(SchemaValidationError, match="would expire at .* refuse it as expired"):
+        seal_report(world.sealer(), report, [world.ids["anf"].encryption_kid])
+
+
+def test_a_report_at_the_end_of_time_is_refused_without_a_traceback(world: World) -> None:
+    report = _report(created_at=datetime(9999, 12, 31, 23, 0, tzinfo=UTC))
+    with pytest.raises(SchemaValidationError, match="year 9999"):
+        seal_report(world.sealer(), report, [world.ids["anf"].encryption_kid])
