@@ -56,6 +56,8 @@ def quarantine_record(
         truncated.append("key")
     if truncated:
         headers.append((Header.TRUNCATED, ",".join(truncated).encode()))
+    if key is None and value is None:  # nothing known (undecodable): Kafka needs one of them
+        value = b""
     return key, value, headers
 
 
