@@ -10,7 +10,6 @@ across exports, unique without a registry, and computed by every JOSE library (N
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ import orjson
 
 from broker._crypto import DecryptionKey, EncryptionKey, RandomBytes, SigningKey, VerifyKey
 from broker._crypto import load_private_pem as _load_private_pem
+from broker._jose import b64d, b64u
 from broker.errors import ConfigError
 
 __all__ = [
@@ -36,10 +36,6 @@ __all__ = [
 ]
 
 PublicKey = VerifyKey | EncryptionKey
-
-
-def b64u(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _crv(key: PublicKey) -> Literal["Ed25519", "X25519"]:
@@ -69,7 +65,7 @@ def public_key_from_jwk(jwk: Mapping[str, Any]) -> PublicKey:
         )
     try:
         x = str(jwk["x"])
-        raw = base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))
+        raw = b64d(x)
         key: PublicKey = VerifyKey(raw) if crv == "Ed25519" else EncryptionKey(raw)
     except (KeyError, ValueError, TypeError) as exc:
         raise ConfigError(f"not a usable public {crv} JWK ({exc}): x={jwk.get('x')!r}") from exc

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-import pybase64
 from pydantic import ValidationError
 
+from broker._jose import b64d, b64e
 from broker.errors import Reason, VerificationError
 from schemas.envelope import ENVELOPE_VERSION, RoutingHeader
 
@@ -54,7 +54,6 @@ OUTER_SIG_MEMBER = "fusionbus_sig"
 _TOP_KEYS = frozenset({"protected", "unprotected", "recipients", "iv", "ciphertext", "tag"})
 _PROTECTED_REQUIRED = frozenset({"enc", "typ", "cty", HEADER_MEMBER})
 _PER_RECIPIENT = frozenset({"alg", "kid", "epk"})
-_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,33 +74,6 @@ class Limits:
     def max_containers(self) -> int:
         """Upper bound on ``{``/``[`` bytes: top, unprotected, recipients, 3 per recipient."""
         return 8 + 3 * self.max_recipients
-
-
-def b64e(data: bytes) -> bytes:
-    """base64url without padding (SIMD pybase64: CPython's binascii is 10-20x slower)."""
-    return pybase64.urlsafe_b64encode(data).rstrip(b"=")
-
-
-def b64d(text: object) -> bytes:
-    """Strict, canonical base64url without padding; ``ValueError`` otherwise."""
-    if isinstance(text, str):
-        if not text.isascii():
-            raise ValueError("expected a base64url string")
-        text = text.encode("ascii")
-    if not isinstance(text, bytes) or b"+" in text or b"/" in text:
-        raise ValueError("expected a base64url string")
-    tail = len(text) % 4
-    if tail == 1:
-        raise ValueError("base64url length is impossible")
-    if tail:
-        last = _B64_ALPHABET.find(text[-1])
-        if last < 0 or last & (0b1111 if tail == 2 else 0b11):
-            raise ValueError("base64url is not canonical")
-        text += b"==" if tail == 2 else b"="
-    try:
-        return pybase64.b64decode(text, altchars=b"-_", validate=True)
-    except ValueError as exc:
-        raise ValueError(f"not base64url: {exc}") from exc
 
 
 def too_many_containers(data: bytes, limit: int) -> bool:

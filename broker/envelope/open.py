@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar, overload
 from pydantic import ValidationError
 
 from broker._crypto import ContentKey, ecdh_es_a256kw_unwrap, sha256
+from broker._jose import split_compact
 from broker.envelope._wire import (
     ALG_SIG,
     HEADER_MEMBER,
@@ -124,10 +125,13 @@ def verify_envelope(
     header = parsed.header
     check_times(header, now, limits)
     record = _sender(header, trust, now)
-    parts = parsed.outer_sig.split(".")
-    if len(parts) != 3 or parts[1]:
+    try:
+        outer_header, body, signature = split_compact(parsed.outer_sig.encode("ascii"))
+    except ValueError:
+        body = b"-"
+    if body:
         raise VerificationError(Reason.MALFORMED, "outer signature is not a detached JWS")
-    _jws_header(parts[0], header.sender_kid, OUTER_TYP, limits)
+    _jws_header(outer_header.decode("ascii"), header.sender_kid, OUTER_TYP, limits)
     digest = sha256(
         outer_digest_input(
             parsed.protected.encode(),
@@ -137,8 +141,8 @@ def verify_envelope(
             recipients_tail(parsed.entries()),
         )
     )
-    signing_input = parts[0].encode() + b"." + b64e(digest)
-    if not record.key.verify(_b64(parts[2], "outer signature"), signing_input):
+    signing_input = outer_header + b"." + b64e(digest)
+    if not record.key.verify(_b64(signature, "outer signature"), signing_input):
         raise VerificationError(Reason.BAD_SIGNATURE, "outer envelope signature does not verify")
     if replay_guard is not None and replay_guard.seen(
         header.sender, header.message_id, header.expires_at, now
@@ -237,20 +241,23 @@ class Opener:
         return key
 
     def _verify_inner(self, jws: bytes, parsed: ParsedEnvelope, record: SigningKeyRecord) -> bytes:
-        first, last = jws.find(b"."), jws.rfind(b".")
-        if first <= 0 or first == last:
-            raise VerificationError(Reason.MALFORMED, "inner content is not a compact JWS")
+        try:
+            protected, body, signature = split_compact(jws)
+        except ValueError as exc:
+            raise VerificationError(Reason.MALFORMED, f"inner content: {exc}") from exc
+        if not protected:
+            raise VerificationError(Reason.MALFORMED, "inner content has an empty JWS header")
         header = _jws_header(
-            jws[:first].decode("latin-1"), parsed.header.sender_kid, INNER_TYP, self._limits
+            protected.decode("latin-1"), parsed.header.sender_kid, INNER_TYP, self._limits
         )
-        if not record.key.verify(_b64(jws[last + 1 :], "inner signature"), jws[:last]):
+        if not record.key.verify(_b64(signature, "inner signature"), protected + b"." + body):
             raise VerificationError(Reason.BAD_SIGNATURE, "inner report signature does not verify")
         if not same_json(header.get(HEADER_MEMBER), parsed.header_json):
             raise VerificationError(
                 Reason.HEADER_MISMATCH,
                 "the clear routing header differs from the copy the sender signed",
             )
-        return _b64(jws[first + 1 : last], "payload")
+        return _b64(body, "payload")
 
 
 @overload

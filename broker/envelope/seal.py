@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from broker._crypto import CEK_BYTES, IV_BYTES, ContentKey, RandomBytes, ecdh_es_a256kw_wrap, sha256
+from broker._jose import sign_compact
 from broker.envelope._wire import (
     ALG_KEY_WRAP,
     ALG_SIG,
@@ -140,26 +141,20 @@ class Sealer:
         self._check_own_key(now, header.created_at)
         epoch = self._epoch(header, now)
         routing = header.model_dump(mode="json")
-        inner_header = b64e(
-            orjson.dumps(
-                {
-                    "alg": ALG_SIG,
-                    "kid": identity.signing_kid,
-                    "typ": INNER_TYP,
-                    HEADER_MEMBER: routing,
-                }
-            )
-        )
-        signing_input = inner_header + b"." + b64e(payload)
-        jws = signing_input + b"." + b64e(identity.signing_key.sign(signing_input))
+        inner_header = {
+            "alg": ALG_SIG,
+            "kid": identity.signing_kid,
+            "typ": INNER_TYP,
+            HEADER_MEMBER: routing,
+        }
+        jws = sign_compact(inner_header, payload, identity.signing_key)
         protected = b64e(orjson.dumps({"enc": ENC, "typ": TYP, "cty": CTY, HEADER_MEMBER: routing}))
         iv = self._random(IV_BYTES)
         ciphertext, tag = epoch.key.encrypt(iv, jws, protected)
         epoch.count += 1
         iv_b, ct_b, tag_b = b64e(iv), b64e(ciphertext), b64e(tag)
         digest = sha256(outer_digest_input(protected, iv_b, ct_b, tag_b, epoch.digest_tail))
-        outer_input = self._outer_header + b"." + b64e(digest)
-        outer = self._outer_header + b".." + b64e(identity.signing_key.sign(outer_input))
+        outer = sign_compact(self._outer_header, digest, identity.signing_key, detached=True)
         return b"".join(
             (
                 b'{"protected":"',

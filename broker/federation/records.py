@@ -21,8 +21,6 @@ is a :class:`~broker.errors.ConfigError` naming the source and the problem.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
@@ -39,6 +37,7 @@ from pydantic import (
 )
 
 from broker._crypto import EncryptionKey, SigningKey, VerifyKey
+from broker._jose import b64d, sign_compact, split_compact
 from broker.errors import ConfigError
 from broker.keys import kid_of, public_jwk, public_key_from_jwk
 from schemas import AgencyId, UtcDatetime, normalise_jurisdiction
@@ -241,27 +240,17 @@ def canonical_json(record: AgencyRecord) -> bytes:
     return orjson.dumps(record.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
 
 
-def _b64e(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def _b64d(text: str, what: str, source: str) -> bytes:
     try:
-        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError):
-        raw = None
-    if raw is None or _b64e(raw) != text:
-        raise ConfigError(f"{source}: the JWS {what} is not canonical base64url")
-    return raw
+        return b64d(text)
+    except ValueError:
+        raise ConfigError(f"{source}: the JWS {what} is not canonical base64url") from None
 
 
 def sign_record(record: AgencyRecord, root: SigningKey) -> bytes:
     """The compact JWS of ``record`` signed by the federation ``root`` key."""
-    header = orjson.dumps(
-        {"alg": _ALG, "kid": kid_of(root), "typ": JWS_TYP}, option=orjson.OPT_SORT_KEYS
-    )
-    signing_input = f"{_b64e(header)}.{_b64e(canonical_json(record))}".encode("ascii")
-    return signing_input + b"." + _b64e(root.sign(signing_input)).encode("ascii")
+    header = {"alg": _ALG, "kid": kid_of(root), "typ": JWS_TYP}
+    return sign_compact(header, canonical_json(record), root, sort_keys=True)
 
 
 def _parse_json(raw: bytes, what: str, source: str) -> dict[str, Any]:
@@ -288,7 +277,10 @@ def verify_record(token: bytes, root: VerifyKey, *, source: str) -> AgencyRecord
         text = token.decode("ascii").strip()
     except UnicodeDecodeError:
         raise ConfigError(f"{source}: not a compact JWS (non-ASCII bytes)") from None
-    parts = text.split(".")
+    try:
+        parts = [part.decode("ascii") for part in split_compact(text.encode("ascii"))]
+    except ValueError:
+        parts = []
     if len(parts) != 3 or not all(parts):
         raise ConfigError(
             f"{source}: not a signed directory record; expected a compact JWS "

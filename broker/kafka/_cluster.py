@@ -21,7 +21,6 @@ on ``port + nodes + i``; ``port=0`` picks free ports. Durable defaults: replicat
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import contextlib
 import json
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import structlog
 
+from broker._jose import b64u
 from broker.config import KafkaSettings
 from broker.errors import KafkaRuntimeError, KafkaStartError, PortInUseError
 from broker.kafka._distribution import KafkaDistribution, ensure_distribution
@@ -492,7 +492,7 @@ def _run_probe(settings: KafkaSettings) -> int:
 def _kafka_uuid() -> str:
     """A Kafka cluster id: URL-safe base64 of 16 random bytes, never starting with '-'."""
     while True:
-        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        text = b64u(uuid.uuid4().bytes)
         if not text.startswith("-"):
             return text
 
