@@ -38,10 +38,10 @@ from broker.trust import TrustStore
 from consumers._catchup import CatchUp
 from consumers._stream import RecordStream, Undecodable
 from consumers.delivered import Delivered, MemoryDelivered
-from consumers.intake import Accepted, Delivery, Intake, Record, Rejected, Source
+from consumers.intake import Accepted, Delivery, Intake, Record, Rejected, SkipReason, Source
 from consumers.quarantine import Quarantine
 
-__all__ = ["Delivery", "Handler", "RejectHook", "Subscriber", "new_group_id"]
+__all__ = ["Delivery", "Handler", "RejectHook", "SkipHook", "Subscriber", "new_group_id"]
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +56,8 @@ def _utcnow() -> datetime:
 Handler = Callable[[Delivery], Awaitable[None]]
 RejectHook = Callable[[Source, str, str], Awaitable[None]]
 """Told of each quarantined record: (where it was read, reason code, detail)."""
+SkipHook = Callable[[Source, SkipReason], Awaitable[None]]
+"""Told of each record passed over: (where it was read, why)."""
 
 
 class Subscriber:
@@ -76,6 +78,7 @@ class Subscriber:
         clock: Clock = _utcnow,
         metadata_refresh_ms: int = 5_000,
         on_reject: RejectHook | None = None,
+        on_skip: SkipHook | None = None,
     ) -> None:
         self._identity = identity
         self._trust = trust
@@ -93,6 +96,7 @@ class Subscriber:
         )  # fmt: skip
         self._quarantine = Quarantine(identity.agency, settings)
         self._on_reject = on_reject
+        self._on_skip = on_skip
         self.handed_over = 0
         self.quarantined = 0
         self.skipped = 0
@@ -178,6 +182,8 @@ class Subscriber:
             await self._reject(item.source, item.key, item.value, verdict)
         else:
             self.skipped += 1
+            if self._on_skip is not None:
+                await self._on_skip(item.source, verdict.reason)
 
     def _refused(self, exc: AuthorizationError) -> AuthorizationError:
         agency = self._identity.agency
