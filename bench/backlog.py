@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bootstrap = args.bootstrap or _own_kafka(stack)
         _federation(Path(home), BASE.recipients)
         settings = KafkaSettings(bootstrap=bootstrap)
-        topic = report_topic(BASE.jurisdiction, "narcotics")
+        topic = report_topic("customs", BASE.jurisdiction, "narcotics")
         asyncio.run(ensure_topics(settings, [topic], partitions=BASE.partitions))
         since = datetime.now(UTC) - timedelta(seconds=1)  # only this run's reports
         seconds = asyncio.run(_publish(Path(home), bootstrap, args.reports))

@@ -261,7 +261,7 @@ def run_variation(
     with tempfile.TemporaryDirectory(prefix="fusionbus-bench-home-") as home:
         federation = _federation(Path(home), variation.recipients)
         report_bytes, envelope_bytes, keys = _sizes(federation, variation)
-        topics = [report_topic(variation.jurisdiction, "narcotics"), raw_topic]
+        topics = [report_topic("customs", variation.jurisdiction, "narcotics"), raw_topic]
         asyncio.run(ensure_topics(settings, topics, partitions=variation.partitions))
         base = RoleConfig(
             "", "raw-pub", bootstrap, stages, options.batch, home=home,

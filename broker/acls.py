@@ -4,14 +4,18 @@ The directory decides who may read what (grants); Kafka's authorizer enforces it
 topic, before a single byte of ciphertext is fetched (``docs/security.md``). Per agency with
 a usable encryption key, principal ``User:<id>`` (the CN of its TLS certificate) gets::
 
-    WRITE, DESCRIBE  topics prefixed fusionbus.reports.      publish in any area/category
-    READ, DESCRIBE   each literal report topic its grants cover (report_topics)
-    READ             groups prefixed fusionbus.<id>.         its own consumer groups
-    READ, WRITE      topic fusionbus.quarantine.<id>          its consumers' rejects
-    READ             topic fusionbus.directory                the signed directory
+    WRITE  topics prefixed fusionbus.reports.<id>.   publish its own reports, nobody else's
+    READ   each literal report topic its grants cover, of every sender (report_topics)
+    READ   groups prefixed fusionbus.<id>.           its own consumer groups
+    READ, WRITE  topic fusionbus.quarantine.<id>     its consumers' rejects
+    READ   topic fusionbus.directory                 the signed directory
 
-An agency whose encryption keys are all revoked (or ended) gets nothing: ``agency revoke``
-removes its access. No agency gets CREATE or ALTER: the admin creates topics at grant time
+No DESCRIBE is granted: Kafka implies it from READ and WRITE, so an agency can list the
+offsets and timestamps of the topics it reads or writes and of no other (no traffic analysis
+of reports it is not entitled to). An idempotent producer needs no IDEMPOTENT_WRITE since
+Kafka 3.0 (KIP-679: WRITE on any topic suffices). An agency whose encryption keys are all
+revoked (or ended) gets nothing, and its topics are no longer read: ``agency revoke`` removes
+its access. No agency gets CREATE or ALTER: the admin creates topics at grant time
 (:func:`platform_topics`). :func:`desired_acls` is pure; :func:`sync_acls` reads the
 cluster's ACLs of the directory's principals and creates or deletes only the difference, so
 running it again changes nothing.
@@ -41,7 +45,7 @@ from broker.admin import ensure_topics
 from broker.config import KafkaSettings, confluent_config
 from broker.errors import AuthorizationError, TransportError
 from broker.federation.records import AgencyRecord
-from broker.topics import DIRECTORY_TOPIC, REPORTS_PREFIX, quarantine_topic, report_topics
+from broker.topics import DIRECTORY_TOPIC, quarantine_topic, report_topics, sender_prefix
 
 __all__ = [
     "Acl",
@@ -83,25 +87,28 @@ def principal(agency: str) -> str:
     return f"User:{agency}"
 
 
-def _granted_topics(record: AgencyRecord) -> list[str]:
+def _senders(records: Iterable[AgencyRecord], now: datetime) -> list[AgencyRecord]:
+    """The agencies that may publish at ``now``: those with a usable encryption key."""
+    return [r for r in records if r.encryption_key_at(now) is not None]
+
+
+def _granted_topics(record: AgencyRecord, senders: list[str]) -> list[str]:
     topics: set[str] = set()
     for grant in record.grants:
-        topics.update(report_topics([grant.jurisdiction], [grant.category]))
+        topics.update(report_topics([grant.jurisdiction], [grant.category], senders))
     return sorted(topics)
 
 
 def desired_acls(records: Iterable[AgencyRecord], *, now: datetime) -> frozenset[Acl]:
     """Every ACL the directory calls for at ``now`` (see the module docstring)."""
+    active = _senders(records, now)  # revoked or ended: no access at all
+    senders = [r.id for r in active]
     acls: set[Acl] = set()
-    for record in records:
-        if record.encryption_key_at(now) is None:
-            continue  # revoked or ended: no access at all
+    for record in active:
         who = principal(record.id)
-        acls.add(Acl(who, "topic", "prefixed", REPORTS_PREFIX, "WRITE"))
-        acls.add(Acl(who, "topic", "prefixed", REPORTS_PREFIX, "DESCRIBE"))
-        for topic in _granted_topics(record):
+        acls.add(Acl(who, "topic", "prefixed", sender_prefix(record.id), "WRITE"))
+        for topic in _granted_topics(record, senders):
             acls.add(Acl(who, "topic", "literal", topic, "READ"))
-            acls.add(Acl(who, "topic", "literal", topic, "DESCRIBE"))
         acls.add(Acl(who, "group", "prefixed", f"fusionbus.{record.id}.", "READ"))
         acls.add(Acl(who, "topic", "literal", quarantine_topic(record.id), "READ"))
         acls.add(Acl(who, "topic", "literal", quarantine_topic(record.id), "WRITE"))
@@ -109,15 +116,18 @@ def desired_acls(records: Iterable[AgencyRecord], *, now: datetime) -> frozenset
     return frozenset(acls)
 
 
-def platform_topics(records: Iterable[AgencyRecord]) -> tuple[list[str], list[str]]:
-    """(report topics every grant covers, quarantine topics of every agency): what the admin
-    creates, since agencies may not."""
+def platform_topics(
+    records: Iterable[AgencyRecord], *, now: datetime
+) -> tuple[list[str], list[str]]:
+    """(the report topics :func:`desired_acls` names: every sender's topics in every grant;
+    the quarantine topic of every agency): what the admin creates, since agencies may not."""
+    records = list(records)
+    active = _senders(records, now)
+    senders = [r.id for r in active]
     reports: set[str] = set()
-    quarantines: set[str] = set()
-    for record in records:
-        reports.update(_granted_topics(record))
-        quarantines.add(quarantine_topic(record.id))
-    return sorted(reports), sorted(quarantines)
+    for record in active:
+        reports.update(_granted_topics(record, senders))
+    return sorted(reports), sorted(quarantine_topic(r.id) for r in records)
 
 
 # -- applying (confluent-kafka's AdminClient: aiokafka has no ACL calls) -----------------------
@@ -241,7 +251,7 @@ async def apply_directory(
 ) -> AclChanges:
     """Create the topics the directory needs, then sync the ACLs (with admin settings)."""
     records = list(records)
-    reports, quarantines = platform_topics(records)
+    reports, quarantines = platform_topics(records, now=now)
     await ensure_topics(settings, reports)
     await ensure_topics(settings, quarantines, partitions=1)
     await ensure_topics(settings, [DIRECTORY_TOPIC], partitions=1, compacted=True)

@@ -1,44 +1,116 @@
-"""The topic scheme: which Kafka topic a report goes to, and which topics a grant reads.
+"""The Kafka record layout: which topic a report goes to, which topics a grant reads, and the
+names of the record headers that travel with it.
 
 Kafka filters by **topic** (what a consumer fetches, and what an ACL allows); the consumer
 filters by **header** (the clear routing metadata of each envelope). The split::
 
-    fusionbus.reports.<area>.<category>     sealed reports
-        area = the ISO 3166-2 subdivision directly under the country, lower case
-               ("pk-sd") for a report about a subdivision or a place in it, or the
-               country ("pk") for a report about the whole country
+    fusionbus.reports.<sender>.<area>.<category>     sealed reports
+        sender = the publishing agency's id ("customs"): each agency writes only its own
+                 topics, so no agency can list the offsets of topics it may not read
+        area   = the ISO 3166-2 subdivision directly under the country, lower case
+                 ("pk-sd") for a report about a subdivision or a place in it, or the
+                 country ("pk") for a report about the whole country
     fusionbus.quarantine.<agency>           what <agency>'s consumers rejected, with reasons
     fusionbus.directory                     the root-signed federation directory (compacted)
 
 A place (UN/LOCODE, thousands of them) never gets a topic of its own: it travels in the
 ``jurisdiction`` header and the consumer drops what its subscription does not cover. A
-subscription to ``PK`` reads ``pk`` and every ``pk-*`` topic of its categories; one to
-``PK-SD`` or ``PKKHI`` reads ``pk-sd`` only. Topic counts stay bounded by (subdivisions + 1)
-x categories per country: 8 x 10 = 80 for Pakistan. See ``docs/topics.md`` for the reasons.
+subscription to ``PK`` reads ``pk`` and every ``pk-*`` topic of its categories, from every
+sender; one to ``PK-SD`` or ``PKKHI`` reads ``pk-sd`` only. A record's topic names its sender,
+and only that sender's certificate (or a super user) can write it, so the consumer refuses a
+record whose signed header maps to another topic (:func:`expected_topic`). See
+``docs/topics.md`` for the reasons.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Final
 
+from schemas._base import AGENCY_ID_PATTERN
 from schemas.jurisdiction import ancestors, first_level_subdivisions, normalise_jurisdiction
 
 __all__ = [
     "DIRECTORY_TOPIC",
+    "QUARANTINE_HEADERS",
     "REPORTS_PREFIX",
+    "ROUTING_HEADERS",
+    "Header",
     "area_of",
+    "expected_topic",
     "quarantine_topic",
     "report_topic",
     "report_topics",
+    "sender_of_topic",
+    "sender_prefix",
     "subscription_pattern",
 ]
 
 REPORTS_PREFIX = "fusionbus.reports."
 DIRECTORY_TOPIC = "fusionbus.directory"
 _QUARANTINE_PREFIX = "fusionbus.quarantine."
-_AGENCY = re.compile(r"[a-z][a-z0-9-]{1,31}")
-_CATEGORY = re.compile(r"[a-z][a-z0-9_]{1,39}")
+# Exactly what an agency id may be (schemas.AgencyId), without its anchors.
+_AGENCY_RE = AGENCY_ID_PATTERN.removeprefix("^").removesuffix("$")
+_AGENCY = re.compile(_AGENCY_RE)
+_CATEGORY_RE = r"[a-z][a-z0-9_]{1,39}"
+_CATEGORY = re.compile(_CATEGORY_RE)
+_REPORT_TOPIC = re.compile(
+    rf"{re.escape(REPORTS_PREFIX)}(?P<sender>{_AGENCY_RE})\."
+    rf"(?P<area>[a-z]{{2}}(?:-[a-z0-9]{{1,3}})?)\.(?P<category>{_CATEGORY_RE})"
+)
+
+
+class Header:
+    """The Kafka record header names fusionbus writes and reads.
+
+    Routing headers are clear, *unauthenticated* copies of routing fields of a report record
+    (consumers only ever skip records by them; the signed header inside the envelope decides).
+    Quarantine headers say why a consumer rejected a record and where it was read, and, when
+    the copy had to be cut to fit, what the original was.
+    """
+
+    MESSAGE_ID: Final = "fb-message-id"
+    SENDER: Final = "fb-sender"
+    CATEGORY: Final = "fb-category"
+    JURISDICTION: Final = "fb-jurisdiction"
+    PRECEDENCE: Final = "fb-precedence"
+    TLP: Final = "fb-tlp"
+
+    REASON: Final = "fb-reason"
+    DETAIL: Final = "fb-detail"
+    SOURCE_TOPIC: Final = "fb-source-topic"
+    SOURCE_PARTITION: Final = "fb-source-partition"
+    SOURCE_OFFSET: Final = "fb-source-offset"
+    ORIGINAL_SHA256: Final = "fb-original-sha256"
+    ORIGINAL_SIZE: Final = "fb-original-size"
+    ORIGINAL_KEY_SHA256: Final = "fb-original-key-sha256"
+    TRUNCATED: Final = "fb-truncated"
+
+
+ROUTING_HEADERS: Final = (
+    Header.MESSAGE_ID,
+    Header.SENDER,
+    Header.CATEGORY,
+    Header.JURISDICTION,
+    Header.PRECEDENCE,
+    Header.TLP,
+)
+"""The headers of a report record, in the order the publisher writes them."""
+
+QUARANTINE_HEADERS: Final = (
+    Header.REASON,
+    Header.DETAIL,
+    Header.SOURCE_TOPIC,
+    Header.SOURCE_PARTITION,
+    Header.SOURCE_OFFSET,
+    Header.ORIGINAL_SHA256,
+    Header.ORIGINAL_SIZE,
+    Header.ORIGINAL_KEY_SHA256,
+    Header.TRUNCATED,
+)
+"""The headers a quarantine record may carry, in the order the quarantine writes them: the
+first five always, the others only on a copy cut to fit."""
 
 
 def area_of(jurisdiction: str) -> str:
@@ -51,24 +123,66 @@ def area_of(jurisdiction: str) -> str:
     return (chain[-2] if len(chain) >= 2 else chain[-1]).lower()
 
 
-def report_topic(jurisdiction: str, category: str) -> str:
-    """The topic a report about ``jurisdiction`` in ``category`` is published to."""
-    return f"{REPORTS_PREFIX}{area_of(jurisdiction)}.{_category(category)}"
+def report_topic(sender: str, jurisdiction: str, category: str) -> str:
+    """The topic ``sender`` publishes a report about ``jurisdiction`` in ``category`` to.
+
+    >>> report_topic("customs", "PKKHI", "narcotics")
+    'fusionbus.reports.customs.pk-sd.narcotics'
+
+    Raises ``ValueError`` naming the sender, jurisdiction or category that is malformed.
+    """
+    return f"{sender_prefix(sender)}{area_of(jurisdiction)}.{_category(category)}"
+
+
+def expected_topic(sender: str, jurisdiction: str, category: str) -> str | None:
+    """The only topic a record whose signed header names ``sender``, ``jurisdiction`` and
+    ``category`` may arrive on; ``None`` when those values map to no topic at all (a
+    jurisdiction unknown here, a malformed id), so that no topic is the right one.
+
+    A consumer compares it with the record's arrival topic: only ``sender``'s certificate
+    (or a super user) can write ``sender``'s topics, so a mismatch is a record copied or
+    forged onto a topic its signer does not own. Never raises.
+    """
+    try:
+        return report_topic(sender, jurisdiction, category)
+    except ValueError:
+        return None
+
+
+def sender_of_topic(topic: str) -> str | None:
+    """The agency whose topic ``topic`` is, or ``None`` when it is not a report topic.
+
+    >>> sender_of_topic("fusionbus.reports.customs.pk-sd.narcotics")
+    'customs'
+    >>> sender_of_topic("fusionbus.quarantine.anf") is None
+    True
+    """
+    match = _REPORT_TOPIC.fullmatch(topic)
+    return match["sender"] if match else None
+
+
+def sender_prefix(sender: str) -> str:
+    """The prefix every topic of ``sender`` starts with (what its WRITE ACL names).
+
+    >>> sender_prefix("anf")
+    'fusionbus.reports.anf.'
+    """
+    return f"{REPORTS_PREFIX}{_agency(sender)}."
 
 
 def quarantine_topic(agency: str) -> str:
     """Where ``agency``'s consumers put what they rejected (envelope bytes and reason)."""
-    if not _AGENCY.fullmatch(agency):
-        raise ValueError(f"agency id {agency!r}: expected 2-32 of a-z, 0-9, '-', like 'anf'")
-    return f"{_QUARANTINE_PREFIX}{agency}"
+    return f"{_QUARANTINE_PREFIX}{_agency(agency)}"
 
 
 def subscription_pattern(jurisdictions: Iterable[str], categories: Iterable[str]) -> str:
     """A regular expression (for aiokafka's ``subscribe(pattern=...)``) matching every
-    report topic that may hold reports covered by the jurisdictions x categories.
+    report topic, of any sender, that may hold reports covered by the jurisdictions x
+    categories.
 
-    Topics created later (a new category in a new province) are picked up by the pattern
-    at the consumer's next metadata refresh.
+    Topics created later (a new sender, a new category in a new province) are picked up by
+    the pattern at the consumer's next metadata refresh; Kafka lists a consumer only the
+    topics it may describe, which for report topics are those it may read or write.
     """
     areas: set[str] = set()
     for code in jurisdictions:
@@ -80,18 +194,24 @@ def subscription_pattern(jurisdictions: Iterable[str], categories: Iterable[str]
     cats = sorted({re.escape(_category(c)) for c in categories})
     if not areas or not cats:
         raise ValueError("a subscription needs at least one jurisdiction and one category")
-    return rf"^{re.escape(REPORTS_PREFIX)}(?:{'|'.join(sorted(areas))})\.(?:{'|'.join(cats)})$"
+    return (
+        rf"^{re.escape(REPORTS_PREFIX)}{_AGENCY_RE}\."
+        rf"(?:{'|'.join(sorted(areas))})\.(?:{'|'.join(cats)})$"
+    )
 
 
-def report_topics(jurisdictions: Iterable[str], categories: Iterable[str]) -> list[str]:
-    """The literal report topics ``subscription_pattern`` matches, sorted: per category, a
-    country's own topic and one per first-level subdivision under it (pycountry), or a
-    subdivision's or place's area. These are what a grant's READ ACLs name.
+def report_topics(
+    jurisdictions: Iterable[str], categories: Iterable[str], senders: Iterable[str]
+) -> list[str]:
+    """The literal report topics of ``senders`` that ``subscription_pattern`` matches, sorted:
+    per sender and category, a country's own topic and one per first-level subdivision under
+    it (pycountry), or a subdivision's or place's area. These are what a grant's READ ACLs
+    name and what the admin creates.
 
-    >>> report_topics(["PK-SD", "PKKHI"], ["narcotics"])
-    ['fusionbus.reports.pk-sd.narcotics']
-    >>> len(report_topics(["PK"], ["narcotics", "arms"]))
-    16
+    >>> report_topics(["PK-SD", "PKKHI"], ["narcotics"], ["customs"])
+    ['fusionbus.reports.customs.pk-sd.narcotics']
+    >>> len(report_topics(["PK"], ["narcotics", "arms"], ["customs", "anf"]))
+    32
     """
     areas: set[str] = set()
     for code in jurisdictions:
@@ -101,7 +221,18 @@ def report_topics(jurisdictions: Iterable[str], categories: Iterable[str]) -> li
             areas.update(sub.lower() for sub in first_level_subdivisions(value))
         else:
             areas.add(area_of(value))
-    return sorted(f"{REPORTS_PREFIX}{a}.{_category(c)}" for a in areas for c in set(categories))
+    cats = {_category(c) for c in categories}
+    prefixes = {sender_prefix(s) for s in senders}
+    return sorted(f"{p}{a}.{c}" for p in prefixes for a in areas for c in cats)
+
+
+def _agency(agency: str) -> str:
+    if not _AGENCY.fullmatch(agency):
+        raise ValueError(
+            f"agency id {agency!r}: expected a lowercase letter, then 1 to 31 lowercase "
+            "letters, digits or '-' (2 to 32 in all), like 'customs'"
+        )
+    return agency
 
 
 def _category(code: str) -> str:

@@ -39,7 +39,7 @@ async def test_report_topics_on_three_nodes_need_two_in_sync_replicas(
 ) -> None:
     state = kafka_cluster.state()
     assert state is not None
-    name = report_topic("PKKHI", "narcotics") + "." + topic
+    name = report_topic("customs", "PKKHI", "narcotics") + "." + topic
     await ensure_topics(KafkaSettings(bootstrap=state.bootstrap), [name])
     config = await _topic_config(state.bootstrap, name)
     assert config["min.insync.replicas"] == "2"

@@ -1,7 +1,8 @@
 """The secured cluster (mutual TLS + ACLs from the directory), exercised as users run it.
 
 The session fixture ``secure_kafka`` runs a 1-node cluster with a federation of customs
-(contraband in PK), anf (narcotics in PK) and fia (human trafficking in PK).
+(contraband in PK), anf (narcotics in PK) and fia (human trafficking in PK). Each agency
+writes only its own topics, ``fusionbus.reports.<agency>.<area>.<category>``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
+from aiokafka.protocol.offset import OffsetRequest
+from confluent_kafka import KafkaError
+from confluent_kafka.admin import AdminClient
 
-from broker.config import KafkaSettings, aiokafka_kwargs
+from broker.config import KafkaSettings, aiokafka_kwargs, confluent_config
 from broker.envelope import header_for
 from broker.federation import Federation
 from broker.federation.pki import ClusterPki
@@ -91,7 +96,67 @@ def test_customs_to_anf_over_mtls(secure_kafka: SecureWorld) -> None:
     got = [x for x in lines if x.get("report", {}).get("message_id") == str(report.message_id)]
     assert len(got) == 1
     assert got[0]["header"]["sender"] == "customs"
-    assert got[0]["topic"] == "fusionbus.reports.pk-sd.narcotics"
+    assert got[0]["topic"] == "fusionbus.reports.customs.pk-sd.narcotics"
+
+
+LATEST, EARLIEST = -1, -2  # ListOffsets' special timestamps; any other is epoch ms
+
+
+def list_offsets(
+    world: SecureWorld, agency: str, topic: str, timestamp: int
+) -> list[tuple[int, int]]:
+    """Kafka's answer to a ListOffsets request (``end_offsets``, ``offsets_for_times``) sent
+    with ``agency``'s certificate straight to the broker for every partition of ``topic``:
+    (error code, offset) per partition, error code 0 when it answered.
+
+    Straight to the broker, as a client that knows the topic's name can: a refused metadata
+    request stops a well-behaved client early, but proves nothing about ListOffsets itself.
+    """
+    pki = ClusterPki(world.home)
+    admin = AdminClient(confluent_config(pki.admin_files().settings(world.bootstrap)))
+    partitions = sorted(admin.list_topics(topic, timeout=30).topics[topic].partitions)
+    settings = pki.agency_files(agency).settings(world.bootstrap)
+
+    async def ask() -> list[tuple[int, int]]:
+        client = AIOKafkaClient(**aiokafka_kwargs(settings, "admin"))
+        await client.bootstrap()
+        try:
+            [node] = client.cluster.brokers()
+            request = OffsetRequest(-1, 0, [(topic, [(p, timestamp) for p in partitions])])
+            response = await client.send(node.nodeId, request)
+        finally:
+            await client.close()
+        # (partition, error_code, timestamp, offset[, leader_epoch]) per partition
+        return [(row[1], row[3]) for _, rows in response.topics for row in rows]
+
+    answers = asyncio.run(ask())
+    assert len(answers) == len(partitions)
+    return answers
+
+
+def test_fia_cannot_count_or_time_narcotics_reports(secure_kafka: SecureWorld) -> None:
+    # Traffic analysis: without READ on narcotics, fia must not learn how many narcotics
+    # reports a province's topic holds (end offsets) or when they came (offsets for times).
+    home, bootstrap = secure_kafka.home, secure_kafka.bootstrap
+    report = example_report("narcotics", "PKKHI")  # sender: customs
+    sent = run(
+        "publish", "--agency", "customs", "--home", str(home), stdin=report.model_dump_json()
+    )
+    assert sent.returncode == 0, sent.stderr
+    topic = report_topic(report.sender, report.jurisdiction, report.category)
+    # anf is granted narcotics: Kafka answers it, and the topic holds records.
+    answered = list_offsets(secure_kafka, "anf", topic, LATEST)
+    assert {code for code, _ in answered} == {0}
+    assert sum(end for _, end in answered) >= 1
+    for timestamp in (LATEST, EARLIEST, 0):
+        refused = list_offsets(secure_kafka, "fia", topic, timestamp)
+        assert {code for code, _ in refused} == {TopicAuthorizationFailedError.errno}, refused
+    # A well-behaved client learns nothing either: the topic's metadata is refused.
+    fia = AdminClient(confluent_config(ClusterPki(home).agency_files("fia").settings(bootstrap)))
+    seen = fia.list_topics(topic, timeout=30).topics[topic]
+    assert seen.error is not None
+    assert seen.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert not seen.partitions
 
 
 def test_fia_cannot_read_narcotics_kafka_says_so(secure_kafka: SecureWorld) -> None:
@@ -104,7 +169,7 @@ def test_fia_cannot_read_narcotics_kafka_says_so(secure_kafka: SecureWorld) -> N
     assert "Traceback" not in message
     assert len(message.splitlines()) == 1, message  # one paragraph
     assert "TopicAuthorizationFailedError" in message
-    assert "fusionbus.reports.pk-sd.narcotics" in message
+    assert report_topic("fia", "PK-SD", "narcotics") in message  # the only one fia can see
     assert "User:fia" in message
     assert "fusionbus agency grant fia" in message
 
@@ -139,13 +204,16 @@ def test_agencies_cannot_create_topics_and_are_told_who_does(secure_kafka: Secur
     )  # fmt: skip
     assert sent.returncode == 1
     assert "Traceback" not in sent.stderr
-    assert "Kafka refused to create topic 'fusionbus.reports.pk-sd.arms'" in sent.stderr
+    assert "Kafka refused creating topic 'fusionbus.reports.customs.pk-sd.arms'" in sent.stderr
     assert "the federation admin creates them" in sent.stderr
 
 
-def test_a_report_fia_forges_as_customs_is_quarantined_by_anf(secure_kafka: SecureWorld) -> None:
-    # fia may write report topics (its certificate says fia), so it writes an envelope whose
-    # signed header names customs and customs' key, signed with its own key.
+def test_fia_cannot_write_customs_topics_and_its_forgery_is_quarantined_by_anf(
+    secure_kafka: SecureWorld,
+) -> None:
+    # fia writes an envelope whose signed header names customs and customs' key, signed
+    # with its own key. Kafka refuses it on customs' topic (fia's certificate may write
+    # fusionbus.reports.fia.* only); on fia's own topic anf reads it and quarantines it.
     home = secure_kafka.home
     federation = Federation.load(home)
     fia, customs, anf = (federation.agency(a) for a in ("fia", "customs", "anf"))
@@ -160,16 +228,18 @@ def test_a_report_fia_forges_as_customs_is_quarantined_by_anf(secure_kafka: Secu
     )  # fmt: skip
     fia_settings = ClusterPki(home).agency_files(fia.id).settings(secure_kafka.bootstrap)
 
-    async def write() -> None:
+    async def write(sender: str) -> None:
         producer = AIOKafkaProducer(**aiokafka_kwargs(fia_settings, "producer"))
         await producer.start()
         try:
-            topic = report_topic(report.jurisdiction, report.category)
+            topic = report_topic(sender, report.jurisdiction, report.category)
             await producer.send_and_wait(topic, envelope, headers=routing_headers(report))
         finally:
             await producer.stop()
 
-    asyncio.run(write())
+    with pytest.raises(TopicAuthorizationFailedError):
+        asyncio.run(write("customs"))
+    asyncio.run(write("fia"))
     tail = run(
         "tail", "--agency", "anf", "--from-beginning", "--exit-at-end", "--json",
         "--home", str(home),
@@ -225,7 +295,8 @@ def test_grant_and_revoke_drive_the_acls(secure_kafka: SecureWorld) -> None:
         "--home", home,
     )  # fmt: skip
     assert granted.returncode == 0, granted.stderr
-    assert "Cluster ACLs in sync: 2 added, 0 removed." in granted.stderr
+    # READ on pk-sd narcotics of each of the 4 senders (customs, anf, fia, pcg)
+    assert "Cluster ACLs in sync: 4 added, 0 removed." in granted.stderr
     again = run(
         "agency", "grant", "pcg", "--category", "narcotics", "--jurisdiction", "PK-SD",
         "--home", home,
@@ -236,10 +307,16 @@ def test_grant_and_revoke_drive_the_acls(secure_kafka: SecureWorld) -> None:
 
     revoked = run("agency", "revoke", "pcg", "--reason", "test", "--home", home)
     assert revoked.returncode == 0, revoked.stderr
-    assert "0 added, 8 removed" in revoked.stderr  # 6 base ACLs + READ/DESCRIBE pk-sd
+    # pcg's 5 base ACLs and 4 READs, and everyone's READ on pcg's topics: 8 areas of PK for
+    # each of customs (contraband), anf (narcotics) and fia (human trafficking).
+    assert "0 added, 33 removed" in revoked.stderr
     after = run(*tail_narcotics)
     assert after.returncode == 1
-    assert "AuthorizationFailed" in after.stderr
+    assert "agency pcg is revoked" in after.stderr
+    # The subscriber stops early; Kafka itself refuses pcg's certificate too.
+    topic = report_topic("customs", "PK-SD", "narcotics")
+    refused = list_offsets(secure_kafka, "pcg", topic, LATEST)
+    assert {code for code, _ in refused} == {TopicAuthorizationFailedError.errno}
 
 
 def test_up_runs_the_demo_secured_without_an_extra_step(
