@@ -74,15 +74,22 @@ def matching(pattern: str, kind: str, message: str, *, flags: int = 0) -> Callab
     return check
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+"""C0 controls but tab, line feed and carriage return; DEL; the C1 controls (U+0080-U+009F,
+among them CSI and NEL, which terminals obey); and the bidirectional embeddings, overrides
+and isolates (U+202A-U+202E, U+2066-U+2069), which reorder how the rest of a line reads.
+The directional marks (U+200E, U+200F, U+061C) stay allowed: Urdu text mixed with codes and
+numbers needs them, and they cannot hide or reverse a run of text."""
 
 
 def _no_control_characters(value: str) -> str:
-    if _CONTROL.search(value):
+    found = _CONTROL.search(value)
+    if found:
         raise expected(
             "control_character",
-            "expected printable text: control characters other than tab and newline "
-            "are not allowed",
+            "expected printable text: control characters other than tab and newline, and "
+            "bidirectional embedding, override and isolate characters, are not allowed "
+            f"(found U+{ord(found.group()):04X} at position {found.start()})",
         )
     return value
 
