@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -210,8 +211,9 @@ class Tally:
     intake_counts: Counter[str] = field(default_factory=Counter)
     raw_counts: Counter[str] = field(default_factory=Counter)
     kinds: Counter[str] = field(default_factory=Counter)
-    intake_seconds: float = 0.0
-    raw_seconds: float = 0.0
+    intake_times: array[float] = field(default_factory=lambda: array("d"))
+    """Seconds each record took in ``Intake.process``, in order."""
+    raw_times: array[float] = field(default_factory=lambda: array("d"))
     slowest: float = 0.0
     slowest_what: str = ""
     findings: dict[tuple[str, str, str], Finding] = field(default_factory=dict)
@@ -272,10 +274,7 @@ def run(
                 escaped = f"{type(exc).__name__} at {_site(exc)}"
                 tally.add(Finding("escaped", name, mutant, index, escaped), judge)
             took = clock() - start
-            if name == "Intake":
-                tally.intake_seconds += took
-            else:
-                tally.raw_seconds += took
+            (tally.intake_times if name == "Intake" else tally.raw_times).append(took)
             if took > tally.slowest:
                 tally.slowest, tally.slowest_what = took, f"{name}: {mutant.kind} ({mutant.detail})"
             if verdict is None:
