@@ -1,20 +1,27 @@
 """The ``fusionbus`` command line: the operators' and scripts' way in.
 
 Data a script consumes (bootstrap addresses, message ids, JSON lines) goes to standard
-output; progress, logs and errors go to standard error. Every ``FusionbusError`` becomes a
-one-paragraph message and exit code 1; a usage error exits 2.
+output; progress, logs and errors go to standard error. Whatever goes wrong, the user reads
+one paragraph, never a traceback: a usage error (a bad option value, a missing option, an
+unknown command) names the parameter and the value and exits 2; a ``FusionbusError`` or an
+operating-system error (a file that cannot be written, say) exits 1. Every parameter's value
+is checked where it is parsed (:mod:`fusionbus.cli._params`), before a command reads the
+home or connects to Kafka.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from broker.errors import FusionbusError
 from broker.logs import configure_logging
-from fusionbus.cli._console import err_console, line
+from fusionbus.cli._console import print_error
 from fusionbus.cli.demo import up
 from fusionbus.cli.federation import agency_app, federation_app
 from fusionbus.cli.kafka import kafka_app
@@ -22,8 +29,65 @@ from fusionbus.cli.reports import publish, report_app, tail
 
 __all__ = ["app", "main"]
 
+try:  # typer 0.29 and later vendor click
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover - typer before 0.29 depends on click
+    from click.exceptions import (  # type: ignore[import-not-found, no-redef]
+        ClickException,
+        UsageError,
+    )
+
+
+class _Fusionbus(TyperGroup):
+    """The root command: turns every error into one paragraph and an exit code."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(
+                args, prog_name, complete_var, standalone_mode, windows_expand_args, **extra
+            )
+        try:
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except UsageError as exc:
+            code = _usage_error(exc)
+        except ClickException as exc:
+            print_error(exc.format_message())
+            code = exc.exit_code
+        except typer.Abort:
+            print_error("aborted.")
+            code = 1
+        except FusionbusError as exc:
+            print_error(str(exc))
+            code = 1
+        except OSError as exc:  # the environment, not a bug: a full disk, a read-only home
+            where = f" {exc.filename}" if exc.filename is not None else ""
+            print_error(f"cannot use{where}: {exc.strerror or exc}")
+            code = 1
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_error(exc: UsageError) -> int:
+    if type(exc).__name__ == "NoArgsIsHelpError":  # no arguments: the help was shown
+        message = exc.format_message()
+        if message:
+            typer.echo(message, err=True)
+        return exc.exit_code
+    command = exc.ctx.command_path if exc.ctx is not None else "fusionbus"
+    print_error(f"{exc.format_message().rstrip('.')}. See `{command} --help`.")
+    return exc.exit_code
+
+
 app = typer.Typer(
     name="fusionbus",
+    cls=_Fusionbus,
     help="Interagency intelligence sharing over Apache Kafka: signed, end-to-end encrypted "
     "reports routed by jurisdiction and trafficking category.",
     no_args_is_help=True,
@@ -58,9 +122,4 @@ def _root(
 
 def main() -> None:
     """Console-script entry point."""
-    try:
-        app()
-    except FusionbusError as exc:
-        # Messages quote paths, Java log lines and untrusted values: never markup or controls.
-        err_console.print(line(("error:", "bold red"), f" {exc}"))
-        raise SystemExit(1) from None
+    app()

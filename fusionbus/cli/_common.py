@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from broker.acls import apply_directory
 from broker.config import KafkaSettings, default_home
@@ -19,6 +19,7 @@ from broker.errors import ConfigError, FusionbusError
 from broker.federation import Federation, policy
 from broker.federation.pki import ClientFiles, ClusterPki
 from broker.federation.records import AgencyRecord
+from fusionbus.cli import _params
 from producers import RecipientPolicy
 
 __all__ = [
@@ -36,19 +37,20 @@ __all__ = [
 HomeOpt = Annotated[
     Path | None,
     typer.Option(
-        "--home", help="fusionbus home [default: $FUSIONBUS_HOME, else ~/.fusionbus].",
+        "--home", parser=_params.directory, metavar="DIR",
+        help="fusionbus home (default: $FUSIONBUS_HOME, else ~/.fusionbus).",
         show_default=False,
     ),
 ]  # fmt: skip
 BootstrapOpt = Annotated[
     str | None,
     typer.Option(
-        "--bootstrap",
-        help="Kafka bootstrap servers [default: $FUSIONBUS_BOOTSTRAP, else the home's "
-        "config.toml, else 127.0.0.1:9092, the embedded Kafka].",
+        "--bootstrap", parser=_params.bootstrap, metavar="HOST:PORT",
+        help="Kafka bootstrap servers (default: $FUSIONBUS_BOOTSTRAP, else the home's "
+        "config.toml, else 127.0.0.1:9092, the embedded Kafka).",
         show_default=False,
     ),
-]
+]  # fmt: skip
 
 
 def resolve_home(home: Path | None) -> Path:
@@ -93,11 +95,16 @@ def kafka_settings(
     ``FUSIONBUS_PASSPHRASE`` (which encrypts every key fusionbus writes).
     """
     table = _kafka_table(home)
-    base = KafkaSettings()
     if bootstrap is None and not os.environ.get("FUSIONBUS_BOOTSTRAP") and table.get("bootstrap"):
         bootstrap = str(table["bootstrap"])
-    if bootstrap is not None:
-        base = base.model_copy(update={"bootstrap": KafkaSettings(bootstrap=bootstrap).bootstrap})
+    try:
+        base = KafkaSettings() if bootstrap is None else KafkaSettings(bootstrap=bootstrap)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"the Kafka settings from the environment (FUSIONBUS_*) or {home / 'config.toml'} "
+            f"are not valid: {_problems(exc)}. Fix or unset them, or pass --bootstrap "
+            "HOST:PORT."
+        ) from exc
     if base.tls or table.get("security") != "mtls":
         return base
     pki = ClusterPki(home)
@@ -114,6 +121,13 @@ def kafka_settings(
     if password is None and os.environ.get("FUSIONBUS_PASSPHRASE"):
         password = SecretStr(os.environ["FUSIONBUS_PASSPHRASE"])
     return _with_files(base, files, password)
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']} (got {e.get('input')!r})"
+        for e in exc.errors()
+    )
 
 
 def _with_files(

@@ -7,6 +7,10 @@ and never reaches the terminal raw: :func:`visible` shows C0 and C1 controls, bi
 overrides and other invisible format characters as escapes (``\\x1b``, ``\\u202e``), so a
 title cannot clear the screen, hide text, inject a hyperlink or reverse a line.
 :func:`json_line` writes exact JSON with the same characters as ``\\u`` escapes.
+
+Messages are built the same way: :func:`say` fills a constant template (whose line breaks
+are kept) with untrusted values made visible; :func:`print_error` prints an error message,
+each of its lines made visible, after a red ``error:``. No message is ever a markup string.
 """
 
 from __future__ import annotations
@@ -17,7 +21,15 @@ import orjson
 from rich.console import Console
 from rich.text import Text
 
-__all__ = ["err_console", "json_line", "line", "out_console", "visible"]
+__all__ = [
+    "err_console",
+    "json_line",
+    "line",
+    "out_console",
+    "print_error",
+    "say",
+    "visible",
+]
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
@@ -61,3 +73,23 @@ def line(*parts: str | tuple[str, str]) -> Text:
         else:
             text.append(visible(part))
     return text
+
+
+def _lines(text: str) -> Text:
+    """``text`` made visible line by line, its own line breaks kept."""
+    return Text("\n").join(Text(visible(part)) for part in text.split("\n"))
+
+
+def say(template: str, /, *, style: str = "", **values: object) -> None:
+    """Print ``template`` (constant text of ours, ``{name}`` fields, line breaks kept) to
+    standard error, every value made :func:`visible`; never parsed as markup."""
+    text = Text(template.format_map({k: visible(v) for k, v in values.items()}), style=style)
+    err_console.print(text)
+
+
+def print_error(message: str) -> None:
+    """``error: <message>`` on standard error: one paragraph, its lines made visible."""
+    text = Text("error:", style="bold red")
+    text.append(" ")
+    text.append_text(_lines(message))
+    err_console.print(text)

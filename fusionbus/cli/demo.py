@@ -20,6 +20,7 @@ import typer
 from broker.config import KafkaSettings
 from broker.federation import Federation
 from broker.kafka import EmbeddedKafka
+from fusionbus.cli import _params
 from fusionbus.cli._common import (
     HomeOpt,
     kafka_settings,
@@ -28,7 +29,7 @@ from fusionbus.cli._common import (
     sync_cluster,
     write_config,
 )
-from fusionbus.cli._console import err_console
+from fusionbus.cli._console import say, visible
 from fusionbus.cli.kafka import start_cluster
 from producers import Publisher
 from schemas import Precedence, Report, example_report
@@ -62,7 +63,11 @@ def up(
     home: HomeOpt = None,
     port: Annotated[
         int | None,
-        typer.Option(help="Kafka client port; 0 picks a free one [default: 9092, or as last run]."),
+        typer.Option(
+            parser=_params.whole_number(0, 65_535),
+            metavar="PORT",
+            help="Kafka client port; 0 picks a free one (default: 9092, or as last run).",
+        ),
     ] = None,
     plaintext: Annotated[
         bool,
@@ -80,7 +85,7 @@ def up(
     )
     write_config(where, state.bootstrap, secure=secure, by="fusionbus up")
     if (where / "federation" / "root.pub.jwk").is_file():
-        err_console.print(f"Using the federation already in {where}.", highlight=False)
+        say("Using the federation already in {home}.", home=where)
         if secure:
             federation = Federation.load(where)
             sync_cluster(federation, where, issue=federation.agencies())
@@ -93,25 +98,23 @@ def up(
         sync_cluster(federation, where, issue=federation.agencies())
         settings = kafka_settings(where, None, agency="customs")
         sent = asyncio.run(_publish_samples(federation, settings))
-        err_console.print(
-            f"Created a demo federation in {where}: customs, anf and fia, and published "
-            f"{sent} sample reports.",
-            highlight=False,
-        )
-    flag = "" if home is None else f" --home {where}"
-    err_console.print(
+        say(
+            "Created a demo federation in {home}: customs, anf and fia, and published {sent} "
+            "sample reports.",
+            home=where, sent=sent,
+        )  # fmt: skip
+    say(
         "\nTry next:\n"
-        f"  fusionbus tail --agency anf --from-beginning --exit-at-end{flag}\n"
-        f"  fusionbus tail --agency fia --from-beginning --exit-at-end --json{flag}\n"
-        f"  fusionbus report example --category narcotics --jurisdiction PKBQM > report.json\n"
-        f"  fusionbus publish --agency customs report.json{flag}\n"
-        f"  fusionbus tail --agency customs --raw --from-beginning --exit-at-end{flag}\n"
-        f"  fusionbus agency list{flag}\n"
+        "  fusionbus tail --agency anf --from-beginning --exit-at-end{flag}\n"
+        "  fusionbus tail --agency fia --from-beginning --exit-at-end --json{flag}\n"
+        "  fusionbus report example --category narcotics --jurisdiction PKBQM > report.json\n"
+        "  fusionbus publish --agency customs report.json{flag}\n"
+        "  fusionbus tail --agency customs --raw --from-beginning --exit-at-end{flag}\n"
+        "  fusionbus agency list{flag}\n"
         "(the commands are in .venv/bin when set up by ./dev up)",
-        highlight=False,
-        soft_wrap=True,
+        flag="" if home is None else f" --home {where}",
     )
-    typer.echo(state.bootstrap)
+    typer.echo(visible(state.bootstrap))
 
 
 async def _publish_samples(federation: Federation, settings: KafkaSettings) -> int:

@@ -12,16 +12,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
-import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from broker.config import default_home
 from broker.federation import AgencyRecord, Federation, publish_directory
 from broker.topics import DIRECTORY_TOPIC
-from fusionbus.cli._common import BootstrapOpt, kafka_settings, sync_cluster
-from fusionbus.cli._console import err_console
+from fusionbus.cli import _params
+from fusionbus.cli._common import BootstrapOpt, HomeOpt, kafka_settings, resolve_home, sync_cluster
+from fusionbus.cli._console import json_line, say, visible
 
 __all__ = ["agency_app", "federation_app"]
 
@@ -34,17 +34,16 @@ agency_app = typer.Typer(
     no_args_is_help=True,
 )
 
-Home = Annotated[
-    Path | None,
-    typer.Option(
-        "--home",
-        help="The fusionbus home directory [default: $FUSIONBUS_HOME, else ~/.fusionbus].",
-    ),
+AgencyArg = Annotated[
+    str, typer.Argument(metavar="ID", parser=_params.agency_id, help="Agency id, e.g. customs.")
 ]
-
-
-def _home(home: Path | None) -> Path:
-    return home if home is not None else default_home()
+ValidDays = Annotated[
+    int,
+    typer.Option(
+        "--valid-days", parser=_params.whole_number(1, 3650), metavar="DAYS",
+        help="Key validity in days, 1 to 3650.",
+    ),
+]  # fmt: skip
 
 
 def _now() -> datetime:
@@ -52,31 +51,35 @@ def _now() -> datetime:
 
 
 @federation_app.command("init")
-def init(home: Home = None) -> None:
+def init(home: HomeOpt = None) -> None:
     """Create a federation root key and an empty agency directory.
 
     Hand federation/root.pub.jwk to every agency out of band (and compare its kid): it is
     what they check every directory record against.
     """
-    where = _home(home)
+    where = resolve_home(home)
     federation = Federation.init(where, now=_now())
-    err_console.print(
-        f"Federation created in {where}.\n"
-        f"Root key id (compare it out of band): {federation.root_kid}\n"
-        f"Trust anchor to distribute: {where / 'federation' / 'root.pub.jwk'}\n"
-        f"Next: fusionbus agency add ID --name NAME --home {where}",
-        highlight=False,
-        soft_wrap=True,
-    )
-    typer.echo(federation.root_kid)
+    say(
+        "Federation created in {home}.\nRoot key id (compare it out of band): {kid}\n"
+        "Trust anchor to distribute: {anchor}\nNext: fusionbus agency add ID --name NAME "
+        "--home {home}",
+        home=where, kid=federation.root_kid, anchor=where / "federation" / "root.pub.jwk",
+    )  # fmt: skip
+    typer.echo(visible(federation.root_kid))
 
 
 @federation_app.command("publish-directory")
 def publish_directory_command(
-    home: Home = None,
+    home: HomeOpt = None,
     bootstrap: BootstrapOpt = None,
     topic: Annotated[
-        str, typer.Option("--topic", help="The log-compacted directory topic.")
+        str,
+        typer.Option(
+            "--topic",
+            parser=_params.topic_name,
+            metavar="TOPIC",
+            help="The log-compacted directory topic.",
+        ),
     ] = DIRECTORY_TOPIC,
 ) -> None:
     """Publish every root-signed record to the directory topic, keyed by agency id.
@@ -84,37 +87,35 @@ def publish_directory_command(
     Run it after agency add, grant, rotate-keys or revoke: running LiveDirectory readers
     (publishers and subscribers) apply the change within seconds. Prints the count.
     """
-    where = _home(home)
+    where = resolve_home(home)
     federation = Federation.load(where)
     tokens = federation.signed_records()
     settings = kafka_settings(where, bootstrap)
     count = asyncio.run(publish_directory(settings, tokens, topic=topic))
-    err_console.print(
-        f"Published {count} directory record(s) to {topic} at {settings.bootstrap}.",
-        highlight=False,
-        soft_wrap=True,
-    )
+    say(
+        "Published {count} directory record(s) to {topic} at {bootstrap}.",
+        count=count, topic=topic, bootstrap=settings.bootstrap,
+    )  # fmt: skip
     typer.echo(count)
 
 
 @federation_app.command("sync-acls")
-def sync_acls_command(home: Home = None) -> None:
+def sync_acls_command(home: HomeOpt = None) -> None:
     """Make the secured cluster match the directory: TLS certificates for agencies that lack
     one, the topics their grants need, and exactly the ACLs the grants call for.
 
     Idempotent; run on the admin's machine (it connects as fusionbus-admin)."""
-    where = _home(home)
+    where = resolve_home(home)
     federation = Federation.load(where)
     message = sync_cluster(federation, where, issue=federation.agencies())
     if not message:
-        err_console.print(
-            f"{where / 'config.toml'} records no secured cluster (start one with `fusionbus "
-            "kafka start --secure`); a plaintext cluster has no ACLs to sync.",
-            highlight=False,
-            soft_wrap=True,
+        say(
+            "{config} records no secured cluster (start one with `fusionbus kafka start "
+            "--secure`); a plaintext cluster has no ACLs to sync.",
+            config=where / "config.toml",
         )
         raise typer.Exit(1)
-    err_console.print(message, highlight=False)
+    say("{message}", message=message)
 
 
 def _synced(federation: Federation, where: Path, *, issue: list[AgencyRecord] | None = None) -> str:
@@ -124,45 +125,60 @@ def _synced(federation: Federation, where: Path, *, issue: list[AgencyRecord] | 
 
 @agency_app.command("add")
 def add(
-    agency_id: Annotated[str, typer.Argument(metavar="ID", help="Agency id, e.g. customs.")],
-    name: Annotated[str, typer.Option("--name", help="The agency's full name.")],
-    valid_days: Annotated[
-        int, typer.Option("--valid-days", min=1, max=3650, help="Key validity in days.")
-    ] = 365,
-    home: Home = None,
+    agency_id: AgencyArg,
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name",
+            parser=_params.printable(200),
+            metavar="NAME",
+            help="The agency's full name.",
+        ),
+    ],
+    valid_days: ValidDays = 365,
+    home: HomeOpt = None,
 ) -> None:
     """Enrol an agency: new signing and encryption keys and a root-signed record."""
-    where = _home(home)
+    where = resolve_home(home)
     federation = Federation.load(where)
     record = federation.add_agency(
         agency_id, name, now=_now(), valid_for=timedelta(days=valid_days)
     )
     synced = _synced(federation, where, issue=[record])
-    err_console.print(
-        f"Enrolled {record.id} ({record.name}); private keys in "
-        f"{where / 'agencies' / record.id}.{synced}\n"
-        f"Next: fusionbus agency grant {record.id} --category C --jurisdiction J "
-        f"--home {where}",
-        highlight=False,
-        soft_wrap=True,
-    )
-    typer.echo(record.id)
+    say(
+        "Enrolled {id} ({name}); private keys in {keys}.{synced}\nNext: fusionbus agency "
+        "grant {id} --category C --jurisdiction J --home {home}",
+        id=record.id, name=record.name, keys=where / "agencies" / record.id, synced=synced,
+        home=where,
+    )  # fmt: skip
+    typer.echo(visible(record.id))
 
 
 @agency_app.command("grant")
 def grant(
-    agency_id: Annotated[str, typer.Argument(metavar="ID")],
+    agency_id: AgencyArg,
     category: Annotated[
-        list[str], typer.Option("--category", help="A trafficking category; repeatable.")
+        list[str],
+        typer.Option(
+            "--category",
+            parser=_params.category,
+            metavar="CATEGORY",
+            help="A trafficking category; repeatable.",
+        ),
     ],
     jurisdiction: Annotated[
         list[str],
-        typer.Option("--jurisdiction", help="PK, PK-SD or PKKHI (covers below); repeatable."),
+        typer.Option(
+            "--jurisdiction",
+            parser=_params.jurisdiction,
+            metavar="JURISDICTION",
+            help="PK, PK-SD or PKKHI (covers below); repeatable.",
+        ),
     ],
-    home: Home = None,
+    home: HomeOpt = None,
 ) -> None:
     """Entitle an agency to receive every given category in every given jurisdiction."""
-    where = _home(home)
+    where = resolve_home(home)
     federation = Federation.load(where)
     before = federation.agency(agency_id).revision
     record = federation.grant(
@@ -170,21 +186,18 @@ def grant(
     )
     changed = "granted" if record.revision != before else "already granted, nothing changed"
     synced = _synced(federation, where)
-    err_console.print(
-        f"{record.id}: {changed}; revision {record.revision}. Grants: "
-        f"{_grants(record) or 'none'}{synced}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    say(
+        "{id}: {changed}; revision {revision}. Grants: {grants}{synced}",
+        id=record.id, changed=changed, revision=record.revision,
+        grants=_grants(record) or "none", synced=synced,
+    )  # fmt: skip
 
 
 @agency_app.command("rotate-keys")
 def rotate_keys(
-    agency_id: Annotated[str, typer.Argument(metavar="ID")],
-    valid_days: Annotated[
-        int, typer.Option("--valid-days", min=1, max=3650, help="New keys' validity in days.")
-    ] = 365,
-    home: Home = None,
+    agency_id: AgencyArg,
+    valid_days: ValidDays = 365,
+    home: HomeOpt = None,
 ) -> None:
     """Give an agency new signing and encryption keys; print the new kids.
 
@@ -192,39 +205,51 @@ def rotate_keys(
     private encryption key stays in agencies/ID/encryption.<kid>.key.pem to open them.
     Copy agencies/ID/ to the agency's machine.
     """
-    where = _home(home)
+    where = resolve_home(home)
     federation = Federation.load(where)
     old = federation.agency(agency_id)
     record = federation.rotate_keys(agency_id, now=_now(), valid_for=timedelta(days=valid_days))
     synced = _synced(federation, where)
-    err_console.print(
-        f"{record.id}: new keys, revision {record.revision}{synced}; keys "
-        f"{old.signing_kid} and {old.encryption_kid} end now.\n"
-        f"Copy {where / 'agencies' / record.id} to the agency's machine; distribute the "
-        "directory (fusionbus federation publish-directory).",
-        highlight=False,
-        soft_wrap=True,
-    )
-    typer.echo(record.signing_kid)
-    typer.echo(record.encryption_kid)
+    say(
+        "{id}: new keys, revision {revision}{synced}; keys {signing} and {encryption} end "
+        "now.\nCopy {keys} to the agency's machine; distribute the directory (fusionbus "
+        "federation publish-directory).",
+        id=record.id, revision=record.revision, synced=synced, signing=old.signing_kid,
+        encryption=old.encryption_kid, keys=where / "agencies" / record.id,
+    )  # fmt: skip
+    typer.echo(visible(record.signing_kid))
+    typer.echo(visible(record.encryption_kid))
 
 
 @agency_app.command("revoke")
 def revoke(
-    agency_id: Annotated[str, typer.Argument(metavar="ID")],
-    reason: Annotated[str, typer.Option("--reason", help="Why, for the audit trail.")],
+    agency_id: AgencyArg,
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            parser=_params.printable(2000),
+            metavar="TEXT",
+            help="Why, for the audit trail.",
+        ),
+    ],
     key: Annotated[
         str | None,
-        typer.Option("--key", metavar="KID", help="One key [default: every key of the agency]."),
+        typer.Option(
+            "--key",
+            parser=_params.key_id,
+            metavar="KID",
+            help="One key (default: every key of the agency).",
+        ),
     ] = None,
-    home: Home = None,
+    home: HomeOpt = None,
 ) -> None:
     """Revoke an agency's key (or all its keys); print the kids revoked.
 
     Reports signed with a revoked key are rejected (revoked_key) from now on, and an agency
     left without a usable encryption key receives no new reports.
     """
-    where = _home(home)
+    where = resolve_home(home)
     federation = Federation.load(where)
     old = federation.agency(agency_id)
     record = federation.revoke(agency_id, kid=key, reason=reason, now=_now())
@@ -236,14 +261,13 @@ def revoke(
     ]
     done = f"revoked {len(kids)} key(s)" if kids else "already revoked, nothing changed"
     synced = _synced(federation, where)
-    err_console.print(
-        f"{record.id}: {done}; revision {record.revision}.{synced} Distribute the directory "
-        "(fusionbus federation publish-directory); to re-admit the agency, rotate its keys.",
-        highlight=False,
-        soft_wrap=True,
-    )
+    say(
+        "{id}: {done}; revision {revision}.{synced} Distribute the directory (fusionbus "
+        "federation publish-directory); to re-admit the agency, rotate its keys.",
+        id=record.id, done=done, revision=record.revision, synced=synced,
+    )  # fmt: skip
     for kid in kids:
-        typer.echo(kid)
+        typer.echo(visible(kid))
 
 
 def _grants(record: AgencyRecord) -> str:
@@ -265,23 +289,24 @@ def as_json(record: AgencyRecord) -> dict[str, object]:
 @agency_app.command("list")
 def list_agencies(
     json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    home: Home = None,
+    home: HomeOpt = None,
 ) -> None:
     """Show the directory (every record's root signature verified first)."""
-    federation = Federation.load(_home(home))
+    federation = Federation.load(resolve_home(home))
     records = federation.agencies()
     if json:
         for record in records:
-            typer.echo(orjson.dumps(as_json(record)).decode())
+            typer.echo(json_line(as_json(record)))
         return
     if not records:
-        err_console.print("No agencies yet: fusionbus agency add ID --name NAME")
+        say("No agencies yet: fusionbus agency add ID --name NAME")
         return
-    table = Table(title=f"Federation {federation.root_kid[:12]}… ({federation.home})")
+    title = f"Federation {federation.root_kid[:12]}… ({federation.home})"
+    table = Table(title=Text(visible(title)))
     for column in ("id", "name", "signing kid", "encryption kid", "valid until", "grants"):
         table.add_column(column, overflow="fold")
     for record in records:
-        table.add_row(
+        cells = (
             record.id,
             record.name,
             record.signing_kid,
@@ -289,6 +314,7 @@ def list_agencies(
             record.encryption_keys[-1].valid_until.date().isoformat(),
             _grants(record) or "-",
         )
+        table.add_row(*(Text(visible(cell)) for cell in cells))
     out = Console()
     if not out.is_terminal:
         out = Console(width=240)  # piped: do not fold the key ids

@@ -11,8 +11,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from broker.config import default_home
 from broker.federation.pki import ClusterPki
 from broker.kafka import ClusterState, EmbeddedKafka, ensure_distribution, kafka_version
+from fusionbus.cli import _params
 from fusionbus.cli._common import HomeOpt, resolve_home, write_config
-from fusionbus.cli._console import err_console
+from fusionbus.cli._console import err_console, say, visible
 
 __all__ = ["kafka_app", "start_cluster"]
 
@@ -23,11 +24,19 @@ kafka_app = typer.Typer(
 DataDir = Annotated[
     Path | None,
     typer.Option(
-        "--data-dir",
+        "--data-dir", parser=_params.directory, metavar="DIR",
         help="Where the cluster keeps its data, logs and state "
-        "[default: $FUSIONBUS_HOME/kafka, i.e. ~/.fusionbus/kafka].",
+        "(default: $FUSIONBUS_HOME/kafka, i.e. ~/.fusionbus/kafka).",
     ),
-]
+]  # fmt: skip
+_Port = Annotated[
+    int | None,
+    typer.Option(
+        parser=_params.whole_number(0, 65_535), metavar="PORT",
+        help="First client port (node i uses port+i); 0 picks free ports "
+        "(default: 9092, or the ports this data dir used last).",
+    ),
+]  # fmt: skip
 
 
 def _data_dir(data_dir: Path | None) -> Path:
@@ -52,7 +61,7 @@ def start_cluster(
     )
     with Progress(
         SpinnerColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
@@ -64,7 +73,7 @@ def start_cluster(
             progress.update(
                 task,
                 description=f"Fetching Apache Kafka {version} from Maven Central: "
-                f"{count} files, {size / 1e6:.1f} MB ({name})",
+                f"{count} files, {size / 1e6:.1f} MB ({visible(name)})",
             )
 
         dist = ensure_distribution(progress=on_download)
@@ -75,12 +84,12 @@ def start_cluster(
         if state.secure
         else "PLAINTEXT: no TLS, no authentication, no ACLs"
     )
-    err_console.print(
-        f"Kafka {state.kafka_version} is running: {len(state.nodes)} node(s), "
-        f"cluster id {state.cluster_id}, {mode}.\nLogs: {cluster.data_dir}/node-*/logs/ "
-        f"(server.log, kafka.out)",
-        highlight=False,
-    )
+    say(
+        "Kafka {version} is running: {nodes} node(s), cluster id {cluster_id}, {mode}.\n"
+        "Logs: {data_dir}/node-*/logs/ (server.log, kafka.out)",
+        version=state.kafka_version, nodes=len(state.nodes), cluster_id=state.cluster_id,
+        mode=mode, data_dir=cluster.data_dir,
+    )  # fmt: skip
     if not state.secure:
         err_console.print(
             "[bold yellow]WARNING:[/] this cluster is PLAINTEXT: any local process can read "
@@ -94,16 +103,22 @@ def start_cluster(
 
 @kafka_app.command()
 def start(  # noqa: PLR0917 - typer maps each parameter to an option
-    nodes: Annotated[int, typer.Option(min=1, max=9, help="Number of combined nodes.")] = 1,
-    data_dir: DataDir = None,
-    port: Annotated[
-        int | None,
+    nodes: Annotated[
+        int,
         typer.Option(
-            help="First client port (node i uses port+i); 0 picks free ports "
-            "[default: 9092, or the ports this data dir used last]."
+            parser=_params.whole_number(1, 9), metavar="N", help="Number of combined nodes, 1 to 9."
         ),
-    ] = None,
-    heap_mb: Annotated[int, typer.Option(min=128, help="JVM heap per node, in MiB.")] = 768,
+    ] = 1,
+    data_dir: DataDir = None,
+    port: _Port = None,
+    heap_mb: Annotated[
+        int,
+        typer.Option(
+            parser=_params.whole_number(128, 65_536),
+            metavar="MIB",
+            help="JVM heap per node, in MiB (128 to 65536).",
+        ),
+    ] = 768,
     secure: Annotated[
         bool,
         typer.Option(
@@ -124,13 +139,12 @@ def start(  # noqa: PLR0917 - typer maps each parameter to an option
     )  # fmt: skip
     if secure:
         write_config(where, state.bootstrap, secure=True, by="fusionbus kafka start --secure")
-        err_console.print(
-            f"Cluster CA: {ClusterPki(where).ca_cert_path}; admin certificate in "
-            f"{where / 'tls' / 'admin'}. Recorded in {where / 'config.toml'}.",
-            highlight=False,
-            soft_wrap=True,
-        )
-    typer.echo(state.bootstrap)
+        say(
+            "Cluster CA: {ca}; admin certificate in {admin}. Recorded in {config}.",
+            ca=ClusterPki(where).ca_cert_path, admin=where / "tls" / "admin",
+            config=where / "config.toml",
+        )  # fmt: skip
+    typer.echo(visible(state.bootstrap))
 
 
 @kafka_app.command()
@@ -139,19 +153,19 @@ def status(data_dir: DataDir = None) -> None:
     cluster = EmbeddedKafka(_data_dir(data_dir))
     state = cluster.state()
     if state is None:
-        err_console.print(f"No cluster was ever started in {cluster.data_dir}.", highlight=False)
+        say("No cluster was ever started in {data_dir}.", data_dir=cluster.data_dir)
         raise typer.Exit(3)
     running = {n.node_id for n in cluster.running_nodes(state)}
     for node in state.nodes:
         word = "running" if node.node_id in running else "stopped"
         pid = f"pid {node.pid}" if node.node_id in running else "-"
-        where = cluster.node_log(node.node_id)
-        typer.echo(f"node {node.node_id}\t{word}\t{node.bootstrap}\t{pid}\t{where}")
+        fields = (f"node {node.node_id}", word, node.bootstrap, pid, cluster.node_log(node.node_id))
+        typer.echo("\t".join(visible(field) for field in fields))
     mode = "secured (mutual TLS, ACLs)" if state.secure else "PLAINTEXT (no TLS, no ACLs)"
-    err_console.print(f"Mode: {mode}.", highlight=False)
+    say("Mode: {mode}.", mode=mode)
     if len(running) != len(state.nodes):
         raise typer.Exit(3)
-    typer.echo(state.bootstrap)
+    typer.echo(visible(state.bootstrap))
 
 
 @kafka_app.command()
@@ -160,6 +174,6 @@ def stop(data_dir: DataDir = None) -> None:
     cluster = EmbeddedKafka(_data_dir(data_dir))
     stopped = cluster.stop()
     if stopped:
-        err_console.print(f"Stopped node(s) {', '.join(map(str, stopped))}.")
+        say("Stopped node(s) {nodes}.", nodes=", ".join(map(str, stopped)))
     else:
-        err_console.print(f"No Kafka node was running in {cluster.data_dir}.", highlight=False)
+        say("No Kafka node was running in {data_dir}.", data_dir=cluster.data_dir)

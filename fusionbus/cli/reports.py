@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import signal
 import sys
 import uuid
 from collections.abc import Coroutine
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +28,7 @@ from consumers import (
 )
 from consumers.intake import RawVerdict
 from consumers.raw import tail_raw
+from fusionbus.cli import _params
 from fusionbus.cli._common import (
     BootstrapOpt,
     HomeOpt,
@@ -37,7 +37,7 @@ from fusionbus.cli._common import (
     recipient_policy,
     resolve_home,
 )
-from fusionbus.cli._console import err_console, json_line, line, out_console
+from fusionbus.cli._console import err_console, json_line, line, out_console, say
 from producers import Publisher
 from schemas import Report, describe_validation_error, example_report
 
@@ -45,14 +45,30 @@ __all__ = ["publish", "report_app", "tail"]
 
 report_app = typer.Typer(help="Work with report documents.", no_args_is_help=True)
 
-AgencyOpt = Annotated[str, typer.Option("--agency", help="The agency id to act as, e.g. anf.")]
+AgencyOpt = Annotated[
+    str,
+    typer.Option(
+        "--agency", parser=_params.agency_id, metavar="ID",
+        help="The agency id to act as, e.g. anf.",
+    ),
+]  # fmt: skip
 
 
 @report_app.command("example")
 def example(
-    category: Annotated[str, typer.Option(help="Trafficking category code.")] = "narcotics",
+    category: Annotated[
+        str,
+        typer.Option(
+            parser=_params.category, metavar="CATEGORY", help="Trafficking category code."
+        ),
+    ] = "narcotics",
     jurisdiction: Annotated[
-        str, typer.Option(help="Country, subdivision or UN/LOCODE place.")
+        str,
+        typer.Option(
+            parser=_params.jurisdiction,
+            metavar="JURISDICTION",
+            help="Country, subdivision or UN/LOCODE place.",
+        ),
     ] = "PKKHI",
 ) -> None:
     """Print a valid, realistic example report as JSON (a starting point to edit)."""
@@ -66,7 +82,12 @@ def example(
 def publish(
     agency: AgencyOpt,
     source: Annotated[
-        str, typer.Argument(help="A JSON report, or JSON lines of reports; - for stdin.")
+        str,
+        typer.Argument(
+            parser=_params.report_source,
+            metavar="FILE",
+            help="A JSON report, or JSON lines of reports; - for stdin.",
+        ),
     ] = "-",
     home: HomeOpt = None,
     bootstrap: BootstrapOpt = None,
@@ -76,10 +97,9 @@ def publish(
     Every report is validated before anything is sent. ``message_id``, ``created_at``,
     ``sender`` and ``schema_version`` are filled in when absent.
     """
-    text = sys.stdin.read() if source == "-" else _read(Path(source))
-    reports = _parse_reports(text, agency)
     where = resolve_home(home)
     federation = load_federation(where)
+    reports = _parse_reports(_read(source), agency)
     identity = federation.identity(agency)
     settings = kafka_settings(where, bootstrap, agency=agency)
 
@@ -100,25 +120,43 @@ def publish(
         else:
             typer.echo(str(report.message_id))
     if failed:
-        err_console.print(f"{len(reports) - failed} of {len(reports)} reports were sent.")
+        say("{sent} of {total} reports were sent.", sent=len(reports) - failed, total=len(reports))
         raise typer.Exit(1)
 
 
 def tail(  # noqa: PLR0917 - typer maps each parameter to an option
     agency: AgencyOpt,
     category: Annotated[
-        list[str] | None, typer.Option("--category", help="Repeatable [default: the grants].")
+        list[str] | None,
+        typer.Option(
+            "--category",
+            parser=_params.category,
+            metavar="CATEGORY",
+            help="Repeatable (default: the categories of the agency's grants).",
+        ),
     ] = None,
     jurisdiction: Annotated[
         list[str] | None,
-        typer.Option("--jurisdiction", help="Repeatable; covers its subtree [default: grants]."),
+        typer.Option(
+            "--jurisdiction",
+            parser=_params.jurisdiction,
+            metavar="JURISDICTION",
+            help="Repeatable; covers its subtree (default: the jurisdictions of the grants).",
+        ),
     ] = None,
     from_beginning: Annotated[bool, typer.Option("--from-beginning")] = False,
     since: Annotated[
-        str | None,
-        typer.Option(help="Start at a time: ISO 8601 (2026-11-28T09:00Z) or an age (90m, 2h)."),
+        datetime | None,
+        typer.Option(
+            parser=_params.moment,
+            metavar="TIME",
+            help="Start at a time: ISO 8601 (2026-11-28T09:00Z) or an age (90m, 2h).",
+        ),
     ] = None,
-    count: Annotated[int | None, typer.Option(min=1, help="Exit after N reports.")] = None,
+    count: Annotated[
+        int | None,
+        typer.Option(parser=_params.whole_number(1), metavar="N", help="Exit after N reports."),
+    ] = None,
     exit_at_end: Annotated[
         bool, typer.Option("--exit-at-end", help="Exit once caught up.")
     ] = False,
@@ -129,9 +167,11 @@ def tail(  # noqa: PLR0917 - typer maps each parameter to an option
     group: Annotated[
         str | None,
         typer.Option(
+            parser=_params.group_name,
+            metavar="NAME",
             help="Resume as this named consumer group: commit progress, and skip what was "
             "shown before a restart (state in <home>/state/). Stopped by SIGTERM or Ctrl-C it "
-            "shows nothing twice; after a SIGKILL the report being shown may be shown again."
+            "shows nothing twice; after a SIGKILL the report being shown may be shown again.",
         ),
     ] = None,
     home: HomeOpt = None,
@@ -140,8 +180,8 @@ def tail(  # noqa: PLR0917 - typer maps each parameter to an option
     """Follow the reports the agency may read (like kcat -C)."""
     where = resolve_home(home)
     federation = load_federation(where)
-    settings = kafka_settings(where, bootstrap, agency=agency)
     grants = federation.agency(agency).grants
+    settings = kafka_settings(where, bootstrap, agency=agency)
     categories = category or sorted({g.category for g in grants})
     jurisdictions = jurisdiction or sorted({g.jurisdiction for g in grants})
     if not categories or not jurisdictions:
@@ -149,28 +189,23 @@ def tail(  # noqa: PLR0917 - typer maps each parameter to an option
             f"{agency} has no grants to follow; pass --category and --jurisdiction, or grant "
             f"some with `fusionbus agency grant {agency} --category ... --jurisdiction ...`."
         )
-    start = _since(since) if since is not None else None
     if raw:
         asyncio.run(
             tail_raw(
                 federation.trust_store(), settings, _raw_printer(as_json),
                 categories=categories, jurisdictions=jurisdictions,
-                from_beginning=from_beginning or start is not None, limit=count,
+                from_beginning=from_beginning or since is not None, limit=count,
                 exit_at_end=exit_at_end,
             )
         )  # fmt: skip
         return
     delivered = None
     if group is not None:
-        if not _GROUP.fullmatch(group):
-            raise SchemaValidationError(
-                f"--group {group!r}: expected 1-64 of a-z, 0-9, '.', '_', '-', like case-desk"
-            )
         delivered = SqliteDelivered(where / "state" / agency / f"{group}.delivered.sqlite")
     subscriber = Subscriber(
         federation.identity(agency), federation.trust_store(), settings,
         categories=categories, jurisdictions=jurisdictions, from_beginning=from_beginning,
-        since=start, on_reject=_reject_printer(as_json), delivered=delivered,
+        since=since, on_reject=_reject_printer(as_json), delivered=delivered,
         group_id=None if group is None else new_group_id(agency, group),
     )  # fmt: skip
     try:
@@ -275,11 +310,17 @@ def _raw_printer(as_json: bool) -> Any:
     return show
 
 
-def _read(path: Path) -> str:
+def _read(source: str) -> str:
+    where = "standard input" if source == "-" else repr(source)
     try:
-        return path.read_text()
+        return sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as exc:
-        raise SchemaValidationError(f"cannot read {path}: {exc.strerror}") from exc
+        raise SchemaValidationError(f"cannot read {where}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise SchemaValidationError(
+            f"{where} is not UTF-8 text (byte {exc.start}); nothing was published: pass a "
+            "JSON report, or JSON lines of reports"
+        ) from exc
 
 
 def _parse_reports(text: str, agency: str) -> list[Report]:
@@ -291,10 +332,10 @@ def _parse_reports(text: str, agency: str) -> list[Report]:
         documents = [(1, orjson.loads(stripped))]
     except orjson.JSONDecodeError:
         documents = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
+        for number, row in enumerate(text.splitlines(), start=1):
+            if row.strip():
                 try:
-                    documents.append((number, orjson.loads(line)))
+                    documents.append((number, orjson.loads(row)))
                 except orjson.JSONDecodeError as exc:
                     raise SchemaValidationError(
                         f"line {number} is not JSON ({exc}); nothing was published"
@@ -324,23 +365,4 @@ def _parse_reports(text: str, agency: str) -> list[Report]:
 
 
 def _describe(where: str, exc: ValidationError) -> str:
-    return "\n".join(f"{where}: {line}" for line in describe_validation_error(exc))
-
-
-_GROUP = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-_AGE = re.compile(r"^(\d+)\s*([smhd])$")
-
-
-def _since(text: str) -> datetime:
-    match = _AGE.match(text.strip())
-    if match:
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise SchemaValidationError(
-            f"--since {text!r}: expected an ISO 8601 time like 2026-11-28T09:00Z or an age "
-            "like 90m, 2h or 1d"
-        ) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return "\n".join(f"{where}: {problem}" for problem in describe_validation_error(exc))
