@@ -8,14 +8,14 @@ import tomllib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from pydantic import SecretStr, ValidationError
 
 from broker.acls import apply_directory
 from broker.config import KafkaSettings, default_home
-from broker.errors import ConfigError, FusionbusError
+from broker.errors import AuthorizationError, ConfigError, FusionbusError
 from broker.federation import Federation, policy
 from broker.federation.pki import ClientFiles, ClusterPki
 from broker.federation.records import AgencyRecord
@@ -26,6 +26,7 @@ __all__ = [
     "BootstrapOpt",
     "HomeOpt",
     "cluster_is_secure",
+    "enrolled_and_not_revoked",
     "kafka_settings",
     "load_federation",
     "recipient_policy",
@@ -172,3 +173,42 @@ def load_federation(home: Path) -> Federation:
 def recipient_policy(federation: Federation) -> RecipientPolicy:
     """The directory's dissemination policy as the publisher's recipient callable."""
     return policy.recipient_policy(federation)
+
+
+def enrolled_and_not_revoked(
+    federation: Federation, agency: str, *, signs: bool = False
+) -> AgencyRecord:
+    """``agency``'s directory record, checked before anything connects to Kafka.
+
+    An agency whose encryption keys are all revoked (or ended) is no recipient and gets no
+    ACLs; one about to sign (``signs``) also needs a signing key in force. Such an agency
+    is told that, instead of what Kafka would refuse later (a topic, an ACL)."""
+    record = federation.agency(agency)
+    now = datetime.now(UTC)
+    usages: list[Literal["encryption", "signing"]] = (
+        ["encryption", "signing"] if signs else ["encryption"]
+    )
+    for usage in usages:
+        keys = record.encryption_keys if usage == "encryption" else record.signing_keys
+        if all(e.revoked_at is not None and e.revoked_at <= now for e in keys):
+            raise AuthorizationError(
+                f"agency {agency} is revoked: the directory in {federation.home} marks every "
+                f"{usage} key of {agency} revoked, so {_EFFECT[usage]} and the cluster gives "
+                f"it no access. Ask the federation admin to enrol new keys (`fusionbus agency "
+                f"rotate-keys {agency}` on the admin's machine) and to publish the directory."
+            )
+        if not any(e.usable_at(now) for e in keys):
+            until = max(e.valid_until for e in keys).isoformat()
+            raise AuthorizationError(
+                f"agency {agency} has no {usage} key in force: its keys were valid until "
+                f"{until} (or are not valid yet), so {_EFFECT[usage]}. Ask the federation "
+                f"admin to rotate them (`fusionbus agency rotate-keys {agency}` on the admin's "
+                "machine)."
+            )
+    return record
+
+
+_EFFECT = {
+    "encryption": "no report is sealed to it",
+    "signing": "counterparts reject every report it signs",
+}

@@ -32,6 +32,7 @@ from fusionbus.cli import _params
 from fusionbus.cli._common import (
     BootstrapOpt,
     HomeOpt,
+    enrolled_and_not_revoked,
     kafka_settings,
     load_federation,
     recipient_policy,
@@ -99,6 +100,7 @@ def publish(
     """
     where = resolve_home(home)
     federation = load_federation(where)
+    enrolled_and_not_revoked(federation, agency, signs=True)
     reports = _parse_reports(_read(source), agency)
     identity = federation.identity(agency)
     settings = kafka_settings(where, bootstrap, agency=agency)
@@ -180,7 +182,7 @@ def tail(  # noqa: PLR0917 - typer maps each parameter to an option
     """Follow the reports the agency may read (like kcat -C)."""
     where = resolve_home(home)
     federation = load_federation(where)
-    grants = federation.agency(agency).grants
+    grants = enrolled_and_not_revoked(federation, agency).grants
     settings = kafka_settings(where, bootstrap, agency=agency)
     categories = category or sorted({g.category for g in grants})
     jurisdictions = jurisdiction or sorted({g.jurisdiction for g in grants})
