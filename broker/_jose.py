@@ -41,6 +41,8 @@ def b64d(text: object) -> bytes:
         text = text.encode("ascii")
     if not isinstance(text, bytes) or b"+" in text or b"/" in text:
         raise ValueError("expected a base64url string")
+    if b"=" in text:
+        raise ValueError("base64url must not be padded")
     tail = len(text) % 4
     if tail == 1:
         raise ValueError("base64url length is impossible")

@@ -319,7 +319,7 @@ def parse_envelope(data: bytes, limits: Limits) -> ParsedEnvelope:
         and tag.isascii()
     ):
         raise _fail(Reason.MALFORMED, "iv, ciphertext and tag must be base64url strings")
-    return ParsedEnvelope(
+    parsed = ParsedEnvelope(
         header,
         protected[HEADER_MEMBER],
         protected_b64,
@@ -331,6 +331,8 @@ def parse_envelope(data: bytes, limits: Limits) -> ParsedEnvelope:
         shared,
         recipients,
     )
+    parsed.entries()  # every recipient entry well-shaped, not only the reader's own
+    return parsed
 
 
 def _kid(index: int, entry: object, shared: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ import traceback
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +46,7 @@ from .mutators import Mutant
 
 __all__ = ["KNOWN_ISSUES", "Finding", "Judge", "Tally", "run"]
 
-KNOWN_ISSUES: dict[str, str] = {
-    "padded-base64url": (
-        "broker._jose.b64d accepts '=' padding whenever the padded length is a multiple of "
-        "4 (b64d('AA==') == b'\\x00', and b64d('AB==') too): a recipient opens an envelope "
-        "whose tag, epk or encrypted_key is padded, the platform verifies one whose outer "
-        "signature is; docs/envelope.md says padded base64url is refused as malformed"
-    ),
-}
+KNOWN_ISSUES: dict[str, str] = {}
 """Reported, not yet fixed: findings these explain are counted, not failed on. When one is
 fixed, its test in ``test_intake_fuzz.py`` (a strict xfail) fails: delete it and its entry."""
 
@@ -175,15 +168,7 @@ class Judge:
 
     def known_issue(self, finding: Finding) -> str | None:
         """The name of the entry of :data:`KNOWN_ISSUES` that explains ``finding``, if any."""
-        record = finding.mutant.record
-        value = record.value or b""
-        if finding.what == "unsound_accept" and b"=" in value:
-            # no member of an envelope holds '=': without padding it must be a sound verdict
-            canonical = replace(record, value=value.replace(b"=", b""))
-            check = self.intake if finding.intake == "Intake" else self.raw
-            if check(canonical, finding.verdict) is None:
-                return "padded-base64url"
-        return None
+        return None  # none open: padded base64url, the first one found, is refused now
 
     @staticmethod
     def _refusal(verdict: object) -> tuple[str, str] | None:

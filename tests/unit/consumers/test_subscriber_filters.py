@@ -6,28 +6,17 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiokafka import ConsumerRecord
 
 from broker.config import KafkaSettings
 from broker.keys import Identity
 from broker.trust import MemoryTrustStore
 from consumers import MemoryDelivered, Seen, Subscriber
-
-
-def _record(headers: list[tuple[str, bytes]]) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        topic="fusionbus.reports.pk-sd.narcotics", partition=0, offset=0, timestamp=0,
-        timestamp_type=0, key=None, value=b"{}", checksum=None, serialized_key_size=0,
-        serialized_value_size=2, headers=headers,
-    )  # fmt: skip
+from consumers.intake import _Scope
 
 
 @pytest.fixture
-def karachi_narcotics() -> Subscriber:
-    return Subscriber(
-        Identity.generate("anf"), MemoryTrustStore(), KafkaSettings(),
-        categories=["narcotics"], jurisdictions=["PKKHI"],
-    )  # fmt: skip
+def karachi_narcotics() -> _Scope:
+    return _Scope(["narcotics"], ["PKKHI"])
 
 
 @pytest.mark.parametrize(
@@ -43,9 +32,9 @@ def karachi_narcotics() -> Subscriber:
     ],
 )
 def test_clear_headers_only_ever_skip_records(
-    karachi_narcotics: Subscriber, headers: list[tuple[str, bytes]], outside: bool
+    karachi_narcotics: _Scope, headers: list[tuple[str, bytes]], outside: bool
 ) -> None:
-    assert karachi_narcotics._outside_by_headers(_record(headers)) is outside
+    assert karachi_narcotics.outside_by_headers(tuple(headers)) is outside
 
 
 def test_a_subscription_to_an_unknown_jurisdiction_is_refused() -> None:
