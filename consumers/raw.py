@@ -52,7 +52,9 @@ async def tail_raw(
         with map_kafka_errors("tailing raw envelopes"):
             await consumer.start()
         consumer.subscribe(pattern=pattern)
-        stream = RecordStream(consumer, action="tailing raw envelopes")
+        stream = RecordStream(
+            consumer, grouped=False, from_beginning=from_beginning, action="tailing raw envelopes"
+        )
         while limit is None or seen < limit:
             for item in await stream.batch():
                 if limit is not None and seen >= limit:

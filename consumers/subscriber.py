@@ -146,7 +146,9 @@ class Subscriber:
         self, consumer: AIOKafkaConsumer, handler: Handler, limit: int | None, exit_at_end: bool
     ) -> None:
         catch_up = CatchUp() if exit_at_end else None
-        stream = RecordStream(consumer)
+        stream = RecordStream(
+            consumer, grouped=self._group_id is not None, from_beginning=self._from_beginning
+        )
         next_sweep = 0.0
         while limit is None or self.handed_over < limit:
             if time.monotonic() >= next_sweep:  # forget ids whose envelopes have expired
