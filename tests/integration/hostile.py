@@ -40,12 +40,12 @@ def _python_builder() -> Iterator[None]:
     modules = (message_accumulator, producer_module)
     saved = [module.DefaultRecordBatchBuilder for module in modules]
     for module in modules:
-        module.DefaultRecordBatchBuilder = default_records._DefaultRecordBatchBuilderPy  # type: ignore[misc]
+        module.DefaultRecordBatchBuilder = default_records._DefaultRecordBatchBuilderPy
     try:
         yield
     finally:
         for module, builder in zip(modules, saved, strict=True):
-            module.DefaultRecordBatchBuilder = builder  # type: ignore[misc]
+            module.DefaultRecordBatchBuilder = builder
 
 
 async def write(

@@ -31,7 +31,7 @@ from broker.errors import VerificationError
 from broker.federation import Federation
 from broker.kafka import ClusterState, EmbeddedKafka, KafkaDistribution
 from broker.keys import Identity
-from broker.topics import quarantine_topic, report_topic
+from broker.topics import Header, quarantine_topic, report_topic
 from broker.trust import MemoryTrustStore
 from schemas import Report, example_report
 from tests.integration.cli_helpers import (
@@ -74,10 +74,10 @@ def raw_record(bootstrap: str, topic: str, message_id: str) -> ConsumerRecord[by
     """The record of ``message_id`` as anyone with read access to ``topic`` sees it."""
 
     def found(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
-        return any(header(r, "fb-message-id") == message_id for r in records)
+        return any(header(r, Header.MESSAGE_ID) == message_id for r in records)
 
     records = asyncio.run(read_topic(bootstrap, topic, found))
-    [record] = [r for r in records if header(r, "fb-message-id") == message_id]
+    [record] = [r for r in records if header(r, Header.MESSAGE_ID) == message_id]
     return record
 
 
@@ -100,8 +100,8 @@ def test_customs_narcotics_report_reaches_anf_only_and_stays_sealed_to_others(
     [line] = [
         x for x in json_lines(anf.stdout) if x.get("report", {}).get("message_id") == message_id
     ]
-    topic = report_topic("PKKHI", "narcotics")
-    assert line["topic"] == topic == "fusionbus.reports.pk-sd.narcotics"
+    topic = report_topic("customs", "PKKHI", "narcotics")
+    assert line["topic"] == topic == "fusionbus.reports.customs.pk-sd.narcotics"
     assert line["header"]["sender"] == "customs"
     assert line["header"]["category"] == "narcotics"
     assert line["header"]["jurisdiction"] == "PKKHI"
@@ -184,7 +184,7 @@ def test_forged_tampered_and_replayed_messages_are_quarantined_and_the_next_arri
     fb = Fusionbus(tmp_path / "home", kafka.bootstrap)
     fb.federation({"anf": [("counterfeit_goods", "PK-IS")]})
     category, area = "counterfeit_goods", "PK-IS"
-    topic = report_topic(area, category)
+    topic = report_topic("customs", area, category)
     first = fb.example(category, area)
     [first_id] = fb.publish("customs", [first])
 
@@ -242,11 +242,10 @@ def test_forged_tampered_and_replayed_messages_are_quarantined_and_the_next_arri
     by_value = {r.value: r for r in kept if r.value in wanted}
     assert by_value.keys() == wanted.keys(), "not every rejected record was kept aside"
     for value, record in by_value.items():
-        assert header(record, "fb-reason") == wanted[value]
-        assert header(record, "fb-source-topic") == topic
-        where = (
-            f"{topic}/{header(record, 'fb-source-partition')}@{header(record, 'fb-source-offset')}"
-        )
+        assert header(record, Header.REASON) == wanted[value]
+        assert header(record, Header.SOURCE_TOPIC) == topic
+        partition = header(record, Header.SOURCE_PARTITION)
+        where = f"{topic}/{partition}@{header(record, Header.SOURCE_OFFSET)}"
         assert sources[where] == wanted[value]
 
     # Without --json the operator sees the same, flagged in words.

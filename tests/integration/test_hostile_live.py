@@ -70,9 +70,9 @@ def _mutate(  # noqa: PLR0911 - one return per kind of mutation
     if kind == 7:  # a header key that is not UTF-8 (aiokafka itself cannot decode it)
         return envelope, [(RawKey(bytes([0xFF, rng.randrange(256)])), b"x")]
     if kind == 8:  # lying and odd clear headers on a tampered envelope
-        data = envelope.replace(b'"tag":"', b'"tag":"A', 1)
+        tampered = envelope.replace(b'"tag":"', b'"tag":"A', 1)
         headers = [(Header.CATEGORY, rng.randbytes(4)), (Header.JURISDICTION, b"PKKHI")]
-        return data, headers
+        return tampered, headers
     if kind == 9:  # deep nesting
         depth = rng.choice([100, 5_000])
         return b"[" * depth + b"]" * depth, ()

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer
 
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.federation import (
@@ -30,7 +30,7 @@ from broker.federation import (
     recipient_policy,
 )
 from broker.kafka import ClusterState
-from consumers import Delivery, Subscriber
+from consumers import Delivery, Source, Subscriber
 from producers import Publisher
 from schemas import example_report
 
@@ -161,15 +161,16 @@ async def test_a_running_subscriber_rejects_reports_of_a_key_revoked_while_it_ru
         customs.identity("customs"), customs.trust_store(), recipient_policy(customs), settings
     ) as publisher:
         before = example_report("narcotics", "PKKHI")
-        await publisher.publish(before)  # signed while the key was good
+        receipt = await publisher.publish(before)  # signed while the key was good
+    where = (receipt.topic, receipt.partition, receipt.offset)
 
     home = agency_home(admin, tmp_path / "anf-machine", "anf")
-    rejected: dict[str, str] = {}
+    rejected: dict[tuple[str, int, int], str] = {}
     delivered: list[str] = []
     seen = asyncio.Event()
 
-    async def on_reject(record: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> None:
-        rejected[dict(record.headers)["fb-message-id"].decode()] = reason
+    async def on_reject(source: Source, reason: str, detail: str) -> None:
+        rejected[source.topic, source.partition, source.offset] = reason
         seen.set()
 
     async def handler(delivery: Delivery) -> None:
@@ -188,12 +189,12 @@ async def test_a_running_subscriber_rejects_reports_of_a_key_revoked_while_it_ru
         task = asyncio.create_task(subscriber.run(handler))
         try:
             await asyncio.wait_for(seen.wait(), 30)
-            while str(before.message_id) not in rejected:
+            while where not in rejected:
                 seen.clear()
                 await asyncio.wait_for(seen.wait(), 30)
         finally:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-    assert rejected[str(before.message_id)] == "revoked_key"
+    assert rejected[where] == "revoked_key"
     assert str(before.message_id) not in delivered

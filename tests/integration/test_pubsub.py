@@ -17,7 +17,7 @@ from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.envelope import Sealer, seal_report
 from broker.kafka import ClusterState
 from broker.keys import Identity
-from broker.topics import quarantine_topic, report_topic
+from broker.topics import Header, quarantine_topic, report_topic
 from broker.trust import MemoryTrustStore
 from consumers import Delivery, MemoryDelivered, Subscriber
 from producers import Publisher
@@ -85,7 +85,7 @@ async def test_anf_receives_customs_narcotics_report_and_fia_does_not(world: Wor
         world.ids["customs"], world.trust, lambda r, now: recipients, world.settings
     ) as publisher:
         receipt = await publisher.publish(report)
-    assert receipt.topic == report_topic("PKKHI", "narcotics")
+    assert receipt.topic == report_topic("customs", "PKKHI", "narcotics")
     assert receipt.offset >= 0
 
     anf = Subscriber(
@@ -114,7 +114,7 @@ async def test_anf_receives_customs_narcotics_report_and_fia_does_not(world: Wor
 async def test_bad_records_are_quarantined_and_the_next_good_one_arrives(world: World) -> None:
     customs, anf = world.ids["customs"], world.ids["anf"]
     recipients = world.kids("customs", "anf")
-    topic = report_topic("PK-BA", "arms")
+    topic = report_topic("customs", "PK-BA", "arms")
     sealer = Sealer(customs, world.trust, clock=lambda: datetime.now(UTC))
 
     good_first = unique_report("PK-BA", "arms")
@@ -177,8 +177,8 @@ async def _quarantined(settings: KafkaSettings, topic: str, count: int) -> list[
                 for records in batch.values():
                     for record in records:
                         headers = dict(record.headers)
-                        reasons.append(headers["fb-reason"].decode())
-                        assert b"heroin" not in headers["fb-detail"]  # no plaintext
+                        reasons.append(headers[Header.REASON].decode())
+                        assert b"heroin" not in headers[Header.DETAIL]  # no plaintext
     finally:
         await consumer.stop()
     return reasons

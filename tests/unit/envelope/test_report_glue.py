@@ -78,7 +78,7 @@ def test_a_report_made_beyond_the_clock_skew_is_refused_before_sealing(world: Wo
 def test_a_report_already_expired_is_refused_before_sealing(world: World) -> None:
     report = _report()
     world.clock_now[0] = NOW + timedelta(days=8)  # the default TTL is 7 days
-    with pytest.raises(SchemaValidationError, match="would expire at .* refuse it as expired"):
+    with pytest.raises(SchemaValidationError, match=r"would expire at .* refuse it as expired"):
         seal_report(world.sealer(), report, [world.ids["anf"].encryption_kid])
 
 
