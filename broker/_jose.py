@@ -18,7 +18,7 @@ import pybase64
 
 from broker._crypto import SigningKey
 
-__all__ = ["b64d", "b64e", "b64u", "sign_compact", "split_compact"]
+__all__ = ["b64d", "b64e", "b64u", "sign_compact", "signing_input", "split_compact"]
 
 _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
@@ -75,8 +75,13 @@ def sign_compact(
         option = orjson.OPT_SORT_KEYS if sort_keys else 0
         encoded = b64e(orjson.dumps(dict(header), option=option))
     body = b64e(payload)
-    signature = b64e(key.sign(encoded + b"." + body))
+    signature = b64e(key.sign(signing_input(encoded, body)))
     return encoded + b"." + (b"" if detached else body) + b"." + signature
+
+
+def signing_input(header: bytes, payload: bytes) -> bytes:
+    """What a compact JWS signature covers: the two base64url segments joined by a dot."""
+    return header + b"." + payload
 
 
 def split_compact(token: bytes) -> tuple[bytes, bytes, bytes]:

@@ -24,13 +24,13 @@ running it again changes nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 import structlog
-from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported, not in __all__
     AclBinding,
     AclBindingFilter,
@@ -43,9 +43,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 
 from broker.admin import ensure_topics
 from broker.config import KafkaSettings, confluent_config
-from broker.errors import AuthorizationError, TransportError
+from broker.errors import AuthorizationError
 from broker.federation.records import AgencyRecord
 from broker.topics import DIRECTORY_TOPIC, quarantine_topic, report_topics, sender_prefix
+from broker.transport import map_confluent_errors
 
 __all__ = [
     "Acl",
@@ -148,11 +149,6 @@ _OPERATION: dict[Operation, AclOperation] = {
 _RESOURCE_OF = {v: k for k, v in _RESOURCE.items()}
 _PATTERN_OF = {v: k for k, v in _PATTERN.items()}
 _OPERATION_OF = {v: k for k, v in _OPERATION.items()}
-_AUTHZ_CODES = {
-    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
-    KafkaError.TOPIC_AUTHORIZATION_FAILED,
-    KafkaError.GROUP_AUTHORIZATION_FAILED,
-}
 _TIMEOUT_S = 30.0
 
 
@@ -179,20 +175,18 @@ def _from_binding(binding: Any) -> Acl | None:
     return Acl(binding.principal, resource, pattern, binding.name, operation)
 
 
-def _translate(exc: KafkaException, action: str) -> Exception:
-    error = exc.args[0] if exc.args else None
-    code = error.code() if isinstance(error, KafkaError) else None
-    name = error.name() if isinstance(error, KafkaError) else type(exc).__name__
-    if code in _AUTHZ_CODES:
-        return AuthorizationError(
-            f"Kafka refused {action}: {name}. ACLs are changed with the admin's certificate "
-            "(CN=fusionbus-admin, <home>/tls/admin/), on the admin's machine."
-        )
-    return TransportError(
-        f"Kafka failed while {action}: {name}: {error}. Is the cluster running "
-        "(`fusionbus kafka status`)?",
-        retriable=bool(isinstance(error, KafkaError) and error.retriable()),
-    )
+@contextlib.contextmanager
+def _admin_call(action: str) -> Iterator[None]:
+    """confluent-kafka's errors, translated by the one table (``broker.transport``), with the
+    hint an ACL refusal needs: only the platform admin's certificate may change ACLs."""
+    try:
+        with map_confluent_errors(action):
+            yield
+    except AuthorizationError as exc:
+        raise AuthorizationError(
+            f"{exc} ACLs are changed with the admin's certificate (CN=fusionbus-admin, "
+            "<home>/tls/admin/), on the admin's machine."
+        ) from exc.__cause__
 
 
 def _current(admin: AdminClient, principals: set[str]) -> set[Acl]:
@@ -200,10 +194,8 @@ def _current(admin: AdminClient, principals: set[str]) -> set[Acl]:
         ResourceType.ANY, None, ResourcePatternType.ANY, None, None,  # type: ignore[arg-type]  # None = any
         AclOperation.ANY, AclPermissionType.ANY,
     )  # fmt: skip
-    try:
+    with _admin_call("listing ACLs"):
         bindings = admin.describe_acls(everything, request_timeout=_TIMEOUT_S).result()
-    except KafkaException as exc:
-        raise _translate(exc, "listing ACLs") from exc
     found = (_from_binding(b) for b in bindings)
     return {acl for acl in found if acl is not None and acl.principal in principals}
 
@@ -224,10 +216,8 @@ def sync_acls(
     if create:
         futures = admin.create_acls([_binding(a) for a in create], request_timeout=_TIMEOUT_S)
         for future in futures.values():
-            try:
+            with _admin_call("creating ACLs"):
                 future.result()
-            except KafkaException as exc:
-                raise _translate(exc, "creating ACLs") from exc
     if delete:
         filters = [
             AclBindingFilter(
@@ -237,10 +227,8 @@ def sync_acls(
             for a in delete
         ]  # fmt: skip
         for future in admin.delete_acls(filters, request_timeout=_TIMEOUT_S).values():
-            try:
+            with _admin_call("deleting ACLs"):
                 future.result()
-            except KafkaException as exc:
-                raise _translate(exc, "deleting ACLs") from exc
     if create or delete:
         log.info("acls.synced", created=[str(a) for a in create], deleted=[str(a) for a in delete])
     return AclChanges(tuple(create), tuple(delete))

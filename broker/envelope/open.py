@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar, overload
 from pydantic import ValidationError
 
 from broker._crypto import ContentKey, ecdh_es_a256kw_unwrap, sha256
-from broker._jose import split_compact
+from broker._jose import signing_input, split_compact
 from broker.envelope._wire import (
     ALG_SIG,
     HEADER_MEMBER,
@@ -141,8 +141,8 @@ def verify_envelope(
             recipients_tail(parsed.entries()),
         )
     )
-    signing_input = outer_header + b"." + b64e(digest)
-    if not record.key.verify(_b64(signature, "outer signature"), signing_input):
+    signed = signing_input(outer_header, b64e(digest))
+    if not record.key.verify(_b64(signature, "outer signature"), signed):
         raise VerificationError(Reason.BAD_SIGNATURE, "outer envelope signature does not verify")
     if replay_guard is not None and replay_guard.seen(
         header.sender, header.message_id, header.expires_at, now
@@ -250,7 +250,9 @@ class Opener:
         header = _jws_header(
             protected.decode("latin-1"), parsed.header.sender_kid, INNER_TYP, self._limits
         )
-        if not record.key.verify(_b64(signature, "inner signature"), protected + b"." + body):
+        if not record.key.verify(
+            _b64(signature, "inner signature"), signing_input(protected, body)
+        ):
             raise VerificationError(Reason.BAD_SIGNATURE, "inner report signature does not verify")
         if not same_json(header.get(HEADER_MEMBER), parsed.header_json):
             raise VerificationError(

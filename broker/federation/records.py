@@ -37,7 +37,7 @@ from pydantic import (
 )
 
 from broker._crypto import EncryptionKey, SigningKey, VerifyKey
-from broker._jose import b64d, sign_compact, split_compact
+from broker._jose import b64d, sign_compact, signing_input, split_compact
 from broker.errors import ConfigError
 from broker.keys import kid_of, public_jwk, public_key_from_jwk
 from schemas import AgencyId, UtcDatetime, normalise_jurisdiction
@@ -299,7 +299,7 @@ def verify_record(token: bytes, root: VerifyKey, *, source: str) -> AgencyRecord
             f"{root_kid}; refusing it"
         )
     signature = _b64d(parts[2], "signature", source)
-    if not root.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii")):
+    if not root.verify(signature, signing_input(parts[0].encode(), parts[1].encode())):
         raise ConfigError(
             f"{source}: the root signature does not verify (the record was altered or "
             "signed by another key); refusing it"
