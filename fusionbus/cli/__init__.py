@@ -29,13 +29,15 @@ from fusionbus.cli.reports import publish, report_app, tail
 
 __all__ = ["app", "main"]
 
-try:  # typer 0.29 and later vendor click
-    from typer._click.exceptions import ClickException, UsageError
-except ImportError:  # pragma: no cover - typer before 0.29 depends on click
-    from click.exceptions import (  # type: ignore[import-not-found, no-redef]
-        ClickException,
-        UsageError,
-    )
+def _click_class(name: str) -> type[Exception]:
+    """click's ``UsageError`` / ``ClickException``, found through typer's public
+    ``BadParameter`` (typer 0.29 vendors click under a private module, older typer depends
+    on click): no private import path to break."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+UsageError: Any = _click_class("UsageError")
+ClickException: Any = _click_class("ClickException")
 
 
 class _Fusionbus(TyperGroup):
@@ -79,10 +81,10 @@ def _usage_error(exc: UsageError) -> int:
         message = exc.format_message()
         if message:
             typer.echo(message, err=True)
-        return exc.exit_code
+        return int(exc.exit_code)
     command = exc.ctx.command_path if exc.ctx is not None else "fusionbus"
     print_error(f"{exc.format_message().rstrip('.')}. See `{command} --help`.")
-    return exc.exit_code
+    return int(exc.exit_code)
 
 
 app = typer.Typer(
