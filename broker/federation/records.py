@@ -168,7 +168,9 @@ class AgencyRecord(_Frozen):
     v: Literal[1] = FORMAT_VERSION
     kind: Literal["agency"] = "agency"
     id: AgencyId
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+    name: str = Field(
+        min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+$"
+    )
     revision: int = Field(ge=1, le=2**53)
     issued_at: UtcDatetime
     signing_keys: tuple[KeyEntry, ...] = Field(min_length=1, max_length=16)
