@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import structlog
 
@@ -159,6 +160,7 @@ class Skipped:
 
 Verdict = Accepted | Rejected | Skipped
 RawVerdict = Verified | Rejected | Skipped
+V = TypeVar("V", Verdict, RawVerdict)
 
 
 class _Scope:
@@ -216,12 +218,24 @@ def _site(exc: BaseException) -> str:
     return f"{Path(last.filename).name}:{last.lineno} in {last.name}"
 
 
-class _Total:
+class _Total(Generic[V]):
     """The single boundary: counts verdicts and turns a surprise into internal_error."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         """Verdicts so far, by reason (``accepted``, ``verified``, a Reason, a SkipReason)."""
+
+    def process(self, record: Record) -> V | Rejected:
+        """The verdict on ``record``; never raises (a surprise is ``internal_error``)."""
+        try:
+            verdict: V | Rejected = self._verdict(record)
+        except Exception as exc:  # noqa: BLE001 - the one boundary: every record gets a verdict
+            verdict = self._internal_error(exc, record)
+        self._count(verdict)
+        return verdict
+
+    def _verdict(self, record: Record) -> V:
+        raise NotImplementedError
 
     def _internal_error(self, exc: Exception, record: Record) -> Rejected:
         site = _site(exc)
@@ -239,7 +253,7 @@ class _Total:
             self.counts[str(verdict.reason)] += 1
 
 
-class Intake(_Total):
+class Intake(_Total[Verdict]):
     """The recipient's verdict on each record of its subscription (see the module doc)."""
 
     def __init__(
@@ -258,15 +272,6 @@ class Intake(_Total):
         self._delivered = delivered
         self._clock = clock
         self._since_ms = since_ms
-
-    def process(self, record: Record) -> Verdict:
-        """The verdict on ``record``; never raises (a surprise is ``internal_error``)."""
-        try:
-            verdict = self._verdict(record)
-        except Exception as exc:  # noqa: BLE001 - the one boundary: every record gets a verdict
-            verdict = self._internal_error(exc, record)
-        self._count(verdict)
-        return verdict
 
     def _verdict(self, record: Record) -> Verdict:  # noqa: PLR0911 - one return per verdict
         if self._since_ms is not None and record.source.timestamp_ms < self._since_ms:
@@ -306,7 +311,7 @@ class Intake(_Total):
         self._delivered.mark(header.sender, header.message_id, accepted.digest, header.expires_at)
 
 
-class RawIntake(_Total):
+class RawIntake(_Total[RawVerdict]):
     """The non-recipient's verdict: the routing header checked against the outer signature,
     the arrival topic and the scope; the report stays sealed."""
 
@@ -322,15 +327,6 @@ class RawIntake(_Total):
         self._trust = trust
         self._scope = _Scope(categories, jurisdictions)
         self._clock = clock
-
-    def process(self, record: Record) -> RawVerdict:
-        """The verdict on ``record``; never raises (a surprise is ``internal_error``)."""
-        try:
-            verdict = self._verdict(record)
-        except Exception as exc:  # noqa: BLE001 - the one boundary: every record gets a verdict
-            verdict = self._internal_error(exc, record)
-        self._count(verdict)
-        return verdict
 
     def _verdict(self, record: Record) -> RawVerdict:
         try:
