@@ -13,6 +13,7 @@ in ``fb-original-sha256`` and ``fb-original-size``, and ``fb-truncated: value`` 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 from aiokafka import AIOKafkaProducer
@@ -89,8 +90,21 @@ class Quarantine:
         self, source: Source, key: bytes | None, value: bytes | None, reason: str, detail: str
     ) -> None:
         """Store the record read at ``source`` with ``reason``; returns once Kafka acked it."""
+        sent = await self.send(source, key, value, reason, detail)
+        with map_kafka_errors("quarantining a rejected record"):
+            await sent
+
+    async def send(
+        self, source: Source, key: bytes | None, value: bytes | None, reason: str, detail: str
+    ) -> asyncio.Future[object]:
+        """Queue the record read at ``source`` with ``reason``; the returned future
+        completes once Kafka acknowledged it (so a batch of rejections costs one round trip,
+        not one each)."""
         if self._producer is None:
             raise ConfigError("the quarantine is not started")
         key, value, headers = quarantine_record(source, key, value, reason, detail)
         with map_kafka_errors("quarantining a rejected record"):
-            await self._producer.send_and_wait(self.topic, value=value, key=key, headers=headers)
+            sent: asyncio.Future[object] = await self._producer.send(
+                self.topic, value=value, key=key, headers=headers
+            )
+        return sent

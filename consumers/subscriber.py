@@ -20,6 +20,7 @@ after a restart.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -96,6 +97,7 @@ class Subscriber:
         )  # fmt: skip
         self._quarantine = Quarantine(identity.agency, settings)
         self._on_reject = on_reject
+        self._unacked: list[asyncio.Future[object]] = []
         self._on_skip = on_skip
         self.handed_over = 0
         self.quarantined = 0
@@ -209,11 +211,19 @@ class Subscriber:
             partition=source.partition,
             offset=source.offset,
         )
-        await self._quarantine.put(source, key, value, reason, verdict.detail)
+        self._unacked.append(
+            await self._quarantine.send(source, key, value, reason, verdict.detail)
+        )
         if self._on_reject is not None:
             await self._on_reject(source, reason, verdict.detail)
 
     async def _commit(self, consumer: AIOKafkaConsumer, done: dict[TopicPartition, int]) -> None:
+        """Commit ``done`` once every quarantine copy of the batch is acknowledged (nothing
+        rejected is lost: a failed copy raises before the offset moves past its record)."""
+        unacked, self._unacked = self._unacked, []
+        with map_kafka_errors("quarantining rejected records"):
+            for acknowledged in unacked:
+                await acknowledged
         if done and self._group_id is not None:
             with map_kafka_errors("committing offsets"):
                 await consumer.commit(done)

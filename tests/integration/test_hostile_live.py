@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -173,16 +174,19 @@ async def test_hostile_records_at_scale_never_stop_the_feed(
 
     # Other tests' senders publish narcotics in PK too: the subscription reads them all, so
     # compare what came from this test's sender (by topic) or carries its report ids.
+    api_started = time.monotonic()
     delivered, rejected, skipped, verdicts = await _through_the_api(
         home, kafka.bootstrap, reader, tmp_path / "api.sqlite"
     )
+    api_s = time.monotonic() - api_started
     mine = set(genuine_ids)
     assert sorted(d for d in delivered if d in mine) == sorted(genuine_ids), "exactly once"
     hostile = {(topic, offset) for offset in hostile_offsets}
     assert hostile <= set(rejected) | set(skipped), "every hostile record has a verdict"
     assert "internal_error" not in rejected.values()
     assert Counter(rejected.values())["undecodable"] >= 1
-    print(f"\nSubscriber verdicts over {HOSTILE} hostile + {GENUINE} genuine: {dict(verdicts)}")
+    print(f"\nSubscriber, two runs over {HOSTILE} hostile + {GENUINE} genuine: {api_s:.1f} s, "
+          f"verdicts {dict(verdicts)}")  # fmt: skip
 
     # The CLI, as an operator runs it: `tail --group`, stopped part-way, then resumed.
     started = datetime.now(UTC)
