@@ -102,7 +102,7 @@ class RecipientEntry:
 
 @dataclass(frozen=True, slots=True)
 class ParsedEnvelope:
-    """A well-shaped envelope; recipient entries are validated when asked for."""
+    """A well-shaped envelope: every recipient entry checked, none decrypted."""
 
     header: RoutingHeader
     header_json: dict[str, Any]
@@ -112,43 +112,44 @@ class ParsedEnvelope:
     ciphertext: str
     tag: str
     outer_sig: str
-    _protected_params: dict[str, Any]
-    _recipients: list[Any]
+    recipient_entries: tuple[RecipientEntry, ...]
 
     def entry(self, index: int) -> RecipientEntry:
-        """Recipient ``index``, checked: alg, kid, an X25519 epk and an encrypted key."""
-        entry = self._recipients[index]
-        protected = self._protected_params
-        if not isinstance(entry, dict):
-            raise _fail(Reason.MALFORMED, f"recipient {index} is not a JSON object")
-        own = entry.get("header", {})
-        if (
-            not entry.keys() <= {"header", "encrypted_key"}
-            or not isinstance(own, dict)
-            or not own.keys() <= _PER_RECIPIENT
-            or own.keys() & protected.keys()
-        ):
-            raise _fail(Reason.MALFORMED, f"recipient {index} has bad or duplicate members")
-        merged = {**protected, **own}
-        epk, key = merged.get("epk"), entry.get("encrypted_key")
-        if (
-            merged.get("alg") != ALG_KEY_WRAP
-            or not isinstance(epk, dict)
-            or epk.keys() != {"kty", "crv", "x"}
-            or (epk["kty"], epk["crv"]) != ("OKP", "X25519")
-            or not isinstance(epk["x"], str)
-            or not epk["x"].isascii()
-            or not isinstance(key, str)
-            or not key.isascii()
-        ):
-            raise _fail(
-                Reason.MALFORMED,
-                f"recipient {index} needs alg={ALG_KEY_WRAP}, an X25519 epk and an encrypted_key",
-            )
-        return RecipientEntry(self.kids[index], epk["x"], key)
+        return self.recipient_entries[index]
 
     def entries(self) -> tuple[RecipientEntry, ...]:
-        return tuple(self.entry(i) for i in range(len(self.kids)))
+        return self.recipient_entries
+
+
+def _entry(index: int, kid: str, entry: object, protected: dict[str, Any]) -> RecipientEntry:
+    """Recipient ``index``, checked: alg, kid, an X25519 epk and an encrypted key."""
+    if not isinstance(entry, dict):
+        raise _fail(Reason.MALFORMED, f"recipient {index} is not a JSON object")
+    own = entry.get("header", {})
+    if (
+        not entry.keys() <= {"header", "encrypted_key"}
+        or not isinstance(own, dict)
+        or not own.keys() <= _PER_RECIPIENT
+        or own.keys() & protected.keys()
+    ):
+        raise _fail(Reason.MALFORMED, f"recipient {index} has bad or duplicate members")
+    merged = {**protected, **own}
+    epk, key = merged.get("epk"), entry.get("encrypted_key")
+    if (
+        merged.get("alg") != ALG_KEY_WRAP
+        or not isinstance(epk, dict)
+        or epk.keys() != {"kty", "crv", "x"}
+        or (epk["kty"], epk["crv"]) != ("OKP", "X25519")
+        or not isinstance(epk["x"], str)
+        or not epk["x"].isascii()
+        or not isinstance(key, str)
+        or not key.isascii()
+    ):
+        raise _fail(
+            Reason.MALFORMED,
+            f"recipient {index} needs alg={ALG_KEY_WRAP}, an X25519 epk and an encrypted_key",
+        )
+    return RecipientEntry(kid, epk["x"], key)
 
 
 def _fail(reason: Reason, detail: str) -> VerificationError:
@@ -319,7 +320,9 @@ def parse_envelope(data: bytes, limits: Limits) -> ParsedEnvelope:
         and tag.isascii()
     ):
         raise _fail(Reason.MALFORMED, "iv, ciphertext and tag must be base64url strings")
-    parsed = ParsedEnvelope(
+    # every recipient entry well-shaped, not only the reader's own
+    entries = tuple(_entry(i, kids[i], entry, shared) for i, entry in enumerate(recipients))
+    return ParsedEnvelope(
         header,
         protected[HEADER_MEMBER],
         protected_b64,
@@ -328,11 +331,8 @@ def parse_envelope(data: bytes, limits: Limits) -> ParsedEnvelope:
         ciphertext,
         tag,
         unprotected[OUTER_SIG_MEMBER],
-        shared,
-        recipients,
+        entries,
     )
-    parsed.entries()  # every recipient entry well-shaped, not only the reader's own
-    return parsed
 
 
 def _kid(index: int, entry: object, shared: dict[str, Any]) -> str:
