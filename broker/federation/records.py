@@ -21,9 +21,10 @@ is a :class:`~broker.errors.ConfigError` naming the source and the problem.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 import orjson
 from pydantic import (
@@ -48,6 +49,7 @@ __all__ = [
     "FORMAT_VERSION",
     "JWS_TYP",
     "MAX_RECORD_BYTES",
+    "AgencyName",
     "AgencyRecord",
     "Grant",
     "KeyEntry",
@@ -72,6 +74,9 @@ _HEADER_MEMBERS = frozenset({"alg", "kid", "typ"})
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class PublicJwk(_Frozen):
@@ -156,6 +161,15 @@ def _sorted_grants(grants: Iterable[Grant]) -> tuple[Grant, ...]:
     return tuple(sorted(set(grants), key=lambda g: (g.category, g.jurisdiction)))
 
 
+AgencyName = Annotated[
+    str,
+    Field(
+        min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+$"
+    ),
+]
+"""An agency's full name: 1 to 200 characters, no control or bidi-override characters."""
+
+
 class AgencyRecord(_Frozen):
     """Everything the root says about one agency, at one ``revision``.
 
@@ -168,9 +182,7 @@ class AgencyRecord(_Frozen):
     v: Literal[1] = FORMAT_VERSION
     kind: Literal["agency"] = "agency"
     id: AgencyId
-    name: str = Field(
-        min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+$"
-    )
+    name: AgencyName
     revision: int = Field(ge=1, le=2**53)
     issued_at: UtcDatetime
     signing_keys: tuple[KeyEntry, ...] = Field(min_length=1, max_length=16)
@@ -237,8 +249,9 @@ def _message(text: str) -> str:
     return text.removeprefix("Value error, ")
 
 
-def canonical_json(record: AgencyRecord) -> bytes:
-    """The one byte string a record is signed as: sorted keys, no whitespace."""
+def canonical_json(record: BaseModel) -> bytes:
+    """The one byte string a record (or any signed document of the federation) is signed
+    as: its JSON with sorted keys and no whitespace."""
     return orjson.dumps(record.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
 
 
@@ -251,8 +264,14 @@ def _b64d(text: str, what: str, source: str) -> bytes:
 
 def sign_record(record: AgencyRecord, root: SigningKey) -> bytes:
     """The compact JWS of ``record`` signed by the federation ``root`` key."""
-    header = {"alg": _ALG, "kid": kid_of(root), "typ": JWS_TYP}
-    return sign_compact(header, canonical_json(record), root, sort_keys=True)
+    return sign_document(record, root, typ=JWS_TYP)
+
+
+def sign_document(document: BaseModel, key: SigningKey, *, typ: str) -> bytes:
+    """``document``'s canonical JSON as a compact JWS signed by ``key``, with the header
+    ``{"alg":"Ed25519","kid":<kid of key>,"typ":typ}``."""
+    header = {"alg": _ALG, "kid": kid_of(key), "typ": typ}
+    return sign_compact(header, canonical_json(document), key, sort_keys=True)
 
 
 def _parse_json(raw: bytes, what: str, source: str) -> dict[str, Any]:
@@ -265,16 +284,27 @@ def _parse_json(raw: bytes, what: str, source: str) -> dict[str, Any]:
     return value
 
 
-def verify_record(token: bytes, root: VerifyKey, *, source: str) -> AgencyRecord:
-    """The record in ``token`` if the federation ``root`` signed it; else ConfigError.
+@dataclass(frozen=True, slots=True)
+class SignedBy:
+    """What a compact JWS must be to be opened: its ``typ``, what it is (``what``, for
+    messages), and who signs it: ``key(kid, payload)`` returns the key to verify with, or
+    raises :class:`ConfigError` for a ``kid`` that may not sign it."""
 
-    ``source`` names where the token came from (a file, later a topic and offset) in
-    every error message.
-    """
-    if len(token) > MAX_RECORD_BYTES:
-        raise ConfigError(
-            f"{source}: over {MAX_RECORD_BYTES} bytes; no directory record is that large"
-        )
+    typ: str
+    what: str
+    signer: str
+    role: str
+    key: Callable[[str, bytes], VerifyKey]
+    limit: int = MAX_RECORD_BYTES
+
+
+def open_signed(token: bytes, signed_by: SignedBy, *, source: str) -> bytes:
+    """The payload of ``token`` if it is a compact JWS whose header is exactly ``alg``
+    Ed25519, ``kid`` and ``typ``, and whose signature verifies by the key
+    ``signed_by.key`` returns; else ConfigError naming ``source`` and what is wrong."""
+    what = signed_by.what
+    if len(token) > signed_by.limit:
+        raise ConfigError(f"{source}: over {signed_by.limit} bytes; no {what} is that large")
     try:
         text = token.decode("ascii").strip()
     except UnicodeDecodeError:
@@ -285,34 +315,68 @@ def verify_record(token: bytes, root: VerifyKey, *, source: str) -> AgencyRecord
         parts = []
     if len(parts) != 3 or not all(parts):
         raise ConfigError(
-            f"{source}: not a signed directory record; expected a compact JWS "
-            "(header.payload.signature) signed by the federation root"
+            f"{source}: not a signed {what}; expected a compact JWS "
+            f"(header.payload.signature) signed by {signed_by.signer}"
         )
     header = _parse_json(_b64d(parts[0], "header", source), "header", source)
-    if set(header) != _HEADER_MEMBERS or header["alg"] != _ALG or header["typ"] != JWS_TYP:
+    if (
+        set(header) != _HEADER_MEMBERS
+        or header["alg"] != _ALG
+        or header["typ"] != signed_by.typ
+        or not isinstance(header["kid"], str)
+    ):
         raise ConfigError(
             f"{source}: unexpected JWS header {sorted(header)!r}; expected exactly "
-            f'alg "{_ALG}", kid and typ "{JWS_TYP}"'
-        )
-    root_kid = kid_of(root)
-    if header["kid"] != root_kid:
-        raise ConfigError(
-            f"{source}: signed by key {header['kid']!r}, not by the federation root "
-            f"{root_kid}; refusing it"
-        )
-    signature = _b64d(parts[2], "signature", source)
-    if not root.verify(signature, signing_input(parts[0].encode(), parts[1].encode())):
-        raise ConfigError(
-            f"{source}: the root signature does not verify (the record was altered or "
-            "signed by another key); refusing it"
+            f'alg "{_ALG}", kid and typ "{signed_by.typ}"'
         )
     payload = _b64d(parts[1], "payload", source)
     try:
-        record = AgencyRecord.model_validate(_parse_json(payload, "payload", source))
+        key = signed_by.key(header["kid"], payload)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    signature = _b64d(parts[2], "signature", source)
+    if not key.verify(signature, signing_input(parts[0].encode(), parts[1].encode())):
+        raise ConfigError(
+            f"{source}: the {signed_by.role} signature does not verify (the {what} was "
+            "altered or signed by another key); refusing it"
+        )
+    return payload
+
+
+def parse_signed(payload: bytes, model: type[_M], *, what: str, source: str) -> _M:
+    """``payload`` (a verified JWS payload) as ``model``, if it is the canonical JSON of a
+    valid one; else ConfigError naming each invalid field."""
+    try:
+        document = model.model_validate(_parse_json(payload, "payload", source))
     except ValidationError as exc:
         raise ConfigError(
-            f"{source}: signed but not a valid agency record: {validation_problems(exc)}"
+            f"{source}: signed but not a valid {what}: {validation_problems(exc)}"
         ) from None
-    if canonical_json(record) != payload:
-        raise ConfigError(f"{source}: the signed payload is not the record's canonical JSON")
-    return record
+    if canonical_json(document) != payload:
+        noun = what.rsplit(" ", 1)[-1]
+        raise ConfigError(f"{source}: the signed payload is not the {noun}'s canonical JSON")
+    return document
+
+
+def root_signed(root: VerifyKey, *, typ: str = JWS_TYP, what: str = "directory record") -> SignedBy:
+    """A JWS of ``typ`` the federation ``root`` must have signed."""
+    root_kid = kid_of(root)
+
+    def key(kid: str, _payload: bytes) -> VerifyKey:
+        if kid != root_kid:
+            raise ConfigError(
+                f"signed by key {kid!r}, not by the federation root {root_kid}; refusing it"
+            )
+        return root
+
+    return SignedBy(typ=typ, what=what, signer="the federation root", role="root", key=key)
+
+
+def verify_record(token: bytes, root: VerifyKey, *, source: str) -> AgencyRecord:
+    """The record in ``token`` if the federation ``root`` signed it; else ConfigError.
+
+    ``source`` names where the token came from (a file, later a topic and offset) in
+    every error message.
+    """
+    payload = open_signed(token, root_signed(root), source=source)
+    return parse_signed(payload, AgencyRecord, what="agency record", source=source)
