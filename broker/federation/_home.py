@@ -8,6 +8,8 @@ Layout (``docs/federation.md``)::
     <home>/agencies/<agency>/signing.key.pem      Ed25519 private key, 0600
     <home>/agencies/<agency>/encryption.key.pem   X25519 private key, 0600
     <home>/agencies/<agency>/<agency>.jwks.json   the agency's public JWK set
+    <home>/enrolment/<agency>.request.jws         an enrolment request made here
+    <home>/enrolment/<agency>.bundle.jws          a response bundle issued here
 
 Private files are created with mode 0600 by ``os.open`` itself (no window in which they
 are readable by others), in 0700 directories, and written atomically (temporary file,
@@ -24,19 +26,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import orjson
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from broker.errors import ConfigError
-from broker.keys import DecryptionKey, SigningKey, load_private_pem
+from broker.keys import (
+    DecryptionKey,
+    SigningKey,
+    VerifyKey,
+    load_private_pem,
+    public_jwk,
+    public_key_from_jwk,
+)
 
 __all__ = [
     "HomeLayout",
     "KeySettings",
+    "read_limited",
     "read_private_bytes",
     "read_private_key",
+    "read_root_public",
     "write_file",
     "write_private_key",
+    "write_root_public",
 ]
 
 PRIVATE_DIR_MODE = 0o700
@@ -44,6 +57,7 @@ PRIVATE_FILE_MODE = 0o600
 PUBLIC_FILE_MODE = 0o644
 _ENCRYPTED_PEM = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
 _MAX_KEY_FILE = 16_384
+_MAX_JWK_BYTES = 4_096
 
 
 class KeySettings(BaseSettings):
@@ -113,6 +127,24 @@ class HomeLayout:
 
     def jwks(self, agency: str) -> Path:
         return self.agency_dir(agency) / f"{agency}.jwks.json"
+
+    @property
+    def enrolment_dir(self) -> Path:
+        """Enrolment requests made here, and response bundles issued here."""
+        return self.home / "enrolment"
+
+    def request(self, agency: str) -> Path:
+        """The enrolment (or rotation) request ``agency init`` wrote, to hand to the admin."""
+        return self.enrolment_dir / f"{agency}.request.jws"
+
+    def bundle(self, agency: str) -> Path:
+        """The response bundle the admin issued for ``agency``, to hand back to it."""
+        return self.enrolment_dir / f"{agency}.bundle.jws"
+
+    def site(self, agency: str) -> Path:
+        """``agency``'s own home under a demo admin home (``fusionbus up``): it stands for
+        the agency's machine, and is no part of the admin's home."""
+        return self.home / "sites" / agency
 
 
 def private_dir(path: Path) -> Path:
@@ -239,3 +271,52 @@ def read_private_key(path: Path, settings: KeySettings) -> SigningKey | Decrypti
     except ConfigError as exc:
         hint = " (wrong passphrase in FUSIONBUS_PASSPHRASE?)" if passphrase else ""
         raise ConfigError(f"private key {path}{hint}: {exc}") from exc
+
+
+def read_limited(path: Path, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of ``path`` (so an oversized file is seen as such)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(limit + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def json_object(data: bytes) -> dict[str, object]:
+    value = orjson.loads(data)
+    if not isinstance(value, dict):
+        raise ConfigError("expected a JSON object")
+    return value
+
+
+def read_root_public(path: Path, home: Path) -> VerifyKey:
+    try:
+        data = read_limited(path, _MAX_JWK_BYTES)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no federation in {home} (there is no {path}); run `fusionbus federation init "
+            f"--home {home}` on the admin's machine, or copy root.pub.jwk from it"
+        ) from None
+    try:
+        key = public_key_from_jwk(json_object(data))
+    except (orjson.JSONDecodeError, ConfigError) as exc:
+        raise ConfigError(
+            f"{path}: not a usable root public key ({exc}); expected the Ed25519 JWK that "
+            "`fusionbus federation init` wrote"
+        ) from None
+    if not isinstance(key, VerifyKey):
+        raise ConfigError(f"{path}: the root key must be an Ed25519 signing key, not X25519")
+    return key
+
+
+def write_root_public(path: Path, root: VerifyKey) -> None:
+    """Write the trust anchor ``root`` as a public JWK (refusing to replace one)."""
+    jwk = public_jwk(root) | {"use": "sig", "alg": "Ed25519"}
+    write_file(
+        path,
+        orjson.dumps(jwk, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n",
+        mode=PUBLIC_FILE_MODE,
+        exclusive=True,
+    )

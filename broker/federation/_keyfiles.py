@@ -17,21 +17,35 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+import orjson
+
 from broker.errors import ConfigError
 from broker.federation._home import (
+    PUBLIC_FILE_MODE,
     HomeLayout,
     KeySettings,
     link_file,
+    private_dir,
     read_private_key,
     replace_file,
+    write_file,
     write_private_key,
 )
 from broker.federation.records import AgencyRecord
-from broker.keys import DecryptionKey, Identity, SigningKey, kid_of
+from broker.keys import (
+    DecryptionKey,
+    EncryptionKey,
+    Identity,
+    SigningKey,
+    VerifyKey,
+    kid_of,
+    public_jwk,
+)
 
 __all__ = ["AgencyKeyFiles"]
 
 Usage = Literal["signing", "encryption"]
+_USAGES: tuple[Usage, Usage] = ("signing", "encryption")
 
 
 def _kind(key: SigningKey | DecryptionKey, usage: Usage, path: Path) -> None:
@@ -94,34 +108,93 @@ class AgencyKeyFiles:
             raise ConfigError(f"{path} holds key {kid_of(key)}, not {kid}; restore that file")
         return key
 
+    def holds(self, agency: str) -> bool:
+        """Whether this home holds ``agency``'s private keys (they were made here)."""
+        return self._path(agency, "signing").exists()
+
+    def create(self, agency: str, signing: SigningKey, decryption: DecryptionKey) -> None:
+        """Write a new agency's first keys (0600, in 0700 folders) and its public JWK set."""
+        private_dir(self._layout.agencies_dir)
+        private_dir(self._layout.agency_dir(agency))
+        write_private_key(self._path(agency, "signing"), signing, self._settings)
+        write_private_key(self._path(agency, "encryption"), decryption, self._settings)
+        self.write_jwks(agency, signing.public, decryption.public)
+
+    def write_jwks(self, agency: str, signing: VerifyKey, encryption: EncryptionKey) -> None:
+        jwks = {
+            "keys": [
+                public_jwk(signing) | {"use": "sig", "alg": "Ed25519"},
+                public_jwk(encryption) | {"use": "enc", "alg": "ECDH-ES+A256KW"},
+            ]
+        }
+        write_file(
+            self._layout.jwks(agency),
+            orjson.dumps(jwks, option=orjson.OPT_INDENT_2) + b"\n",
+            mode=PUBLIC_FILE_MODE,
+        )
+
+    def stage(self, agency: str, signing: SigningKey, decryption: DecryptionKey) -> None:
+        """Write a rotation's new keys under their kids (``<usage>.<kid>.key.pem``), next to
+        the keys in use, which stay current until :meth:`promote`."""
+        keys: tuple[SigningKey | DecryptionKey, ...] = (signing, decryption)
+        for usage, key in zip(_USAGES, keys, strict=True):
+            path = self._layout.kept_key(agency, usage, kid_of(key))
+            if not path.exists():
+                write_private_key(path, key, self._settings)
+
+    def staged(self, agency: str, usage: Usage, kid: str) -> SigningKey | DecryptionKey | None:
+        """The staged key ``kid``, or ``None`` if no such file is here."""
+        path = self._layout.kept_key(agency, usage, kid)
+        return self._load(path, usage, kid) if path.exists() else None
+
     def rotate(
         self,
         record: AgencyRecord,
         signing: SigningKey,
         decryption: DecryptionKey,
-        publish: Callable[[], None],
+        publish: Callable[[], object],
     ) -> None:
         """Replace ``record``'s current keys by ``signing`` and ``decryption`` on disk,
-        calling ``publish`` (which writes the re-signed record) at the one safe moment.
+        calling ``publish`` (which writes the re-signed record) at the one safe moment:
+        :meth:`stage`, then :meth:`promote`."""
+        self.stage(record.id, signing, decryption)
+        self.promote(record, kid_of(signing), kid_of(decryption), publish)
 
-        Order: the new keys are written under their kids; the current decryption key gets
-        a second name ``encryption.<old kid>.key.pem`` (kept, to open older envelopes);
-        ``publish()``; then the new keys are renamed over ``signing.key.pem`` and
-        ``encryption.key.pem`` — the old signing key is destroyed, since nothing may sign
-        with it any more.
+    def promote(
+        self, record: AgencyRecord, signing_kid: str, encryption_kid: str,
+        publish: Callable[[], object],
+    ) -> None:  # fmt: skip
+        """Make the staged keys ``signing_kid`` and ``encryption_kid`` current in place of
+        ``record``'s, calling ``publish`` (which writes the record listing them) at the one
+        safe moment.
+
+        Order: the current decryption key gets a second name ``encryption.<old kid>.key.pem``
+        (kept, to open older envelopes); ``publish()``; then the new keys are renamed over
+        ``signing.key.pem`` and ``encryption.key.pem`` — the old signing key is destroyed,
+        since nothing may sign with it any more. Each step can be run again after a crash.
         """
         agency = record.id
+        for usage, kid in zip(_USAGES, (signing_kid, encryption_kid), strict=True):
+            self.current(agency, usage, kid)  # present and the right key, staged or not
         _, old_encryption = self.current(agency, "encryption", record.encryption_kid)
         _, old_signing = self.current(agency, "signing", record.signing_kid)
-        new_signing = self._layout.kept_key(agency, "signing", kid_of(signing))
-        new_encryption = self._layout.kept_key(agency, "encryption", kid_of(decryption))
-        write_private_key(new_signing, signing, self._settings)
-        write_private_key(new_encryption, decryption, self._settings)
         kept = self._layout.kept_key(agency, "encryption", record.encryption_kid)
         if not kept.exists():
             link_file(old_encryption, kept)
         publish()
-        replace_file(new_signing, self._path(agency, "signing"))
-        replace_file(new_encryption, self._path(agency, "encryption"))
+        self.settle(agency, signing_kid, encryption_kid)
         if old_signing != self._path(agency, "signing"):
             old_signing.unlink(missing_ok=True)
+
+    def settle(self, agency: str, signing_kid: str, encryption_kid: str) -> None:
+        """Rename the current keys, if still staged, over ``signing.key.pem`` and
+        ``encryption.key.pem`` (the last step of :meth:`promote`; safe to repeat)."""
+        keys: list[SigningKey | DecryptionKey] = []
+        for usage, kid in zip(_USAGES, (signing_kid, encryption_kid), strict=True):
+            key, path = self.current(agency, usage, kid)
+            keys.append(key)
+            if path != self._path(agency, usage):
+                replace_file(path, self._path(agency, usage))
+        signing, decryption = keys
+        if isinstance(signing, SigningKey) and isinstance(decryption, DecryptionKey):
+            self.write_jwks(agency, signing.public, decryption.public)

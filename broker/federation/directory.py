@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import orjson
 import structlog
 from pydantic import ValidationError
 
@@ -25,10 +24,12 @@ from broker.federation._home import (
     PUBLIC_FILE_MODE,
     HomeLayout,
     KeySettings,
-    private_dir,
+    read_limited,
     read_private_key,
+    read_root_public,
     write_file,
     write_private_key,
+    write_root_public,
 )
 from broker.federation._keyfiles import AgencyKeyFiles
 from broker.federation.records import (
@@ -47,8 +48,6 @@ from broker.keys import (
     Identity,
     SigningKey,
     kid_of,
-    public_jwk,
-    public_key_from_jwk,
 )
 from broker.trust import TrustStore
 from schemas._base import AGENCY_ID_PATTERN
@@ -58,51 +57,12 @@ __all__ = ["Federation", "read_root_public"]
 log = structlog.get_logger(__name__)
 
 _AGENCY_ID = re.compile(AGENCY_ID_PATTERN)
-_MAX_JWK_BYTES = 4_096
 
 
 def _aware(now: datetime) -> datetime:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be a timezone-aware datetime (e.g. datetime.now(UTC))")
     return now
-
-
-def _read_limited(path: Path, limit: int) -> bytes:
-    """At most ``limit + 1`` bytes of ``path`` (so an oversized file is seen as such)."""
-    try:
-        with path.open("rb") as handle:
-            return handle.read(limit + 1)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
-
-
-def _json_object(data: bytes) -> dict[str, object]:
-    value = orjson.loads(data)
-    if not isinstance(value, dict):
-        raise ConfigError("expected a JSON object")
-    return value
-
-
-def read_root_public(path: Path, home: Path) -> VerifyKey:
-    try:
-        data = _read_limited(path, _MAX_JWK_BYTES)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"no federation in {home} (there is no {path}); run `fusionbus federation init "
-            f"--home {home}` on the admin's machine, or copy root.pub.jwk from it"
-        ) from None
-    try:
-        key = public_key_from_jwk(_json_object(data))
-    except (orjson.JSONDecodeError, ConfigError) as exc:
-        raise ConfigError(
-            f"{path}: not a usable root public key ({exc}); expected the Ed25519 JWK that "
-            "`fusionbus federation init` wrote"
-        ) from None
-    if not isinstance(key, VerifyKey):
-        raise ConfigError(f"{path}: the root key must be an Ed25519 signing key, not X25519")
-    return key
 
 
 def _revoked(record: AgencyRecord, kid: str) -> bool:
@@ -156,7 +116,7 @@ class Federation:
         for path in files:
             if path.name.startswith("."):
                 continue
-            record = verify_record(_read_limited(path, MAX_RECORD_BYTES), root, source=str(path))
+            record = verify_record(read_limited(path, MAX_RECORD_BYTES), root, source=str(path))
             if record.id != path.stem:
                 raise ConfigError(
                     f"{path}: holds the record of agency {record.id!r}, but its file name "
@@ -183,13 +143,7 @@ class Federation:
             )
         root = SigningKey.generate()
         write_private_key(layout.root_private, root, settings)
-        jwk = public_jwk(root) | {"use": "sig", "alg": "Ed25519"}
-        write_file(
-            layout.root_public,
-            orjson.dumps(jwk, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n",
-            mode=PUBLIC_FILE_MODE,
-            exclusive=True,
-        )
+        write_root_public(layout.root_public, root.public)
         try:
             layout.directory_dir.mkdir(mode=0o755, exist_ok=True)
         except OSError as exc:
@@ -197,7 +151,8 @@ class Federation:
         log.info("federation.init", home=str(home), root_kid=kid_of(root), at=now.isoformat())
         return cls(home, root.public, {}, settings)
 
-    def _root_key(self) -> SigningKey:
+    def root_key(self) -> SigningKey:
+        """The federation root's private key: only on the admin's machine."""
         path = self._layout.root_private
         if not path.exists():
             raise ConfigError(
@@ -212,25 +167,19 @@ class Federation:
             )
         return key
 
-    def _publish(self, record: AgencyRecord, root: SigningKey, *, new: bool) -> None:
+    def store(self, record: AgencyRecord, root: SigningKey, *, new: bool) -> bytes:
+        """Sign ``record`` with ``root`` and write it as ``directory/<id>.jws`` (``new``:
+        refusing to replace a file); the signed record (Ed25519 signs deterministically,
+        so signing the same record again gives the same bytes)."""
+        token = sign_record(record, root)
         write_file(
-            self._layout.record(record.id),
-            sign_record(record, root) + b"\n",
-            mode=PUBLIC_FILE_MODE,
-            exclusive=new,
+            self._layout.record(record.id), token + b"\n", mode=PUBLIC_FILE_MODE, exclusive=new
         )
         self._records[record.id] = record
+        return token
 
-    def add_agency(
-        self,
-        agency_id: str,
-        name: str,
-        *,
-        now: datetime,
-        valid_for: timedelta = timedelta(days=365),
-    ) -> AgencyRecord:
-        """Enrol ``agency_id``: new keys, private files, and a root-signed record."""
-        _aware(now)
+    def check_free(self, agency_id: str) -> None:
+        """ConfigError unless ``agency_id`` is a valid id no record or folder here uses."""
         if _AGENCY_ID.fullmatch(agency_id) is None:
             raise ConfigError(
                 f"agency id {agency_id!r} is not valid: expected a lowercase letter, then 1 to "
@@ -247,48 +196,71 @@ class Federation:
                 f"{folder} already exists but {agency_id!r} has no directory record (an "
                 "interrupted enrolment?); remove that folder and run the command again"
             )
+
+    def new_record(
+        self, agency_id: str, name: str, signing: VerifyKey, encryption: EncryptionKey, *,
+        now: datetime, valid_for: timedelta,
+    ) -> AgencyRecord:  # fmt: skip
+        """The first record of a new agency with these public keys (nothing is written);
+        ConfigError if it is invalid or lists a key another agency holds."""
+        _aware(now)
         if valid_for <= timedelta(0):
             raise ConfigError(f"valid_for must be positive, got {valid_for}")
-        root = self._root_key()
-        signing, decryption = SigningKey.generate(), DecryptionKey.generate()
         try:
             record = AgencyRecord(
                 id=agency_id,
                 name=name,
                 revision=1,
                 issued_at=now,
-                signing_keys=(self._entry(signing.public, now, valid_for),),
-                encryption_keys=(self._entry(decryption.public, now, valid_for),),
+                signing_keys=(self._entry(signing, now, valid_for),),
+                encryption_keys=(self._entry(encryption, now, valid_for),),
             )
         except ValidationError as exc:
             raise ConfigError(f"agency {agency_id!r}: {validation_problems(exc)}") from None
-        private_dir(self._layout.agencies_dir)
-        private_dir(folder)
-        write_private_key(self._layout.signing_key(agency_id), signing, self._settings)
-        write_private_key(self._layout.encryption_key(agency_id), decryption, self._settings)
-        self._write_jwks(agency_id, signing, decryption)
-        self._publish(record, root, new=True)
+        self.check_keys(record)
+        return record
+
+    def check_keys(self, record: AgencyRecord) -> None:
+        """ConfigError if ``record`` lists a key that another agency's record lists."""
+        others = [r for r in self._records.values() if r.id != record.id]
+        DirectoryTrustStore([*others, record])
+
+    def holds_keys(self, agency_id: str) -> bool:
+        """Whether this home holds ``agency_id``'s private keys (``agency add ID --name``
+        made them here, as on a one-machine lab)."""
+        return self._keys.holds(agency_id)
+
+    def add_agency(
+        self,
+        agency_id: str,
+        name: str,
+        *,
+        now: datetime,
+        valid_for: timedelta = timedelta(days=365),
+    ) -> AgencyRecord:
+        """Enrol ``agency_id`` with keys made here: private files and a root-signed record.
+
+        For tests and one-machine labs: this home then holds the agency's private keys. A
+        real agency makes its own and sends a request (:mod:`broker.federation.enrolment`).
+        """
+        _aware(now)
+        self.check_free(agency_id)
+        root = self.root_key()
+        signing, decryption = SigningKey.generate(), DecryptionKey.generate()
+        record = self.new_record(
+            agency_id, name, signing.public, decryption.public, now=now, valid_for=valid_for
+        )
+        self._keys.create(agency_id, signing, decryption)
+        self.store(record, root, new=True)
         log.info(
             "federation.agency_added",
             agency=agency_id,
             signing_kid=record.signing_kid,
             encryption_kid=record.encryption_kid,
             revision=record.revision,
+            keys="made here",
         )
         return record
-
-    def _write_jwks(self, agency_id: str, signing: SigningKey, decryption: DecryptionKey) -> None:
-        jwks = {
-            "keys": [
-                public_jwk(signing) | {"use": "sig", "alg": "Ed25519"},
-                public_jwk(decryption) | {"use": "enc", "alg": "ECDH-ES+A256KW"},
-            ]
-        }
-        write_file(
-            self._layout.jwks(agency_id),
-            orjson.dumps(jwks, option=orjson.OPT_INDENT_2) + b"\n",
-            mode=PUBLIC_FILE_MODE,
-        )
 
     @staticmethod
     def _entry(key: VerifyKey | EncryptionKey, now: datetime, valid_for: timedelta) -> KeyEntry:
@@ -321,7 +293,7 @@ class Federation:
             raise ConfigError(f"grant for {agency_id!r}: {validation_problems(exc)}") from None
         if updated is record:
             return record
-        self._publish(updated, self._root_key(), new=False)
+        self.store(updated, self.root_key(), new=False)
         log.info(
             "federation.granted",
             agency=agency_id,
@@ -369,15 +341,20 @@ class Federation:
         """
         _aware(now)
         record = self.agency(agency_id)
-        root = self._root_key()
+        if not self.holds_keys(agency_id):
+            raise ConfigError(
+                f"this home ({self.home}) does not hold {agency_id!r}'s private keys: it was "
+                f"enrolled by request, so its keys live on its machine. There, run `fusionbus "
+                f"agency init {agency_id} --rotate`; here, `fusionbus agency rotate-keys "
+                "--request FILE` with the request it writes"
+            )
+        root = self.root_key()
         signing, decryption = SigningKey.generate(), DecryptionKey.generate()
         updated = lifecycle.rotated(
             record, signing.public, decryption.public, now=now, valid_for=valid_for
         )
-        self._keys.rotate(
-            record, signing, decryption, lambda: self._publish(updated, root, new=False)
-        )
-        self._write_jwks(agency_id, signing, decryption)
+        self.check_keys(updated)
+        self._keys.rotate(record, signing, decryption, lambda: self.store(updated, root, new=False))
         log.info(
             "federation.keys_rotated",
             agency=agency_id,
@@ -404,7 +381,7 @@ class Federation:
         updated = lifecycle.revoked(record, None if kid is None else [kid], now=now)
         if updated is record:
             return record
-        self._publish(updated, self._root_key(), new=False)
+        self.store(updated, self.root_key(), new=False)
         before = {e.kid: e.revoked_at for e in (*record.signing_keys, *record.encryption_keys)}
         log.warning(
             "federation.keys_revoked",
@@ -420,7 +397,7 @@ class Federation:
         tokens = {}
         for agency_id in sorted(self._records):
             path = self._layout.record(agency_id)
-            token = _read_limited(path, MAX_RECORD_BYTES).strip()
+            token = read_limited(path, MAX_RECORD_BYTES).strip()
             if verify_record(token, self._root, source=str(path)) != self._records[agency_id]:
                 raise ConfigError(f"{path} changed since the directory was loaded; load it again")
             tokens[agency_id] = token
