@@ -39,10 +39,12 @@ __all__ = [
     "TlsKey",
     "VerifyKey",
     "certificate_pem",
+    "certificate_sha256",
     "ecdh_es_a256kw_unwrap",
     "ecdh_es_a256kw_wrap",
     "load_private_pem",
     "sha256",
+    "tls_key_sha256",
 ]
 
 RandomBytes = Callable[[int], bytes]
@@ -263,9 +265,13 @@ class TlsKey:
     def subject_key_identifier(self) -> x509.SubjectKeyIdentifier:
         return x509.SubjectKeyIdentifier.from_public_key(self._key.public_key())
 
-    def holds(self, certificate: x509.Certificate) -> bool:
-        """Whether ``certificate`` certifies this key's public half."""
+    def holds(self, certificate: x509.Certificate | x509.CertificateSigningRequest) -> bool:
+        """Whether ``certificate`` (or a certificate request) names this key's public half."""
         return certificate.public_key() == self._key.public_key()
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the public key's SubjectPublicKeyInfo, as :func:`tls_key_sha256`."""
+        return _colon_hex(sha256(_spki(self._key.public_key())))
 
     def with_public_key(self, builder: x509.CertificateBuilder) -> x509.CertificateBuilder:
         return builder.public_key(self._key.public_key())
@@ -274,6 +280,38 @@ class TlsKey:
         """Sign a certificate (ECDSA with SHA-256) as its issuer."""
         return builder.sign(self._key, hashes.SHA256())
 
+    def sign_request(
+        self, builder: x509.CertificateSigningRequestBuilder
+    ) -> x509.CertificateSigningRequest:
+        """Sign a PKCS#10 certificate request for this key (ECDSA with SHA-256): the proof
+        that whoever asks for the certificate holds the key."""
+        return builder.sign(self._key, hashes.SHA256())
 
-def certificate_pem(certificate: x509.Certificate) -> bytes:
+
+def certificate_pem(certificate: x509.Certificate | x509.CertificateSigningRequest) -> bytes:
     return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def _colon_hex(digest: bytes) -> str:
+    return ":".join(f"{byte:02X}" for byte in digest)
+
+
+def _spki(key: ec.EllipticCurvePublicKey) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def certificate_sha256(certificate: x509.Certificate) -> str:
+    """The certificate's SHA-256 fingerprint as ``openssl x509 -fingerprint -sha256`` shows
+    it (colon-separated upper-case hex)."""
+    return _colon_hex(certificate.fingerprint(hashes.SHA256()))
+
+
+def tls_key_sha256(holder: x509.Certificate | x509.CertificateSigningRequest) -> str:
+    """SHA-256 of the ECDSA P-256 public key ``holder`` names (its SubjectPublicKeyInfo, as
+    :meth:`TlsKey.fingerprint`); :class:`ValueError` for any other kind of key."""
+    key = holder.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError(f"expected an ECDSA P-256 public key, got {type(key).__name__}")  # noqa: TRY004 - a bad file, not a bad argument
+    return _colon_hex(sha256(_spki(key)))

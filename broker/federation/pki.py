@@ -11,9 +11,15 @@ encrypted with ``FUSIONBUS_PASSPHRASE`` if set)::
     <home>/tls/nodes/node-<id>/{cert,key}.pem   Kafka node <id>, CN=fusionbus-node-<id>,
                                             SAN 127.0.0.1 and localhost
     <home>/agencies/<id>/tls/{cert,key,ca}.pem  agency <id>, CN=<id>
+    <home>/agencies/<id>/tls/next.key.pem   a rotation's new key, until its certificate comes
 
-Issuing is idempotent: a certificate already there, issued by the current CA, for the same
-key, and valid for at least another 30 days is kept.
+An agency enrolled by request makes its key in its own home and sends a PKCS#10 request
+(:meth:`ClusterPki.agency_request`); the admin issues the certificate from it
+(:meth:`ClusterPki.issue_from_request`) without seeing the key, and the agency installs it
+(:meth:`ClusterPki.install_agency_certificate`). :meth:`ClusterPki.issue_agency` makes key and
+certificate in one home, for agencies enrolled with their keys made on the admin's machine.
+Issuing there is idempotent: a certificate already there, issued by the current CA, for the
+same key, and valid for at least another 30 days is kept.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from broker.federation._home import (
     KeySettings,
     private_dir,
     read_private_bytes,
+    replace_file,
     write_file,
 )
 from broker.kafka import ClusterTls, NodeTls
@@ -46,6 +53,7 @@ __all__ = [
     "ClientFiles",
     "ClusterPki",
     "node_principal",
+    "refuse_reserved",
 ]
 
 ADMIN_PRINCIPAL = "fusionbus-admin"
@@ -57,6 +65,15 @@ _RENEW_BEFORE = timedelta(days=30)
 
 def node_principal(node_id: int) -> str:
     return f"fusionbus-node-{node_id}"
+
+
+def refuse_reserved(agency: str) -> None:
+    """ConfigError if ``agency`` would name one of the platform's own principals."""
+    if agency.startswith(_RESERVED_PREFIX):
+        raise ConfigError(
+            f"agency id {agency!r}: ids starting with {_RESERVED_PREFIX!r} are reserved "
+            "for the platform's own principals (nodes, admin)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,14 +210,68 @@ class ClusterPki:
 
     def issue_agency(self, agency: str, *, now: datetime | None = None) -> ClientFiles:
         """A client certificate with CN = ``agency``: Kafka's principal ``User:<agency>``."""
-        if agency.startswith(_RESERVED_PREFIX):
-            raise ConfigError(
-                f"agency id {agency!r}: ids starting with {_RESERVED_PREFIX!r} are reserved "
-                "for the platform's own principals (nodes, admin)"
-            )
+        refuse_reserved(agency)
         files = self.agency_files(agency)
         self._issue(files.cert, files.key, agency, "agency", client=True, now=now)
         self._copy_ca(files.ca)
+        return files
+
+    # -- enrolment by request: the agency's key never leaves its home ---------------------
+
+    def _pending_key(self, agency: str) -> Path:
+        return self.agency_files(agency).key.with_name("next.key.pem")
+
+    def agency_request(
+        self, agency: str, *, pending: bool = False
+    ) -> x509.CertificateSigningRequest:
+        """A PKCS#10 request (CN = ``agency``) for the agency's TLS key in this home, made
+        first if there is none. ``pending`` is a rotation's new key (``tls/next.key.pem``),
+        kept apart from the key in use until its certificate is imported."""
+        path = self._pending_key(agency) if pending else self.agency_files(agency).key
+        if not path.exists():
+            self._write_key(path, TlsKey.generate())
+        builder = x509.CertificateSigningRequestBuilder().subject_name(_name(agency, "agency"))
+        return self._read_key(path).sign_request(builder)
+
+    def issue_from_request(
+        self, agency: str, request: x509.CertificateSigningRequest, *, now: datetime
+    ) -> x509.Certificate:
+        """The CA's client certificate for ``agency`` over the public key of ``request``,
+        which :mod:`broker.federation.enrolment` has checked. The subject is set here, not
+        copied from the request; no private key of the agency is involved."""
+        refuse_reserved(agency)
+        ca = self.ensure_ca(now=now)
+        ca_key = self._ca_key()
+        public = request.public_key()
+        builder = _leaf(agency, "agency", ca, now, client=True).public_key(public)
+        ski = x509.SubjectKeyIdentifier.from_public_key(public)
+        return ca_key.sign(builder.add_extension(ski, critical=False))
+
+    def holds_agency_key(self, agency: str, certificate: x509.Certificate) -> bool:
+        """Whether this home holds the TLS key ``certificate`` certifies (in use or pending)."""
+        for path in (self.agency_files(agency).key, self._pending_key(agency)):
+            if path.is_file() and self._read_key(path).holds(certificate):
+                return True
+        return False
+
+    def install_agency_certificate(
+        self, agency: str, certificate: x509.Certificate, ca: x509.Certificate
+    ) -> ClientFiles:
+        """Put ``certificate`` and the cluster ``ca`` where Kafka clients look for them; a
+        pending key the certificate certifies first replaces the key in use. Refuses a
+        certificate for a key this home does not hold."""
+        files = self.agency_files(agency)
+        pending = self._pending_key(agency)
+        if not (files.key.is_file() and self._read_key(files.key).holds(certificate)):
+            if not (pending.is_file() and self._read_key(pending).holds(certificate)):
+                raise ConfigError(
+                    f"the certificate for {agency!r} certifies a TLS key this home "
+                    f"({self.home}) does not hold; import the bundle made for this home's "
+                    "request"
+                )
+            replace_file(pending, files.key)
+        write_file(files.cert, _pem(certificate), mode=PUBLIC_FILE_MODE)
+        write_file(files.ca, _pem(ca), mode=PUBLIC_FILE_MODE)
         return files
 
     def issue_node(self, node_id: int, *, now: datetime | None = None) -> tuple[Path, Path]:
@@ -248,44 +319,8 @@ class ClusterPki:
         ca_key = self._ca_key()
         private_dir(key_path.parent)
         key = TlsKey.generate()
-        usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
-        usages = [usage] if client else [usage, ExtendedKeyUsageOID.CLIENT_AUTH]
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(cn, unit))
-            .issuer_name(ca.subject)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(min(now + timedelta(days=_LEAF_DAYS), ca.not_valid_after_utc))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=True,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-            .add_extension(key.subject_key_identifier(), critical=False)
-        )
-        if not client:  # a node: the names clients and peers dial
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [
-                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                        x509.DNSName("localhost"),
-                    ]
-                ),
-                critical=False,
-            )
-        cert = ca_key.sign(key.with_public_key(builder))
+        builder = key.with_public_key(_leaf(cn, unit, ca, now, client=client))
+        cert = ca_key.sign(builder.add_extension(key.subject_key_identifier(), critical=False))
         # Key first, then the certificate: a crash leaves no certificate without its key.
         key_path.unlink(missing_ok=True)
         self._write_key(key_path, key)
@@ -322,3 +357,43 @@ class ClusterPki:
 
 def _pem(cert: x509.Certificate) -> bytes:
     return certificate_pem(cert)
+
+
+def _leaf(
+    cn: str, unit: str, ca: x509.Certificate, now: datetime, *, client: bool
+) -> x509.CertificateBuilder:
+    """A leaf certificate for ``cn`` issued by ``ca``, all but its public key and SKI."""
+    usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+    usages = [usage] if client else [usage, ExtendedKeyUsageOID.CLIENT_AUTH]
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn, unit))
+        .issuer_name(ca.subject)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(min(now + timedelta(days=_LEAF_DAYS), ca.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    )
+    if not client:  # a node: the names clients and peers dial
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+    return builder
