@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -34,6 +34,7 @@ from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.errors import ConfigError, FusionbusError, TransportError
 from broker.federation._home import HomeLayout
 from broker.federation.directory import read_root_public
+from broker.federation.head import HEAD_KEY
 from broker.federation.records import AgencyRecord
 from broker.federation.view import DirectoryView
 from broker.topics import DIRECTORY_TOPIC
@@ -46,13 +47,19 @@ log = structlog.get_logger(__name__)
 
 
 async def publish_directory(
-    settings: KafkaSettings, tokens: Mapping[str, bytes], *, topic: str = DIRECTORY_TOPIC
+    settings: KafkaSettings,
+    tokens: Mapping[str, bytes],
+    *,
+    topic: str = DIRECTORY_TOPIC,
+    head: bytes | None = None,
 ) -> int:
-    """Write every signed record in ``tokens`` (agency id -> JWS) to the directory topic.
+    """Write every signed record in ``tokens`` (agency id -> JWS) to the directory topic,
+    then the root-signed ``head`` naming their revisions (:mod:`broker.federation.head`).
 
     Creates the topic (one partition, compacted) if needed; returns once Kafka has
     acknowledged every record. Publishing a record again is harmless: readers ignore a
-    revision they already hold.
+    revision they already hold. The head goes last, so a reader never sees a head before
+    the records it names.
     """
     await ensure_topics(settings, [topic], partitions=1, compacted=True)
     producer = AIOKafkaProducer(**aiokafka_kwargs(settings, "producer"))
@@ -64,6 +71,8 @@ async def publish_directory(
                 for agency, token in sorted(tokens.items())
             ]
             await asyncio.gather(*sent)
+            if head is not None:
+                await producer.send_and_wait(topic, key=HEAD_KEY, value=head)
         finally:
             await producer.stop()
     log.info("directory.published", topic=topic, records=len(tokens))
@@ -123,6 +132,9 @@ class LiveDirectory:
         self._consumer = consumer
         self._task = asyncio.create_task(self._follow(consumer), name="fusionbus-directory")
         log.info("directory.live", topic=self._topic, agencies=len(self.view.agencies()))
+        problem = self.view.head_problem(datetime.now(UTC))
+        if problem is not None:
+            log.warning("directory.head_stale", topic=self._topic, problem=problem)
 
     async def _seek(self, consumer: AIOKafkaConsumer) -> None:
         with map_kafka_errors("reading the directory topic"):

@@ -16,6 +16,12 @@ input). The latest accepted record per agency is persisted in ``state`` (a JSON 
 the home, written atomically), so after a restart the view starts from it and a replay of
 older records is still refused.
 
+The topic also carries the root-signed **head** (:mod:`broker.federation.head`, key
+``_head``): every agency's current revision. A record below the revision the newest head
+names is refused as a rollback, and one already held is set aside (not used for keys or
+recipients) until its current revision arrives — so even a view with no state refuses an
+old record that a compacted, rolled-back topic still holds.
+
 The view implements :class:`~broker.trust.TrustStore` and the dissemination policy
 (:meth:`recipients_for`, :meth:`entitled`) over what it accepted so far; a
 :class:`~broker.federation.live.LiveDirectory` feeds it from Kafka in the background.
@@ -24,7 +30,7 @@ The view implements :class:`~broker.trust.TrustStore` and the dissemination poli
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -33,6 +39,7 @@ import structlog
 from broker.errors import ConfigError
 from broker.federation import policy
 from broker.federation._home import PUBLIC_FILE_MODE, write_file
+from broker.federation.head import HEAD_KEY, HEAD_MAX_AGE, DirectoryHead, verify_head
 from broker.federation.records import AgencyRecord, verify_record
 from broker.federation.trust import DirectoryTrustStore
 from broker.keys import VerifyKey
@@ -52,7 +59,12 @@ class DirectoryView:
         self._root = root
         self._state = state
         self._tokens: dict[str, bytes] = {}
+        self._held: dict[str, AgencyRecord] = {}
+        """Every accepted record, the newest per agency (persisted)."""
         self._records: dict[str, AgencyRecord] = {}
+        """The records in use: those the newest head does not show to be superseded."""
+        self._head: DirectoryHead | None = None
+        self._head_token: bytes | None = None
         self._trust = DirectoryTrustStore(())
         self.accepted = 0
         self.refused = 0
@@ -74,7 +86,21 @@ class DirectoryView:
             record = verify_record(str(token).encode(), self._root, source=f"{state} [{agency}]")
             if record.id != agency:
                 raise ConfigError(f"{state}: the record under {agency!r} is {record.id!r}'s")
-            self._tokens[agency], self._records[agency] = str(token).encode(), record
+            self._tokens[agency], self._held[agency] = str(token).encode(), record
+        head = data.get("head")
+        if isinstance(head, str):
+            self._head_token = head.encode()
+            self._head = verify_head(self._head_token, self._root, source=f"{state} [head]")
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Use the held records the head does not show to be superseded."""
+        wanted = self._head.revisions if self._head is not None else {}
+        self._records = {
+            agency: record
+            for agency, record in self._held.items()
+            if record.revision >= wanted.get(agency, 0)
+        }
         self._trust = DirectoryTrustStore(self._records.values())
 
     def offer(self, key: bytes | None, value: bytes | None, *, source: str) -> bool:
@@ -94,13 +120,15 @@ class DirectoryView:
         if value is None:
             raise ConfigError(f"{source}: an empty record (tombstone); agencies are not removed")
         token = value.strip()
+        if key == HEAD_KEY:
+            return self._accept_head(token, source)
         record = verify_record(token, self._root, source=source)
         if key is None or key != record.id.encode():
             raise ConfigError(
                 f"{source}: the record of {record.id!r} is keyed {key!r}; a directory record "
                 "must be keyed by its agency id"
             )
-        held = self._records.get(record.id)
+        held = self._held.get(record.id)
         if held is not None and record.revision <= held.revision:
             if record.revision == held.revision and token == self._tokens[record.id]:
                 return False  # the record already held, delivered again
@@ -108,19 +136,92 @@ class DirectoryView:
                 f"{source}: revision {record.revision} of {record.id!r} is not above the "
                 f"revision {held.revision} already accepted; refusing it as a rollback"
             )
-        records = self._records | {record.id: record}
-        trust = DirectoryTrustStore(records.values())  # refuses a key listed for two agencies
-        self._records, self._trust = records, trust
+        current = self._head.revisions.get(record.id, 0) if self._head is not None else 0
+        if record.revision < current:
+            raise ConfigError(
+                f"{source}: revision {record.revision} of {record.id!r} is below the revision "
+                f"{current} the directory head of {self._head_issued()} names; refusing it as "
+                "a rollback (the topic may have been rolled back and compacted)"
+            )
+        wanted = self._head.revisions if self._head is not None else {}
+        records = {
+            agency: entry
+            for agency, entry in (self._held | {record.id: record}).items()
+            if entry.revision >= wanted.get(agency, 0)
+        }
+        DirectoryTrustStore(records.values())  # refuses a key listed for two agencies
+        self._held = self._held | {record.id: record}
         self._tokens = self._tokens | {record.id: token}
+        self._refresh()
         self.accepted += 1
         self._save()
         log.info("directory.accepted", source=source, agency=record.id, revision=record.revision)
         return True
 
+    def _accept_head(self, token: bytes, source: str) -> bool:
+        head = verify_head(token, self._root, source=source)
+        if self._head is not None and head.issued_at <= self._head.issued_at:
+            if token == self._head_token:
+                return False  # the head already held, delivered again
+            raise ConfigError(
+                f"{source}: a directory head of {head.issued_at.isoformat()}, not newer than "
+                f"the one of {self._head_issued()} already accepted; refusing it as a rollback"
+            )
+        self._head, self._head_token = head, token
+        self._refresh()
+        behind = sorted(
+            agency
+            for agency, revision in head.revisions.items()
+            if (held := self._held.get(agency)) is not None and held.revision < revision
+        )
+        if behind:
+            log.warning("directory.behind_head", agencies=behind, head=head.issued_at.isoformat())
+        self.accepted += 1
+        self._save()
+        log.info("directory.head_accepted", source=source, issued_at=head.issued_at.isoformat())
+        return True
+
+    def _head_issued(self) -> str:
+        return self._head.issued_at.isoformat() if self._head is not None else "(none)"
+
+    @property
+    def head(self) -> DirectoryHead | None:
+        """The newest root-signed head accepted, if any."""
+        return self._head
+
+    def head_problem(self, now: datetime, *, max_age: timedelta = HEAD_MAX_AGE) -> str | None:
+        """Why the directory may not be current at ``now`` (no head, an old head, agencies
+        whose current record is missing), or ``None``: a sentence for a warning at start."""
+        head = self._head
+        if head is None:
+            return (
+                "the directory topic holds no root-signed head: a rolled-back topic cannot be "
+                "detected (the admin publishes one with `fusionbus federation "
+                "publish-directory`)"
+            )
+        if now - head.issued_at > max_age:
+            return (
+                f"the directory head is from {head.issued_at.isoformat()}, older than "
+                f"{max_age}: the topic may have been rolled back, or the admin has not "
+                "re-published the directory (`fusionbus federation publish-directory`)"
+            )
+        missing = sorted(set(head.revisions) - set(self._records))
+        if missing:
+            return (
+                f"the directory head names {', '.join(missing)} at revisions this view does "
+                "not hold: those agencies are left out until their current records arrive"
+            )
+        return None
+
     def _save(self) -> None:
         if self._state is None:
             return
-        data = {"v": _STATE_VERSION, "records": {a: t.decode() for a, t in self._tokens.items()}}
+        data: dict[str, object] = {
+            "v": _STATE_VERSION,
+            "records": {a: t.decode() for a, t in self._tokens.items()},
+        }
+        if self._head_token is not None:
+            data["head"] = self._head_token.decode()
         try:
             write_file(
                 self._state, orjson.dumps(data, option=orjson.OPT_SORT_KEYS), mode=PUBLIC_FILE_MODE
@@ -130,7 +231,7 @@ class DirectoryView:
 
     def revision(self, agency_id: str) -> int | None:
         """The revision accepted for ``agency_id``, or ``None``."""
-        record = self._records.get(agency_id)
+        record = self._held.get(agency_id)
         return None if record is None else record.revision
 
     def agencies(self) -> list[AgencyRecord]:
@@ -141,8 +242,8 @@ class DirectoryView:
         return self._records.get(agency_id)
 
     def signed_records(self) -> dict[str, bytes]:
-        """The accepted records as their signed bytes (to pass on, e.g. to files)."""
-        return dict(self._tokens)
+        """The records in use as their signed bytes (to pass on, e.g. to files)."""
+        return {agency: self._tokens[agency] for agency in self._records}
 
     def signing_key(self, kid: str, /) -> SigningKeyRecord | None:
         return self._trust.signing_key(kid)
