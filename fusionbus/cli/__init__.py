@@ -29,6 +29,7 @@ from fusionbus.cli.reports import publish, report_app, tail
 
 __all__ = ["app", "main"]
 
+
 def _click_class(name: str) -> type[Exception]:
     """click's ``UsageError`` / ``ClickException``, found through typer's public
     ``BadParameter`` (typer 0.29 vendors click under a private module, older typer depends
