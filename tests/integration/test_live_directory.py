@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from structlog.testing import capture_logs
 
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.federation import (
@@ -29,7 +30,9 @@ from broker.federation import (
     publish_directory,
     recipient_policy,
 )
+from broker.federation.head import sign_head
 from broker.kafka import ClusterState
+from broker.keys import SigningKey, load_private_pem
 from consumers import Delivery, Source, Subscriber
 from producers import Publisher
 from schemas import example_report
@@ -198,3 +201,37 @@ async def test_a_running_subscriber_rejects_reports_of_a_key_revoked_while_it_ru
                 await task
     assert rejected[where] == "revoked_key"
     assert str(before.message_id) not in delivered
+
+
+@pytest.mark.asyncio
+async def test_a_fresh_reader_refuses_a_rolled_back_compacted_topic_by_its_head(
+    kafka: ClusterState, admin: Federation, topic: str, tmp_path: Path
+) -> None:
+    """What a Kafka super user can leave after revoking fia: the pre-revocation record of
+    fia (appended again, the newer one compacted away) beside the current head. A reader
+    with no state (a new machine) must not take fia back as a recipient."""
+    settings = KafkaSettings(bootstrap=kafka.bootstrap)
+    before = admin.signed_records()
+    admin.revoke("fia", reason="compromised", now=datetime.now(UTC))
+    root = load_private_pem(HomeLayout(admin.home).root_private.read_bytes())
+    assert isinstance(root, SigningKey)
+    head = sign_head({r.id: r.revision for r in admin.agencies()}, root, now=datetime.now(UTC))
+    rolled_back = {**admin.signed_records(), "fia": before["fia"]}  # what compaction left
+    await publish_directory(settings, rolled_back, topic=topic, head=head)
+
+    fresh = agency_home(admin, tmp_path / "new-machine")
+    with capture_logs() as logs:
+        async with LiveDirectory.for_home(fresh, settings, topic=topic) as live:
+            assert "fia" not in {a.id for a in live.view.agencies()}
+            assert live.view.revision("fia") == admin.agency("fia").revision - 1
+            assert "fia" in (live.view.head_problem(datetime.now(UTC)) or "")
+    assert any(e["event"] == "directory.behind_head" for e in logs)
+    assert any(e["event"] == "directory.head_stale" for e in logs)
+
+    # The same topic without a head: a reader with no state cannot tell (the gap it closes).
+    bare = f"{topic}-nohead"
+    await publish_directory(settings, rolled_back, topic=bare)
+    async with LiveDirectory.for_home(
+        agency_home(admin, tmp_path / "other"), settings, topic=bare
+    ) as live:
+        assert "fia" in {a.id for a in live.view.agencies()}
