@@ -8,8 +8,10 @@ holds the root public key and verifies each record's signature before trusting i
 :class:`~broker.keys.Identity` (:meth:`Federation.identity`) and the dissemination policy
 (:meth:`Federation.recipients_for`). :class:`LiveDirectory` reads the same records from the
 log-compacted Kafka topic and keeps a live, rollback-protected view
-(:class:`DirectoryView`) with the same questions answered. Layout, record format and policy:
-``docs/federation.md``.
+(:class:`DirectoryView`) with the same questions answered. Agencies enrol by request
+(:mod:`broker.federation.enrolment`): their keys are made and kept in their own homes, and
+the admin signs records and certificates from public keys and CSRs. Layout, record format,
+enrolment and policy: ``docs/federation.md``.
 """
 
 from broker.federation._home import HomeLayout, KeySettings

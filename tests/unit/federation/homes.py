@@ -1,0 +1,64 @@
+"""Walk fusionbus homes for private keys, by file and by key material.
+
+Every ``*.pem`` file holding a private key is loaded and named by what it is the private
+half of: an Ed25519 or X25519 key by its kid (RFC 7638 thumbprint), an ECDSA P-256 TLS key
+by the SHA-256 of its public key, so a key is recognised wherever it was copied to and
+whatever it is called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from broker._crypto import TlsKey, tls_key_sha256
+from broker.federation import AgencyRecord, Federation
+from broker.keys import kid_of, load_private_pem
+
+
+@dataclass(frozen=True)
+class PrivateKey:
+    path: Path
+    public: str
+    """The kid of an Ed25519/X25519 key, the public-key SHA-256 of a TLS key."""
+
+
+def private_keys(home: Path, *, skip: Iterable[str] = ()) -> list[PrivateKey]:
+    """Every private key under ``home``, except under its top-level folders ``skip``."""
+    skipped = {home / name for name in skip}
+    found = []
+    for path in sorted(home.rglob("*.pem")):
+        if any(parent in skipped for parent in path.parents):
+            continue
+        data = path.read_bytes()
+        if b"PRIVATE KEY" not in data:
+            continue
+        try:
+            public = kid_of(load_private_pem(data))
+        except Exception:  # noqa: BLE001 - not an Ed25519/X25519 key: a TLS key then
+            public = TlsKey.from_pem(data).fingerprint()
+        found.append(PrivateKey(path, public))
+    return found
+
+
+def agency_public_keys(record: AgencyRecord, home: Path) -> set[str]:
+    """Every public key of ``record`` (each kid it lists) and of its TLS certificate in
+    ``home``, as :func:`private_keys` names them."""
+    keys = {e.kid for e in (*record.signing_keys, *record.encryption_keys)}
+    cert = home / "agencies" / record.id / "tls" / "cert.pem"
+    if cert.is_file():
+        keys.add(tls_key_sha256(x509.load_pem_x509_certificate(cert.read_bytes())))
+    return keys
+
+
+def agency_keys_of(admin: Path, sites: dict[str, Path]) -> dict[str, set[str]]:
+    """Each agency's public keys: its records' kids (from the admin's directory) and its
+    TLS certificate's key (from its own home)."""
+    federation = Federation.load(admin)
+    return {
+        agency: agency_public_keys(federation.agency(agency), site)
+        for agency, site in sites.items()
+    }
