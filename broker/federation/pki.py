@@ -9,7 +9,7 @@ encrypted with ``FUSIONBUS_PASSPHRASE`` if set)::
     <home>/tls/ca.key.pem                   its private key: only on the admin's machine
     <home>/tls/admin/{cert,key,ca}.pem      the platform admin, CN=fusionbus-admin
     <home>/tls/nodes/node-<id>/{cert,key}.pem   Kafka node <id>, CN=fusionbus-node-<id>,
-                                            SAN 127.0.0.1 and localhost
+                                            SAN the node's hosts (default 127.0.0.1, localhost)
     <home>/agencies/<id>/tls/{cert,key,ca}.pem  agency <id>, CN=<id>
     <home>/agencies/<id>/tls/next.key.pem   a rotation's new key, until its certificate comes
 
@@ -25,6 +25,7 @@ same key, and valid for at least another 30 days is kept.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,6 +51,7 @@ from broker.kafka import ClusterTls, NodeTls
 
 __all__ = [
     "ADMIN_PRINCIPAL",
+    "LOOPBACK_HOSTS",
     "ClientFiles",
     "ClusterPki",
     "node_principal",
@@ -61,6 +63,8 @@ _RESERVED_PREFIX = "fusionbus-"
 _CA_DAYS = 3650
 _LEAF_DAYS = 397
 _RENEW_BEFORE = timedelta(days=30)
+#: The names a node certificate carries unless told otherwise: the embedded cluster's.
+LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost")
 
 
 def node_principal(node_id: int) -> str:
@@ -274,23 +278,48 @@ class ClusterPki:
         write_file(files.ca, _pem(ca), mode=PUBLIC_FILE_MODE)
         return files
 
-    def issue_node(self, node_id: int, *, now: datetime | None = None) -> tuple[Path, Path]:
-        private_dir(self.tls_dir / "nodes")
-        folder = self._node_dir(node_id)
+    def issue_node(
+        self, node_id: int, *, hosts: Sequence[str] = LOOPBACK_HOSTS, folder: Path | None = None,
+        now: datetime | None = None,
+    ) -> tuple[Path, Path]:  # fmt: skip
+        """Node ``node_id``'s certificate and key in ``folder`` (default
+        ``tls/nodes/node-<id>``), naming ``hosts`` (IP addresses or DNS names: what clients
+        and peers dial) as its SAN; one that names other hosts is issued again."""
+        if not hosts:
+            raise ConfigError(f"node {node_id}'s certificate needs at least one host name")
+        self.ensure_ca(now=now)  # first: it makes tls/ private
+        if folder is None:
+            private_dir(self.tls_dir / "nodes")
+            folder = self._node_dir(node_id)
         cert, key = folder / "cert.pem", folder / "key.pem"
-        self._issue(cert, key, node_principal(node_id), "node", client=False, now=now)
+        self._issue(cert, key, node_principal(node_id), "node", client=False, now=now, hosts=hosts)
         return cert, key
 
-    def cluster_tls(self, nodes: int, *, now: datetime | None = None) -> ClusterTls:
+    def node_tls(
+        self, node_id: int, *, hosts: Sequence[str] = LOOPBACK_HOSTS, folder: Path | None = None,
+        now: datetime | None = None,
+    ) -> NodeTls:  # fmt: skip
+        """Node ``node_id``'s unencrypted key and chain for ``server.properties``, issuing
+        them first if missing (:meth:`issue_node`)."""
+        ca = self.ensure_ca(now=now)
+        cert_path, key_path = self.issue_node(node_id, hosts=hosts, folder=folder, now=now)
+        key = self._read_key(key_path)
+        chain = cert_path.read_text() + _pem(ca).decode()
+        return NodeTls(key_pem=key.to_pem().decode(), chain_pem=chain)
+
+    def cluster_tls(
+        self, nodes: int, *, hosts: Sequence[str] | None = None, now: datetime | None = None
+    ) -> ClusterTls:
         """Everything an :class:`~broker.kafka.EmbeddedKafka` of ``nodes`` nodes needs to run
-        secured, issuing what is missing (node certificates, the admin's)."""
+        secured, issuing what is missing (node certificates, the admin's). ``hosts`` names
+        each node's address (node ``i`` is ``hosts[i - 1]``); default: loopback names."""
+        if hosts is not None and len(hosts) != nodes:
+            raise ConfigError(f"{nodes} nodes need {nodes} hosts, got {len(hosts)}")
         ca = self.ensure_ca(now=now)
         node_tls: dict[int, NodeTls] = {}
         for node_id in range(1, nodes + 1):
-            cert_path, key_path = self.issue_node(node_id, now=now)
-            key = self._read_key(key_path)
-            chain = cert_path.read_text() + _pem(ca).decode()
-            node_tls[node_id] = NodeTls(key_pem=key.to_pem().decode(), chain_pem=chain)
+            names = LOOPBACK_HOSTS if hosts is None else (hosts[node_id - 1],)
+            node_tls[node_id] = self.node_tls(node_id, hosts=names, now=now)
         admin = self.issue_admin(now=now)
         supers = tuple(f"User:{node_principal(i)}" for i in range(1, nodes + 1))
         return ClusterTls(
@@ -306,20 +335,20 @@ class ClusterPki:
 
     def _issue(
         self, cert_path: Path, key_path: Path, cn: str, unit: str, *, client: bool,
-        now: datetime | None,
+        now: datetime | None, hosts: Sequence[str] = LOOPBACK_HOSTS,
     ) -> None:  # fmt: skip
         now = now or datetime.now(UTC)
         ca = self.ensure_ca(now=now)
         if (
             cert_path.is_file()
             and key_path.is_file()
-            and self._current(cert_path, key_path, ca, now)
+            and self._current(cert_path, key_path, ca, now, None if client else hosts)
         ):
             return
         ca_key = self._ca_key()
         private_dir(key_path.parent)
         key = TlsKey.generate()
-        builder = key.with_public_key(_leaf(cn, unit, ca, now, client=client))
+        builder = key.with_public_key(_leaf(cn, unit, ca, now, client=client, hosts=hosts))
         cert = ca_key.sign(builder.add_extension(key.subject_key_identifier(), critical=False))
         # Key first, then the certificate: a crash leaves no certificate without its key.
         key_path.unlink(missing_ok=True)
@@ -327,12 +356,17 @@ class ClusterPki:
         write_file(cert_path, _pem(cert), mode=PUBLIC_FILE_MODE)
 
     def _current(
-        self, cert_path: Path, key_path: Path, ca: x509.Certificate, now: datetime
-    ) -> bool:
+        self, cert_path: Path, key_path: Path, ca: x509.Certificate, now: datetime,
+        hosts: Sequence[str] | None = None,
+    ) -> bool:  # fmt: skip
         try:
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
             cert.verify_directly_issued_by(ca)
-        except (ValueError, TypeError, InvalidSignature):
+            if hosts is not None:
+                names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+                if set(names.value) != set(_san(hosts)):
+                    return False
+        except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
             return False
         fresh = cert.not_valid_after_utc - now > _RENEW_BEFORE
         return fresh and self._read_key(key_path).holds(cert)
@@ -359,9 +393,21 @@ def _pem(cert: x509.Certificate) -> bytes:
     return certificate_pem(cert)
 
 
+def _san(hosts: Sequence[str]) -> list[x509.GeneralName]:
+    """Each host as an IP address entry if it is one, else as a DNS name."""
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return names
+
+
 def _leaf(
-    cn: str, unit: str, ca: x509.Certificate, now: datetime, *, client: bool
-) -> x509.CertificateBuilder:
+    cn: str, unit: str, ca: x509.Certificate, now: datetime, *, client: bool,
+    hosts: Sequence[str] = LOOPBACK_HOSTS,
+) -> x509.CertificateBuilder:  # fmt: skip
     """A leaf certificate for ``cn`` issued by ``ca``, all but its public key and SKI."""
     usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
     usages = [usage] if client else [usage, ExtendedKeyUsageOID.CLIENT_AUTH]
@@ -390,10 +436,5 @@ def _leaf(
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     )
     if not client:  # a node: the names clients and peers dial
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
+        builder = builder.add_extension(x509.SubjectAlternativeName(_san(hosts)), critical=False)
     return builder
