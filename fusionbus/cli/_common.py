@@ -16,7 +16,8 @@ from pydantic import SecretStr, ValidationError
 from broker.acls import apply_directory
 from broker.config import KafkaSettings, default_home
 from broker.errors import AuthorizationError, ConfigError, FusionbusError
-from broker.federation import Federation, policy
+from broker.federation import Federation, HomeLayout, policy
+from broker.federation.enrolment import KafkaHint
 from broker.federation.pki import ClientFiles, ClusterPki
 from broker.federation.records import AgencyRecord
 from fusionbus.cli import _params
@@ -27,6 +28,7 @@ __all__ = [
     "HomeOpt",
     "cluster_is_secure",
     "enrolled_and_not_revoked",
+    "kafka_hint",
     "kafka_settings",
     "load_federation",
     "recipient_policy",
@@ -39,7 +41,8 @@ HomeOpt = Annotated[
     Path | None,
     typer.Option(
         "--home", parser=_params.directory, metavar="DIR",
-        help="fusionbus home (default: $FUSIONBUS_HOME, else ~/.fusionbus).",
+        help="fusionbus home (default: $FUSIONBUS_HOME, else ~/.fusionbus); a command run "
+        "--agency ID uses its sites/ID/ when there is one.",
         show_default=False,
     ),
 ]  # fmt: skip
@@ -54,8 +57,16 @@ BootstrapOpt = Annotated[
 ]  # fmt: skip
 
 
-def resolve_home(home: Path | None) -> Path:
-    return home if home is not None else default_home()
+def resolve_home(home: Path | None, *, agency: str | None = None) -> Path:
+    """``--home``, else ``$FUSIONBUS_HOME``, else ``~/.fusionbus``; for a command acting as
+    ``agency`` (``--agency ID``), that agency's own home ``sites/<agency>/`` under it when
+    there is one (as ``fusionbus up`` makes them: one home per agency beside the admin's)."""
+    where = home if home is not None else default_home()
+    if agency is not None:
+        site = HomeLayout(where).site(agency)
+        if site.is_dir():
+            return site
+    return where
 
 
 def _kafka_table(home: Path) -> dict[str, object]:
@@ -67,6 +78,20 @@ def _kafka_table(home: Path) -> dict[str, object]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{config} is not valid TOML: {exc}") from exc
     return table if isinstance(table, dict) else {}
+
+
+def kafka_hint(home: Path) -> KafkaHint | None:
+    """Where ``<home>/config.toml`` says the cluster is, for an agency's bundle."""
+    table = _kafka_table(home)
+    if not table.get("bootstrap"):
+        return None
+    security: Literal["mtls", "plaintext"] = (
+        "mtls" if table.get("security") == "mtls" else "plaintext"
+    )
+    try:
+        return KafkaHint(bootstrap=str(table["bootstrap"]), security=security)
+    except ValidationError as exc:
+        raise ConfigError(f"{home / 'config.toml'}: {_problems(exc)}") from None
 
 
 def cluster_is_secure(home: Path) -> bool:
@@ -114,9 +139,10 @@ def kafka_settings(
         whose = f"agency {agency!r}" if agency is not None else "the platform admin"
         raise ConfigError(
             f"the cluster in {home / 'config.toml'} is secured (mutual TLS), but the TLS "
-            f"files of {whose} are missing ({files.cert.parent}). On the admin's machine they "
-            "are issued by `fusionbus agency add` (or `fusionbus federation sync-acls`); copy "
-            "that folder here."
+            f"files of {whose} are missing ({files.cert.parent}). An agency enrolled by "
+            "request gets its certificate in the bundle: `fusionbus agency import BUNDLE "
+            f"--home {home}`; one whose keys the admin made gets them from `fusionbus agency "
+            "add` (or `fusionbus federation sync-acls`): copy that folder here."
         )
     password = base.tls_key_password
     if password is None and os.environ.get("FUSIONBUS_PASSPHRASE"):
@@ -146,14 +172,17 @@ def _with_files(
 
 
 def sync_cluster(federation: Federation, home: Path, *, issue: Sequence[AgencyRecord] = ()) -> str:
-    """On a secured cluster: issue TLS certificates for ``issue``, create the topics the
-    grants need and make the ACLs match the directory. Returns a sentence for the user
-    (empty on a plaintext cluster, where there are no ACLs)."""
+    """On a secured cluster: issue TLS certificates for those of ``issue`` whose keys this
+    home holds (enrolled with ``agency add ID --name``; an agency enrolled by request got
+    its certificate in its bundle and keeps its key), create the topics the grants need and
+    make the ACLs match the directory. Returns a sentence for the user (empty on a
+    plaintext cluster, where there are no ACLs)."""
     if not cluster_is_secure(home):
         return ""
     pki = ClusterPki(home)
     for record in issue:
-        pki.issue_agency(record.id)
+        if federation.holds_keys(record.id):
+            pki.issue_agency(record.id)
     settings = kafka_settings(home, None)
     now = datetime.now(UTC)
     try:

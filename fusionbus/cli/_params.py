@@ -27,6 +27,7 @@ __all__ = [
     "bootstrap",
     "category",
     "directory",
+    "enrolment_file",
     "group_name",
     "jurisdiction",
     "key_id",
@@ -139,6 +140,26 @@ def report_source(value: object) -> str:
             "for standard input; `fusionbus report example > report.json` writes one"
         )
     return text
+
+
+def enrolment_file(what: str, made_by: str) -> Callable[[object], Path]:
+    """A parser of the path of an existing file: an enrolment request or a response bundle
+    (``what``), which ``made_by`` writes. Its content is checked by the command."""
+
+    def parse(value: object) -> Path:
+        text = _text(value)
+        if not text.strip():
+            raise typer.BadParameter(f"{text!r} is not a file: expected the path of {what}")
+        path = Path(text).expanduser()
+        if path.is_dir():
+            raise typer.BadParameter(f"{text!r} is a directory: expected the file of {what}")
+        if not path.is_file():
+            raise typer.BadParameter(
+                f"{text!r} does not exist: expected {what}, as {made_by} writes it"
+            )
+        return path
+
+    return parse
 
 
 def bootstrap(value: object) -> str:

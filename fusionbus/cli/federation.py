@@ -1,9 +1,11 @@
 """``fusionbus federation init|publish-directory|sync-acls`` and ``fusionbus agency
-add|grant|list|rotate-keys|revoke``: the directory.
+add|grant|list|rotate-keys|revoke``: the directory (``agency init|import``, the agency's
+side of enrolment by request, are in :mod:`fusionbus.cli.enrolment`).
 
 On a secured cluster (``config.toml`` says ``security = "mtls"``), ``agency add`` also
-issues the agency's TLS certificate, and every directory change also brings the cluster's
-topics and ACLs in line with it (``broker.acls``)."""
+issues the agency's TLS certificate (from its request, or with a key made here), and every
+directory change also brings the cluster's topics and ACLs in line with it
+(``broker.acls``)."""
 
 from __future__ import annotations
 
@@ -17,11 +19,19 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from broker.errors import ConfigError
 from broker.federation import AgencyRecord, Federation, publish_directory
 from broker.topics import DIRECTORY_TOPIC
 from fusionbus.cli import _params
 from fusionbus.cli._common import BootstrapOpt, HomeOpt, kafka_settings, resolve_home, sync_cluster
 from fusionbus.cli._console import json_line, say, visible
+from fusionbus.cli.enrolment import (
+    RequestOpt,
+    admit_request,
+    import_command,
+    init_command,
+    say_admitted,
+)
 
 __all__ = ["agency_app", "federation_app"]
 
@@ -30,9 +40,12 @@ federation_app = typer.Typer(
     no_args_is_help=True,
 )
 agency_app = typer.Typer(
-    help="Enrol agencies, grant what they may receive, list the directory.",
+    help="Enrol agencies (by request: their keys stay on their machines), grant what they "
+    "may receive, list the directory.",
     no_args_is_help=True,
 )
+agency_app.command("init")(init_command)
+agency_app.command("import")(import_command)
 
 AgencyArg = Annotated[
     str, typer.Argument(metavar="ID", parser=_params.agency_id, help="Agency id, e.g. customs.")
@@ -123,23 +136,50 @@ def _synced(federation: Federation, where: Path, *, issue: list[AgencyRecord] | 
     return f"\n{message}" if message else ""
 
 
+OptionalAgencyArg = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="[ID]", parser=_params.agency_id,
+        help="Agency id, e.g. customs (not with --request, which names it).",
+    ),
+]  # fmt: skip
+
+
 @agency_app.command("add")
 def add(
-    agency_id: AgencyArg,
+    agency_id: OptionalAgencyArg = None,
     name: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--name",
             parser=_params.printable(200),
             metavar="NAME",
-            help="The agency's full name.",
+            help="The agency's full name (with ID, for keys made here).",
         ),
-    ],
+    ] = None,
+    request: RequestOpt = None,
     valid_days: ValidDays = 365,
     home: HomeOpt = None,
 ) -> None:
-    """Enrol an agency: new signing and encryption keys and a root-signed record."""
+    """Enrol an agency from its request (--request FILE), or make its keys here (ID --name).
+
+    With --request: verify the request the agency made on its own machine (`fusionbus agency
+    init`), sign its directory record, issue its certificate from its CSR, and write the
+    response bundle for it; prints the bundle's path. With ID --name, for tests and
+    one-machine labs only: the keys are made here, in this home, which then holds the
+    agency's private keys.
+    """
     where = resolve_home(home)
+    if request is not None:
+        _only_request("add", agency_id, name)
+        federation, admission = admit_request(where, request, valid_days=valid_days, rotation=False)
+        say_admitted(federation, where, admission, request)
+        return
+    if agency_id is None or name is None:
+        raise ConfigError(
+            "agency add needs --request FILE (the request the agency made with `fusionbus "
+            "agency init`), or ID --name NAME to make the agency's keys here (a lab)"
+        )
     federation = Federation.load(where)
     record = federation.add_agency(
         agency_id, name, now=_now(), valid_for=timedelta(days=valid_days)
@@ -151,7 +191,22 @@ def add(
         id=record.id, name=record.name, keys=where / "agencies" / record.id, synced=synced,
         home=where,
     )  # fmt: skip
+    say(
+        "WARNING: this home now holds the private keys of {id}: fine for a test or a "
+        "one-machine lab. A real agency makes its own on its machine (`fusionbus agency "
+        "init {id} --name NAME`) and sends the request (`fusionbus agency add --request "
+        "FILE`).",
+        style="bold yellow", id=record.id,
+    )  # fmt: skip
     typer.echo(visible(record.id))
+
+
+def _only_request(command: str, agency_id: str | None, name: str | None) -> None:
+    if agency_id is not None or name is not None:
+        raise ConfigError(
+            f"agency {command} --request takes the agency's id and name from the request; "
+            "give either --request FILE or the ID (and --name), not both"
+        )
 
 
 @agency_app.command("grant")
@@ -195,17 +250,30 @@ def grant(
 
 @agency_app.command("rotate-keys")
 def rotate_keys(
-    agency_id: AgencyArg,
+    agency_id: OptionalAgencyArg = None,
+    request: RequestOpt = None,
     valid_days: ValidDays = 365,
     home: HomeOpt = None,
 ) -> None:
-    """Give an agency new signing and encryption keys; print the new kids.
+    """Give an agency new keys: from its rotation request (--request FILE), or made here (ID).
 
-    The old keys end now but stay listed, so reports signed before still verify; the old
-    private encryption key stays in agencies/ID/encryption.<kid>.key.pem to open them.
-    Copy agencies/ID/ to the agency's machine.
+    The old keys end now but stay listed, so reports signed before still verify. With
+    --request (made by `fusionbus agency init ID --rotate` on the agency's machine and
+    endorsed by its current signing key) the new record, certificate and bundle are made as
+    for `agency add --request`; prints the bundle's path. With ID, for agencies whose keys
+    this home holds: new keys here; prints the new signing and encryption kid.
     """
     where = resolve_home(home)
+    if request is not None:
+        _only_request("rotate-keys", agency_id, None)
+        federation, admission = admit_request(where, request, valid_days=valid_days, rotation=True)
+        say_admitted(federation, where, admission, request)
+        return
+    if agency_id is None:
+        raise ConfigError(
+            "agency rotate-keys needs --request FILE (the agency's rotation request, from "
+            "`fusionbus agency init ID --rotate`), or the ID of an agency whose keys are here"
+        )
     federation = Federation.load(where)
     old = federation.agency(agency_id)
     record = federation.rotate_keys(agency_id, now=_now(), valid_for=timedelta(days=valid_days))

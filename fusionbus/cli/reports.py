@@ -98,7 +98,7 @@ def publish(
     Every report is validated before anything is sent. ``message_id``, ``created_at``,
     ``sender`` and ``schema_version`` are filled in when absent.
     """
-    where = resolve_home(home)
+    where = resolve_home(home, agency=agency)
     federation = load_federation(where)
     enrolled_and_not_revoked(federation, agency, signs=True)
     reports = _parse_reports(_read(source), agency)
@@ -180,7 +180,7 @@ def tail(  # noqa: PLR0917 - typer maps each parameter to an option
     bootstrap: BootstrapOpt = None,
 ) -> None:
     """Follow the reports the agency may read (like kcat -C)."""
-    where = resolve_home(home)
+    where = resolve_home(home, agency=agency)
     federation = load_federation(where)
     grants = enrolled_and_not_revoked(federation, agency).grants
     settings = kafka_settings(where, bootstrap, agency=agency)

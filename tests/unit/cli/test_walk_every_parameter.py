@@ -85,6 +85,7 @@ TEXT = Kind("printable text", accepts=EVERY - {"empty", "clear screen", "C1 CSI"
 TOPIC = Kind("Kafka topic name", accepts=NUMBERS)
 KID = Kind("key id", accepts=NUMBERS)  # well-formed; the directory then says it lists none
 GROUP = Kind("consumer group name", accepts=frozenset({"zero", "huge"}))
+ENROLMENT = Kind("enrolment request or bundle file", accepts=frozenset({"not JSON"}))  # content: 1
 
 KINDS: dict[str, Kind] = {
     "agency": AGENCY,
@@ -106,6 +107,8 @@ KINDS: dict[str, Kind] = {
     "topic": TOPIC,
     "key": KID,
     "group": GROUP,
+    "request": ENROLMENT,
+    "bundle": ENROLMENT,
 }
 """Each parameter's kind, by its Python name; flags are recognised as flags."""
 
@@ -160,6 +163,7 @@ class Walk:
             "category": "narcotics",
             "jurisdiction": "PK",
             "source": str(self.report),
+            "bundle": str(self.report),
         }
         if param.name not in valid or not (param.required or param.name in {"bootstrap", "source"}):
             return []
