@@ -1,24 +1,32 @@
 """``fusionbus up``: the whole local fusionbus in one command (README command 1).
 
 Starts the embedded Kafka if needed — secured (mutual TLS, ACLs from the directory;
-``docs/security.md``) with every certificate generated in the home, unless ``--plaintext``
-is given or the home already holds a plaintext cluster — creates a demo federation of
-Pakistan Customs (``customs``), the Anti Narcotics Force (``anf``) and the Federal
-Investigation Agency (``fia``) with realistic grants, publishes a few sample reports, and
-prints what to try next.
-Idempotent: a home that already holds a federation is used as it is.
+``docs/security.md``) with the CA, node and admin certificates made in the admin's home,
+unless ``--plaintext`` is given or the home already holds a plaintext cluster — creates a
+demo federation of Pakistan Customs (``customs``), the Anti Narcotics Force (``anf``) and
+the Federal Investigation Agency (``fia``) with realistic grants, publishes a few sample
+reports from customs' home, and prints what to try next.
+
+The home is the admin's; each agency gets its own home ``<home>/sites/<id>/`` (standing
+for its machine), enrolled by request through the same functions as ``agency init``,
+``agency add --request`` and ``agency import``, so its private keys are made there and
+the admin's home holds none. Idempotent: a home that already holds a federation is used
+as it is (an interrupted first run is finished).
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from broker.config import KafkaSettings
-from broker.federation import Federation
+from broker.federation import Federation, HomeLayout
+from broker.federation._home import private_dir
+from broker.federation.enrolment import AgencySite
 from broker.kafka import EmbeddedKafka
 from fusionbus.cli import _params
 from fusionbus.cli._common import (
@@ -30,11 +38,12 @@ from fusionbus.cli._common import (
     write_config,
 )
 from fusionbus.cli._console import say, visible
+from fusionbus.cli.enrolment import admit_request, import_bundle, make_request
 from fusionbus.cli.kafka import start_cluster
 from producers import Publisher
 from schemas import Precedence, Report, example_report
 
-__all__ = ["DEMO_AGENCIES", "up"]
+__all__ = ["DEMO_AGENCIES", "enrol_site", "refresh_sites", "up"]
 
 DEMO_AGENCIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "customs": (
@@ -76,7 +85,11 @@ def up(
         ),
     ] = False,
 ) -> None:
-    """Start the local fusionbus: embedded Kafka, a demo federation, sample reports."""
+    """Start the local fusionbus: embedded Kafka, a demo federation, sample reports.
+
+    The admin's home is HOME; each demo agency gets its own home, HOME/sites/ID/, enrolled
+    by request as on its own machine, so no agency private key is in the admin's home.
+    """
     where = resolve_home(home)
     previous = EmbeddedKafka(where / "kafka").state()
     secure = not plaintext and (previous is None or previous.secure)
@@ -86,22 +99,38 @@ def up(
     write_config(where, state.bootstrap, secure=secure, by="fusionbus up")
     if (where / "federation" / "root.pub.jwk").is_file():
         say("Using the federation already in {home}.", home=where)
-        if secure:
-            federation = Federation.load(where)
-            sync_cluster(federation, where, issue=federation.agencies())
+        federation = Federation.load(where)
+        held = [r.id for r in federation.agencies() if federation.holds_keys(r.id)]
+        if held:
+            say(
+                "Note: this admin home holds the private keys of {held} (made by `agency add "
+                "ID --name` or an older fusionbus up); a fresh home keeps them apart.",
+                held=", ".join(held),
+            )
+        for agency, (name, _) in DEMO_AGENCIES.items():
+            if HomeLayout(where).site(agency).is_dir():
+                enrol_site(where, agency, name)  # finishes an interrupted first run
+        federation = Federation.load(where)
+        sync_cluster(federation, where, issue=federation.agencies())
+        refresh_sites(where, federation, state.bootstrap, secure=secure)
     else:
         now = datetime.now(UTC).replace(microsecond=0)
-        federation = Federation.init(where, now=now)
-        for agency, (name, categories) in DEMO_AGENCIES.items():
-            federation.add_agency(agency, name, now=now)
+        Federation.init(where, now=now)
+        for agency, (name, _) in DEMO_AGENCIES.items():
+            enrol_site(where, agency, name)
+        federation = Federation.load(where)
+        for agency, (_, categories) in DEMO_AGENCIES.items():
             federation.grant(agency, categories=categories, jurisdictions=["PK"], now=now)
-        sync_cluster(federation, where, issue=federation.agencies())
-        settings = kafka_settings(where, None, agency="customs")
-        sent = asyncio.run(_publish_samples(federation, settings))
+        sync_cluster(federation, where)
+        refresh_sites(where, federation, state.bootstrap, secure=secure)
+        customs = HomeLayout(where).site("customs")
+        settings = kafka_settings(customs, None, agency="customs")
+        sent = asyncio.run(_publish_samples(Federation.load(customs), settings))
         say(
-            "Created a demo federation in {home}: customs, anf and fia, and published {sent} "
-            "sample reports.",
-            home=where, sent=sent,
+            "Created a demo federation in {home}: customs, anf and fia, each enrolled by "
+            "request from its own home ({sites}/<id>/, holding its keys only; the admin's "
+            "home holds none), and published {sent} sample reports from customs' home.",
+            home=where, sites=where / "sites", sent=sent,
         )  # fmt: skip
     say(
         "\nTry next:\n"
@@ -111,10 +140,37 @@ def up(
         "  fusionbus publish --agency customs report.json{flag}\n"
         "  fusionbus tail --agency customs --raw --from-beginning --exit-at-end{flag}\n"
         "  fusionbus agency list{flag}\n"
-        "(the commands are in .venv/bin when set up by ./dev up)",
-        flag="" if home is None else f" --home {where}",
-    )
+        "(the commands are in .venv/bin when set up by ./dev up; --agency ID runs in the "
+        "agency's own home, {sites}/ID/)",
+        flag="" if home is None else f" --home {where}", sites=where / "sites",
+    )  # fmt: skip
     typer.echo(visible(state.bootstrap))
+
+
+def enrol_site(where: Path, agency: str, name: str) -> None:
+    """Enrol ``agency`` from its own home ``<where>/sites/<agency>/`` as two machines would:
+    ``agency init`` there, ``agency add --request`` in the admin's home ``where``, ``agency
+    import`` of the bundle there. Each step is skipped when it was done before."""
+    layout = HomeLayout(where)
+    site = layout.site(agency)
+    if HomeLayout(site).record(agency).is_file():
+        return
+    private_dir(site.parent)
+    requested = make_request(site, agency, name=name, rotate=False)
+    if not layout.record(agency).is_file():
+        admit_request(where, requested.path, valid_days=365, rotation=False)
+    import_bundle(site, layout.bundle(agency))
+
+
+def refresh_sites(where: Path, federation: Federation, bootstrap: str, *, secure: bool) -> None:
+    """Hand every site the admin's current directory (grants included) and Kafka address,
+    as ``federation publish-directory`` and each machine's own config would."""
+    tokens = list(federation.signed_records().values())
+    for agency in DEMO_AGENCIES:
+        site = HomeLayout(where).site(agency)
+        if HomeLayout(site).record(agency).is_file():
+            AgencySite(site).install_directory(tokens)
+            write_config(site, bootstrap, secure=secure, by="fusionbus up")
 
 
 async def _publish_samples(federation: Federation, settings: KafkaSettings) -> int:
