@@ -86,6 +86,11 @@ TOPIC = Kind("Kafka topic name", accepts=NUMBERS)
 KID = Kind("key id", accepts=NUMBERS)  # well-formed; the directory then says it lists none
 GROUP = Kind("consumer group name", accepts=frozenset({"zero", "huge"}))
 ENROLMENT = Kind("enrolment request or bundle file", accepts=frozenset({"not JSON"}))  # content: 1
+HOSTS = Kind("host names or addresses", accepts=frozenset({"unknown subdivision", "capitalised"}))
+LOOPBACK = Kind("loopback IPv4 addresses")
+LISTEN = Kind("IP address to listen on")
+CLUSTER_ID = Kind("Kafka cluster id")
+NODE_PATH = Kind("absolute path on a node's machine", accepts=frozenset(PATHS))
 
 KINDS: dict[str, Kind] = {
     "agency": AGENCY,
@@ -109,6 +114,15 @@ KINDS: dict[str, Kind] = {
     "group": GROUP,
     "request": ENROLMENT,
     "bundle": ENROLMENT,
+    "addresses": LOOPBACK,
+    "hosts": HOSTS,
+    "out": DIRECTORY,
+    "node": BOUNDED,
+    "client_port": BOUNDED,
+    "controller_port": BOUNDED,
+    "node_log_dir": NODE_PATH,
+    "listen": LISTEN,
+    "cluster": CLUSTER_ID,
 }
 """Each parameter's kind, by its Python name; flags are recognised as flags."""
 
@@ -164,6 +178,8 @@ class Walk:
             "jurisdiction": "PK",
             "source": str(self.report),
             "bundle": str(self.report),
+            "hosts": "kafka1.example.internal,kafka2.example.internal,kafka3.example.internal",
+            "out": str(self.tmp / f"out-{time.monotonic_ns()}"),
         }
         if param.name not in valid or not (param.required or param.name in {"bootstrap", "source"}):
             return []
