@@ -1,13 +1,14 @@
 """Walk fusionbus homes for private keys, by file and by key material.
 
-Every ``*.pem`` file holding a private key is loaded and named by what it is the private
-half of: an Ed25519 or X25519 key by its kid (RFC 7638 thumbprint), an ECDSA P-256 TLS key
-by the SHA-256 of its public key, so a key is recognised wherever it was copied to and
-whatever it is called.
+Every private key found in a file (PEM files, and PEM blocks inside other files) is loaded
+and named by what it is the private half of: an Ed25519 or X25519 key by its kid (RFC 7638
+thumbprint), an ECDSA P-256 TLS key by the SHA-256 of its public key, so a key is
+recognised wherever it was copied to and whatever it is called.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from cryptography import x509
 
 from broker._crypto import TlsKey, tls_key_sha256
+from broker.errors import ConfigError
 from broker.federation import AgencyRecord, Federation
 from broker.keys import kid_of, load_private_pem
 
@@ -26,22 +28,36 @@ class PrivateKey:
     """The kid of an Ed25519/X25519 key, the public-key SHA-256 of a TLS key."""
 
 
+_PEM = re.compile(
+    rb"-----BEGIN (?:ENCRYPTED )?PRIVATE KEY-----.+?-----END (?:ENCRYPTED )?PRIVATE KEY-----",
+    re.DOTALL,
+)
+
+
 def private_keys(home: Path, *, skip: Iterable[str] = ()) -> list[PrivateKey]:
-    """Every private key under ``home``, except under its top-level folders ``skip``."""
+    """Every private key in any file under ``home`` (a PEM file, or a PEM block inside a
+    file such as a Kafka node's ``server.properties``), except under the top-level folders
+    ``skip``. A block that is no Ed25519, X25519 or P-256 key fails the walk."""
     skipped = {home / name for name in skip}
     found = []
-    for path in sorted(home.rglob("*.pem")):
+    for path in sorted(p for p in home.rglob("*") if p.is_file() and not p.is_symlink()):
         if any(parent in skipped for parent in path.parents):
             continue
         data = path.read_bytes()
-        if b"PRIVATE KEY" not in data:
-            continue
-        try:
-            public = kid_of(load_private_pem(data))
-        except Exception:  # noqa: BLE001 - not an Ed25519/X25519 key: a TLS key then
-            public = TlsKey.from_pem(data).fingerprint()
-        found.append(PrivateKey(path, public))
+        for block in _PEM.findall(data.replace(b"\\n", b"\n")):
+            found.append(PrivateKey(path, _public(block, path)))
     return found
+
+
+def _public(block: bytes, path: Path) -> str:
+    try:
+        return kid_of(load_private_pem(block))
+    except ConfigError:
+        pass
+    try:
+        return TlsKey.from_pem(block).fingerprint()
+    except ValueError as exc:
+        raise AssertionError(f"{path} holds a private key the walk cannot identify") from exc
 
 
 def agency_public_keys(record: AgencyRecord, home: Path) -> set[str]:

@@ -1,0 +1,160 @@
+"""Enrolment by request on the real secured Kafka, as the admin and an agency run it.
+
+An agency enrolled from its own home (``agency init`` there, ``agency add --request`` on the
+admin's, ``agency import`` back) publishes and tails with its own certificate, whose key
+never left its home; and ``fusionbus up`` leaves no agency private key in the admin's home,
+while the next steps it prints run as written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shlex
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import orjson
+
+from broker.federation import Federation, HomeLayout
+from broker.federation.pki import ClusterPki
+from broker.kafka import EmbeddedKafka, KafkaDistribution
+from broker.kafka._probe import broker_count
+from schemas import example_report
+from tests.conftest import SecureWorld
+from tests.integration.cli_helpers import CLI, clean_env, delivered_ids, failed, json_lines, run_cli
+from tests.integration.test_kafka_cli import java_pids_using
+from tests.unit.federation.homes import private_keys
+from tests.unit.federation.test_demo_homes import assert_homes_separate
+
+
+def ok(*args: str, stdin: str | None = None) -> str:
+    result = run_cli(*args, stdin=stdin)
+    assert result.returncode == 0, failed(result)
+    return result.stdout
+
+
+def copy_directory(admin: Path, site: Path) -> None:
+    """Hand the site the admin's current records, as copying ``directory/`` does."""
+    for record in HomeLayout(admin).directory_dir.glob("*.jws"):
+        shutil.copyfile(record, HomeLayout(site).directory_dir / record.name)
+
+
+def test_an_agency_enrolled_by_request_publishes_and_tails_with_its_own_certificate(
+    secure_kafka: SecureWorld, tmp_path: Path
+) -> None:
+    admin, site = secure_kafka.home, tmp_path / "asf-machine"
+    agency = f"asf-{uuid.uuid4().hex[:6]}"  # the session's cluster is shared: a fresh id
+    request = ok("agency", "init", agency, "--name", "Airports Security Force", "--home", str(site))
+    added = run_cli("agency", "add", "--request", request.strip(), "--home", str(admin))
+    assert added.returncode == 0, failed(added)
+    assert "Cluster ACLs in sync" in added.stderr
+    grant = ("--category", "narcotics", "--jurisdiction", "PK", "--home", str(admin))
+    ok("agency", "grant", agency, *grant)
+    ok("agency", "import", added.stdout.strip(), "--home", str(site))
+    copy_directory(admin, site)  # the grant, and everyone's current records
+
+    assert not HomeLayout(admin).agency_dir(agency).exists()
+    files = ClusterPki(site).agency_files(agency)
+    assert files.exist()
+    own = files.settings(secure_kafka.bootstrap)
+    assert asyncio.run(broker_count(own, wait_s=10.0)) == 1  # its own certificate connects
+    assert f'bootstrap = "{secure_kafka.bootstrap}"' in (site / "config.toml").read_text()
+
+    # customs (keys on the admin's machine) -> the new agency, in its own home.
+    to_asf = example_report("narcotics", "PKKHI")
+    sent = ok(
+        "publish", "--agency", "customs", "--home", str(admin), stdin=to_asf.model_dump_json()
+    )
+    assert sent.strip() == str(to_asf.message_id)
+    tail = ok(
+        "tail", "--agency", agency, "--from-beginning", "--exit-at-end", "--json",
+        "--category", "narcotics", "--jurisdiction", "PK-SD", "--home", str(site),
+    )  # fmt: skip
+    assert str(to_asf.message_id) in delivered_ids(json_lines(tail))
+
+    # The new agency -> anf, published from its own home with its own keys.
+    from_asf = example_report("narcotics", "PKBQM").model_copy(update={"sender": agency})
+    ok("publish", "--agency", agency, "--home", str(site), stdin=from_asf.model_dump_json())
+    anf = ok(
+        "tail", "--agency", "anf", "--from-beginning", "--exit-at-end", "--json",
+        "--category", "narcotics", "--jurisdiction", "PK-SD", "--home", str(admin),
+    )  # fmt: skip
+    mine = str(from_asf.message_id)
+    [line] = [x for x in json_lines(anf) if x.get("report", {}).get("message_id") == mine]
+    assert line["header"]["sender"] == agency
+    assert line["topic"] == f"fusionbus.reports.{agency}.pk-sd.narcotics"
+    signing = Federation.load(site).agency(agency).signing_kid
+    assert line["header"]["sender_kid"] == signing
+    assert signing in {k.public for k in private_keys(site)}
+    assert signing not in {k.public for k in private_keys(admin)}
+
+
+def try_next(stderr: str) -> list[str]:
+    """The commands ``up`` printed under "Try next:"."""
+    block = stderr.split("Try next:", 1)[1]
+    return [line.strip() for line in block.splitlines() if line.startswith("  fusionbus ")]
+
+
+def run_as_written(command: str, cwd: Path) -> str:
+    """Run one printed command as a shell would (``fusionbus`` being our CLI, ``> FILE``
+    writing standard output to FILE); its standard output."""
+    words = shlex.split(command)
+    target = None
+    if ">" in words:
+        at = words.index(">")
+        words, target = words[:at], words[at + 1]
+    result = subprocess.run(
+        [*CLI, *words[1:]], capture_output=True, text=True, timeout=300, env=clean_env(),
+        cwd=cwd, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, f"{command}\n{failed(result)}"
+    if target is not None:
+        (cwd / target).write_text(result.stdout)
+    return result.stdout
+
+
+def files_of(home: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(home.rglob("*"))
+        if p.is_file() and "kafka" not in p.relative_to(home).parts[:1]
+        and p.name != "config.toml" and p.suffix not in {".sqlite", ".sqlite-wal", ".sqlite-shm"}
+    }  # fmt: skip
+
+
+def test_up_keeps_every_agency_key_out_of_the_admins_home_and_its_next_steps_run(
+    kafka_dist: KafkaDistribution, tmp_path: Path
+) -> None:
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    try:
+        first = run_cli("up", "--home", str(home), "--port", "0", env=clean_env())
+        assert first.returncode == 0, failed(first)
+        assert "each enrolled by request from its own home" in " ".join(first.stderr.split())
+        assert_homes_separate(home)
+        steps = try_next(first.stderr)
+        assert len(steps) == 6, first.stderr
+        outputs = {step: run_as_written(step, work) for step in steps}
+        anf = outputs[steps[0]]
+        assert "customs narcotics PKKHI" in anf
+        fia = json_lines(outputs[steps[1]])
+        assert {x["header"]["category"] for x in fia} >= {"human_trafficking", "cash_smuggling"}
+        published = outputs[steps[3]].strip()
+        assert published == orjson.loads((work / "report.json").read_text())["message_id"]
+        assert "anf" in outputs[steps[5]]
+        assert_homes_separate(home)  # running them added no key anywhere
+
+        before = files_of(home)
+        again = run_cli("up", "--home", str(home), "--port", "0", env=clean_env())
+        assert again.returncode == 0, failed(again)
+        assert "Using the federation already in" in again.stderr
+        assert files_of(home) == before  # every key, record, certificate and bundle reused
+
+        stop = run_cli("kafka", "stop", "--data-dir", str(home / "kafka"), env=clean_env())
+        assert stop.returncode == 0, failed(stop)
+        assert java_pids_using(home) == []
+    finally:
+        EmbeddedKafka(home / "kafka").stop()
