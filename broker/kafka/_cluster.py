@@ -13,6 +13,11 @@ the principal is the certificate's CN, and the StandardAuthorizer allows only wh
 grant (nodes and the admin are super users). Without it the cluster is PLAINTEXT with no
 authorization, for the quick local demo and tests only, and it says so on start.
 
+Addresses: every node listens on 127.0.0.1, or node ``i`` on ``hosts[i]`` (loopback IPv4
+addresses such as 127.0.10.1, 127.0.10.2, ...: Linux routes all of 127.0.0.0/8 to ``lo``), for
+clients, inter-broker and controller traffic alike, so each node is reached by its own address
+as on separate machines; its certificate names that address.
+
 Ports: node ``i`` (0-based) listens for clients on ``port + i`` and for its controller quorum
 on ``port + nodes + i``; ``port=0`` picks free ports. Durable defaults: replication factor
 ``min(3, nodes)``, ``min.insync.replicas=2`` from 3 nodes on, unclean leader election off.
@@ -23,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import ipaddress
 import json
 import os
 import signal
@@ -30,8 +36,9 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import structlog
 
@@ -42,13 +49,29 @@ from broker.kafka._distribution import KafkaDistribution, ensure_distribution
 from broker.kafka._probe import broker_count
 from broker.kafka._security import ClusterTls, security_properties
 
-__all__ = ["DEFAULT_PORT", "ClusterState", "EmbeddedKafka", "NodeState", "server_properties"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "ClusterState",
+    "EmbeddedKafka",
+    "NodeState",
+    "endpoint",
+    "loopback_hosts",
+    "new_cluster_id",
+    "server_properties",
+]
 
 log = structlog.get_logger(__name__)
 
 _STATE = "cluster.json"
 DEFAULT_PORT = 9092
-_HOST = "127.0.0.1"
+DEFAULT_HOST = "127.0.0.1"
+_LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
+
+
+def endpoint(host: str, port: int) -> str:
+    """``host:port``, an IPv6 address in brackets (``[fd00::1]:9092``)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass
@@ -57,10 +80,15 @@ class NodeState:
     client_port: int
     controller_port: int
     pid: int | None = None
+    host: str = DEFAULT_HOST
 
     @property
     def bootstrap(self) -> str:
-        return f"{_HOST}:{self.client_port}"
+        return endpoint(self.host, self.client_port)
+
+    @property
+    def controller(self) -> str:
+        return endpoint(self.host, self.controller_port)
 
 
 @dataclass
@@ -77,8 +105,38 @@ class ClusterState:
         return ",".join(node.bootstrap for node in self.nodes)
 
 
+def loopback_hosts(hosts: Sequence[str], nodes: int) -> tuple[str, ...]:
+    """``hosts`` checked as one distinct loopback IPv4 address per node, in canonical form;
+    KafkaRuntimeError saying what is wrong otherwise."""
+    if len(hosts) != nodes:
+        raise KafkaRuntimeError(
+            f"{nodes} node(s) need {nodes} address(es), one each, got {len(hosts)}: "
+            f"{', '.join(hosts) or 'none'}"
+        )
+    canonical: list[str] = []
+    for host in hosts:
+        try:
+            address = ipaddress.IPv4Address(host)
+        except ValueError:
+            address = None
+        if address is None or address not in _LOOPBACK:
+            raise KafkaRuntimeError(
+                f"{host!r} is not a loopback address: the embedded Kafka listens on "
+                "127.0.0.0/8 only (such as 127.0.10.1); for real machines, use `fusionbus "
+                "kafka config`"
+            )
+        canonical.append(str(address))
+    if len(set(canonical)) != len(canonical):
+        raise KafkaRuntimeError(
+            f"the addresses {', '.join(hosts)} repeat one; give each node its own"
+        )
+    return tuple(canonical)
+
+
 class EmbeddedKafka:
-    """A KRaft cluster of ``nodes`` combined nodes whose files live under ``data_dir``."""
+    """A KRaft cluster of ``nodes`` combined nodes whose files live under ``data_dir``; node
+    ``i`` on ``hosts[i]`` if given (else 127.0.0.1, or the addresses this data dir used last).
+    """
 
     def __init__(
         self,
@@ -90,6 +148,7 @@ class EmbeddedKafka:
         ready_timeout: float = 120.0,
         stop_timeout: float = 30.0,
         secure: ClusterTls | None = None,
+        hosts: Sequence[str] | None = None,
     ) -> None:
         if nodes < 1:
             raise KafkaRuntimeError(f"--nodes must be 1 or more, got {nodes}")
@@ -105,6 +164,7 @@ class EmbeddedKafka:
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
         self.secure = secure
+        self.hosts = loopback_hosts(hosts, nodes) if hosts is not None else None
         # JVMs started by this object: trusted by handle, since /proc/<pid>/cmdline reads
         # empty for a moment after exec.
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
@@ -178,7 +238,10 @@ class EmbeddedKafka:
         self._prepare_data_dir()
         dist = dist or ensure_distribution()
         state = previous if previous is not None else self._new_state(dist)
-        if previous is not None and self.port not in (None, previous.nodes[0].client_port):
+        if previous is not None and (
+            self.port not in (None, previous.nodes[0].client_port)
+            or self.hosts not in (None, tuple(n.host for n in previous.nodes))
+        ):
             state = self._new_state(dist, cluster_id=previous.cluster_id)
         self._check_ports(state)
         if self.secure is None:
@@ -214,19 +277,20 @@ class EmbeddedKafka:
 
     def _new_state(self, dist: KafkaDistribution, cluster_id: str | None = None) -> ClusterState:
         n = self.nodes
+        hosts = self.hosts or (DEFAULT_HOST,) * n
         base = DEFAULT_PORT if self.port is None else self.port
-        ports = _free_ports(2 * n) if base == 0 else list(range(base, base + 2 * n))
-        nodes = [NodeState(i + 1, ports[i], ports[n + i]) for i in range(n)]
+        ports = _free_ports([*hosts, *hosts]) if base == 0 else list(range(base, base + 2 * n))
+        nodes = [NodeState(i + 1, ports[i], ports[n + i], host=hosts[i]) for i in range(n)]
         return ClusterState(
-            cluster_id or _kafka_uuid(), dist.version, nodes, secure=self.secure is not None
+            cluster_id or new_cluster_id(), dist.version, nodes, secure=self.secure is not None
         )
 
     def _check_ports(self, state: ClusterState) -> None:
         for node in state.nodes:
             for port in (node.client_port, node.controller_port):
-                if not _port_free(port):
+                if not _port_free(node.host, port):
                     raise PortInUseError(
-                        f"port {port} on {_HOST} is already in use, so node {node.node_id} "
+                        f"port {port} on {node.host} is already in use, so node {node.node_id} "
                         f"cannot listen on it. Is another Kafka running (`fusionbus kafka "
                         "status`)? Stop it, or pick other ports with --port (0 picks free ones)."
                     )
@@ -318,7 +382,7 @@ class EmbeddedKafka:
                         f"Kafka node {node.node_id} exited during start-up. Last lines of "
                         f"its logs ({self._node_dir(node) / 'logs'}):\n{self._log_tail(node)}"
                     )
-            if all(_port_open(n.client_port) for n in state.nodes):
+            if all(_port_open(n.host, n.client_port) for n in state.nodes):
                 with contextlib.suppress(Exception):
                     seen = _run_probe(self.client_settings(state))
                 if seen >= want:
@@ -428,21 +492,33 @@ class EmbeddedKafka:
 
 
 def server_properties(
-    state: ClusterState, node: NodeState, log_dir: Path, *, tls: ClusterTls | None = None
+    state: ClusterState,
+    node: NodeState,
+    log_dir: Path | PurePosixPath,
+    *,
+    tls: ClusterTls | None = None,
+    bind: str | None = None,
+    local: bool = True,
 ) -> dict[str, str]:
     """The ``server.properties`` of one combined KRaft node, with durable defaults; with
-    ``tls``, every listener is mutual TLS and the authorizer is on."""
+    ``tls``, every listener is mutual TLS and the authorizer is on.
+
+    Each node is dialled at its own host (``node.host``: clients, peers, the quorum);
+    its listeners bind to ``bind`` (default: that host; ``0.0.0.0`` for every interface of
+    a real machine). ``local`` is a cluster on one machine: consumer groups form at once.
+    """
     n = len(state.nodes)
     client = "CLIENT" if tls is not None else "PLAINTEXT"
     replication = min(3, n)
-    voters = ",".join(f"{m.node_id}@{_HOST}:{m.controller_port}" for m in state.nodes)
+    voters = ",".join(f"{m.node_id}@{m.controller}" for m in state.nodes)
+    listen = node.host if bind is None else bind
     props: dict[str, object] = {
         "process.roles": "broker,controller",
         "node.id": node.node_id,
         "controller.quorum.voters": voters,
-        "listeners": f"{client}://{_HOST}:{node.client_port},"
-        f"CONTROLLER://{_HOST}:{node.controller_port}",
-        "advertised.listeners": f"{client}://{_HOST}:{node.client_port}",
+        "listeners": f"{client}://{endpoint(listen, node.client_port)},"
+        f"CONTROLLER://{endpoint(listen, node.controller_port)}",
+        "advertised.listeners": f"{client}://{node.bootstrap}",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": client,
@@ -457,11 +533,11 @@ def server_properties(
         "share.coordinator.state.topic.replication.factor": replication,
         "share.coordinator.state.topic.min.isr": min(2, replication),
         "unclean.leader.election.enable": "false",
-        # A local cluster: let consumer groups form at once instead of after 3 s.
-        "group.initial.rebalance.delay.ms": 0,
         # Topics a standard client writes to appear with the durable defaults above.
         "auto.create.topics.enable": "true",
     }
+    if local:  # let consumer groups form at once instead of after 3 s
+        props["group.initial.rebalance.delay.ms"] = 0
     if tls is not None:
         props |= security_properties(tls, node.node_id)
     return {key: str(value) for key, value in props.items()}
@@ -489,7 +565,7 @@ def _run_probe(settings: KafkaSettings) -> int:
         return pool.submit(asyncio.run, broker_count(settings, wait_s=5.0)).result()
 
 
-def _kafka_uuid() -> str:
+def new_cluster_id() -> str:
     """A Kafka cluster id: URL-safe base64 of 16 random bytes, never starting with '-'."""
     while True:
         text = b64u(uuid.uuid4().bytes)
@@ -497,29 +573,31 @@ def _kafka_uuid() -> str:
             return text
 
 
-def _port_free(port: int) -> bool:
-    """Could a server bind ``port``? SO_REUSEADDR as the JVM sets it, so TIME_WAIT is no clash."""
+def _port_free(host: str, port: int) -> bool:
+    """Could a server bind ``port`` on ``host``? SO_REUSEADDR as the JVM sets it, so
+    TIME_WAIT is no clash."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((_HOST, port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True
 
 
-def _port_open(port: int) -> bool:
+def _port_open(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
-        return sock.connect_ex((_HOST, port)) == 0
+        return sock.connect_ex((host, port)) == 0
 
 
-def _free_ports(count: int) -> list[int]:
+def _free_ports(hosts: Sequence[str]) -> list[int]:
+    """A free port on each of ``hosts`` (a host may repeat: then as many ports)."""
     socks = []
     try:
-        for _ in range(count):
+        for host in hosts:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((_HOST, 0))
+            sock.bind((host, 0))
             socks.append(sock)
         return [s.getsockname()[1] for s in socks]
     finally:

@@ -10,7 +10,7 @@ import pytest
 
 from broker.errors import KafkaRuntimeError
 from broker.kafka import ClusterState, EmbeddedKafka, NodeState
-from broker.kafka._cluster import _kafka_uuid, _tail_text, server_properties
+from broker.kafka._cluster import _tail_text, new_cluster_id, server_properties
 from broker.kafka._distribution import _java_major, _verify, kafka_version
 
 
@@ -63,7 +63,7 @@ def test_five_nodes_still_replicate_three_times() -> None:
 
 
 def test_cluster_ids_look_like_kafkas() -> None:
-    ids = {_kafka_uuid() for _ in range(200)}
+    ids = {new_cluster_id() for _ in range(200)}
     assert len(ids) == 200
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)
 
