@@ -12,12 +12,15 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from broker.errors import ConfigError
 from broker.federation import Federation
 from fusionbus.cli import _console, federation
 from tests.unit.cli.conftest import cli, ok
 
-NAME = "[/] [red on red]hidden\x85 \x9b2J \u202eevil"
-SHOWN = "[/] [red on red]hidden\\x85 \\x9b2J \\u202eevil"
+NAME = "[/] [red on red]x\u200b y\u2060z\u00ad"
+"""What a root-signed name may still hold: markup and invisible format characters (the
+directory refuses C0/C1 controls and bidi overrides in names since issue 9)."""
+SHOWN = "[/] [red on red]x\\u200b y\\u2060z\\xad"
 _OUR_STYLES = re.compile(r"\x1b\[[0-9;]*m")
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -31,10 +34,18 @@ def _safe(text: str) -> str:
 @pytest.fixture
 def hostile_directory(home: Path) -> Path:
     """The template home plus an agency whose root-signed name (written by another tool:
-    ``agency add --name`` refuses it) holds markup, C1 controls and a bidi override."""
+    ``agency add --name`` refuses it) holds markup and invisible format characters."""
     now = datetime.now(UTC).replace(microsecond=0)
     Federation.load(home).add_agency("mallory", NAME, now=now)
     return home
+
+
+@pytest.mark.parametrize("control", ["\x85", "\x9b", "\u202e", "\u2066", "\x1b"])
+def test_the_directory_refuses_a_name_with_a_control_or_bidi_override(
+    home: Path, control: str
+) -> None:
+    with pytest.raises(ConfigError, match="name"):
+        Federation.load(home).add_agency("mallory", f"evil{control}name", now=datetime.now(UTC))
 
 
 def test_agency_list_prints_a_hostile_name_as_text(hostile_directory: Path) -> None:
