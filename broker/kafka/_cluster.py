@@ -44,7 +44,7 @@ import structlog
 
 from broker._jose import b64u
 from broker.config import KafkaSettings
-from broker.errors import KafkaRuntimeError, KafkaStartError, PortInUseError
+from broker.errors import ConfigError, KafkaRuntimeError, KafkaStartError, PortInUseError
 from broker.kafka._distribution import KafkaDistribution, ensure_distribution
 from broker.kafka._probe import broker_count
 from broker.kafka._security import ClusterTls, security_properties
@@ -107,9 +107,9 @@ class ClusterState:
 
 def loopback_hosts(hosts: Sequence[str], nodes: int) -> tuple[str, ...]:
     """``hosts`` checked as one distinct loopback IPv4 address per node, in canonical form;
-    KafkaRuntimeError saying what is wrong otherwise."""
+    ConfigError saying what is wrong otherwise."""
     if len(hosts) != nodes:
-        raise KafkaRuntimeError(
+        raise ConfigError(
             f"{nodes} node(s) need {nodes} address(es), one each, got {len(hosts)}: "
             f"{', '.join(hosts) or 'none'}"
         )
@@ -120,16 +120,14 @@ def loopback_hosts(hosts: Sequence[str], nodes: int) -> tuple[str, ...]:
         except ValueError:
             address = None
         if address is None or address not in _LOOPBACK:
-            raise KafkaRuntimeError(
+            raise ConfigError(
                 f"{host!r} is not a loopback address: the embedded Kafka listens on "
                 "127.0.0.0/8 only (such as 127.0.10.1); for real machines, use `fusionbus "
                 "kafka config`"
             )
         canonical.append(str(address))
     if len(set(canonical)) != len(canonical):
-        raise KafkaRuntimeError(
-            f"the addresses {', '.join(hosts)} repeat one; give each node its own"
-        )
+        raise ConfigError(f"the addresses {', '.join(hosts)} repeat one; give each node its own")
     return tuple(canonical)
 
 

@@ -19,7 +19,6 @@ by default) and the log dir on the target machine.
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import json
 import os
@@ -28,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from broker._jose import b64d
 from broker.errors import ConfigError
 from broker.kafka._cluster import DEFAULT_PORT, ClusterState, NodeState, server_properties
 from broker.kafka._security import ClusterTls
@@ -99,10 +99,11 @@ def bind_address(text: str) -> str:
 def cluster_id(text: str) -> str:
     """A Kafka cluster id: 16 bytes in URL-safe base64, 22 characters, as ``kafka-storage
     random-uuid`` prints."""
-    if _CLUSTER_ID.fullmatch(text) is not None:
-        raw = base64.urlsafe_b64decode(text + "==")
-        if base64.urlsafe_b64encode(raw).decode().rstrip("=") == text:
+    try:
+        if _CLUSTER_ID.fullmatch(text) is not None and len(b64d(text)) == 16:
             return text
+    except ValueError:
+        pass
     raise ConfigError(
         f"{text!r} is not a Kafka cluster id: expected 22 characters of URL-safe base64 "
         "(16 bytes), not starting with '-', like the one `kafka-storage.sh random-uuid` "

@@ -16,7 +16,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from broker.config import default_home
-from broker.errors import ConfigError, KafkaRuntimeError
+from broker.errors import ConfigError
 from broker.federation.pki import ADMIN_PRINCIPAL, ClusterPki, node_principal
 from broker.kafka import (
     DEFAULT_CONTROLLER_PORT,
@@ -65,7 +65,7 @@ def loopback_addresses(value: object) -> str:
     items = _items(value)
     try:
         return ",".join(loopback_hosts(items, len(items)))
-    except KafkaRuntimeError as exc:
+    except ConfigError as exc:
         raise typer.BadParameter(
             f"{exc}; give one address per node, separated by commas, such as "
             "127.0.10.1,127.0.10.2,127.0.10.3"
