@@ -103,6 +103,11 @@ class HomeLayout:
         return self.directory_dir / f"{agency}.jws"
 
     @property
+    def accepted_revisions(self) -> Path:
+        """The highest revision this home accepted per agency (the rollback guard)."""
+        return self.directory_dir / ".accepted-revisions.json"
+
+    @property
     def agencies_dir(self) -> Path:
         return self.home / "agencies"
 

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from broker._crypto import EncryptionKey, VerifyKey
 from broker.errors import ConfigError
 from broker.federation import lifecycle, policy
+from broker.federation._highwater import RevisionGuard
 from broker.federation._home import (
     PUBLIC_FILE_MODE,
     HomeLayout,
@@ -111,6 +112,7 @@ class Federation:
         """
         layout = HomeLayout(home)
         root = read_root_public(layout.root_public, home)
+        guard = RevisionGuard(layout.accepted_revisions)
         records: dict[str, AgencyRecord] = {}
         files = sorted(layout.directory_dir.glob("*.jws")) if layout.directory_dir.is_dir() else []
         for path in files:
@@ -122,7 +124,10 @@ class Federation:
                     f"{path}: holds the record of agency {record.id!r}, but its file name "
                     f"says {path.stem!r}; a record must be filed as directory/<id>.jws"
                 )
+            guard.check(record, source=str(path))
             records[record.id] = record
+        if layout.directory_dir.is_dir():
+            guard.accept(records.values())
         return cls(home, root, records, settings or KeySettings())
 
     @classmethod
@@ -176,6 +181,7 @@ class Federation:
             self._layout.record(record.id), token + b"\n", mode=PUBLIC_FILE_MODE, exclusive=new
         )
         self._records[record.id] = record
+        RevisionGuard(self._layout.accepted_revisions).accept([record])
         return token
 
     def check_free(self, agency_id: str) -> None:
