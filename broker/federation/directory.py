@@ -33,6 +33,7 @@ from broker.federation._home import (
     write_root_public,
 )
 from broker.federation._keyfiles import AgencyKeyFiles
+from broker.federation.head import sign_head
 from broker.federation.records import (
     MAX_RECORD_BYTES,
     AgencyRecord,
@@ -397,6 +398,13 @@ class Federation:
             revision=updated.revision,
         )
         return updated
+
+    def signed_head(self, *, now: datetime) -> bytes:
+        """The root-signed head naming every agency's current revision at ``now`` (admin
+        only): published after the records, it lets a reader with no state detect a
+        rolled-back directory topic (:mod:`broker.federation.head`)."""
+        revisions = {record.id: record.revision for record in self._records.values()}
+        return sign_head(revisions, self.root_key(), now=_aware(now))
 
     def signed_records(self) -> dict[str, bytes]:
         """Every agency's root-signed record, verified, as the compact JWS bytes on disk."""

@@ -95,16 +95,20 @@ def publish_directory_command(
         ),
     ] = DIRECTORY_TOPIC,
 ) -> None:
-    """Publish every root-signed record to the directory topic, keyed by agency id.
+    """Publish every root-signed record to the directory topic, keyed by agency id, then
+    a fresh root-signed head naming their revisions.
 
-    Run it after agency add, grant, rotate-keys or revoke: running LiveDirectory readers
-    (publishers and subscribers) apply the change within seconds. Prints the count.
+    Run it after agency add, grant, rotate-keys or revoke, and at least weekly (readers warn
+    of a head older than 7 days): running LiveDirectory readers (publishers and
+    subscribers) apply the change within seconds, and a reader with no state refuses a
+    rolled-back topic by the head. Prints the count of agency records.
     """
     where = resolve_home(home)
     federation = Federation.load(where)
     tokens = federation.signed_records()
+    head = federation.signed_head(now=datetime.now(UTC))
     settings = kafka_settings(where, bootstrap)
-    count = asyncio.run(publish_directory(settings, tokens, topic=topic))
+    count = asyncio.run(publish_directory(settings, tokens, topic=topic, head=head))
     say(
         "Published {count} directory record(s) to {topic} at {bootstrap}.",
         count=count, topic=topic, bootstrap=settings.bootstrap,

@@ -108,6 +108,9 @@ async def test_a_party_starting_later_catches_up_and_refuses_forged_and_rolled_b
         assert [a.id for a in live.view.agencies()] == ["anf", "customs", "fia"]
         assert live.view.agency("fia") == fia  # the revocation stands
         assert live.view.refused == 4
+        assert live.view.head is not None  # publish-directory wrote a fresh head
+        assert live.view.head.revisions["fia"] == fia.revision
+        assert live.view.head_problem(datetime.now(UTC)) is None
         assert live.signing_key(fia.signing_kid) is not None
         assert live.entitled("anf", category="narcotics", jurisdiction="PKKHI")
 
