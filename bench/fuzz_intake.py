@@ -95,7 +95,7 @@ def render(figures: dict[str, Any]) -> str:
         ),
     ]
     for name, count in figures["known_issues"].items():
-        lines.append(f"known issue {name}: {count} records ({KNOWN_ISSUES[name][:70]}...)")
+        lines.append(f"open finding {name}: {count} records ({KNOWN_ISSUES[name][:70]}...)")
     for title, key in (("Intake", "intake_verdicts"), ("RawIntake", "raw_verdicts")):
         lines.append(f"{title} verdicts:")
         lines += [f"  {reason:<22}{count:>8}" for reason, count in figures[key].items()]

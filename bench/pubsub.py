@@ -93,7 +93,7 @@ VARIATIONS = (
     Variation("1KB-10r-3p", 1024, 10, 3, "PK-BA"),
     Variation("1KB-3r-1p", 1024, 3, 1, "PK-IS"),
 )
-"""One factor at a time around the first (the issue's target case)."""
+"""One factor at a time around the first (the target case: 1 KB, 3 recipients, 3 partitions)."""
 
 
 @dataclass(frozen=True)

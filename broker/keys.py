@@ -5,7 +5,7 @@ named by its **kid = RFC 7638 JWK thumbprint** (SHA-256 over the canonical publi
 base64url): self-certifying (anyone holding the public key can recompute it), stable
 across exports, unique without a registry, and computed by every JOSE library (Node
 ``jose.calculateJwkThumbprint``, joserfc ``thumbprint()``). Human-readable names
-(``anf/sig/3``) belong in the directory (issue 4), which maps them to thumbprints.
+(``anf/sig/3``) belong in the directory, which maps them to thumbprints.
 """
 
 from __future__ import annotations

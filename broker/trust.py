@@ -3,8 +3,8 @@
 A trust store answers two questions by key id: *whose signing key is this, and is it good
 now?* and *whose encryption key is this, and may I still encrypt to it?* Each answer is a
 record with the owning agency, the public key and its lifecycle (``valid_from``,
-``valid_until``, ``revoked_at``). Issue 4 implements the protocol with a root-signed
-directory; :class:`MemoryTrustStore` is for tests and tools.
+``valid_until``, ``revoked_at``). The root-signed directory implements the protocol
+(``broker.federation``); :class:`MemoryTrustStore` is for tests and tools.
 
 Lifecycle rules (:func:`key_problem`), used by sealing and opening alike:
 

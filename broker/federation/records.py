@@ -3,8 +3,8 @@
 One :class:`AgencyRecord` per agency holds everything a counterpart needs to trust it:
 its id and name, its public signing and encryption keys (each a JWK with its validity),
 and its grants (the category-and-jurisdiction pairs it may receive). Keys and grants live
-in one record so that one signature, one ``revision`` and (in issue 5) one log-compacted
-Kafka record keyed by the agency id describe the agency completely: a reader never sees
+in one record so that one signature, one ``revision`` and one log-compacted Kafka record
+keyed by the agency id describe the agency completely: a reader never sees
 new keys with old grants.
 
 The wire form is a compact JWS (RFC 7515) signed by the root's Ed25519 key::
@@ -15,7 +15,7 @@ The wire form is a compact JWS (RFC 7515) signed by the root's Ed25519 key::
 
 :func:`verify_record` accepts exactly that and nothing else: the header must have exactly
 those three members, the payload must be the canonical serialisation of a valid record
-(so a record has one signed form, which issue 5 can hash and compare), and every failure
+(so a record has one signed form, which readers can hash and compare), and every failure
 is a :class:`~broker.errors.ConfigError` naming the source and the problem.
 """
 
@@ -173,9 +173,9 @@ AgencyName = Annotated[
 class AgencyRecord(_Frozen):
     """Everything the root says about one agency, at one ``revision``.
 
-    ``revision`` starts at 1 and grows by one with every re-signing; in issue 5 a reader
-    refuses a record whose revision is not above the highest it has seen for the agency
-    (rollback protection). The *last* key of each list is the current one; earlier ones
+    ``revision`` starts at 1 and grows by one with every re-signing; a reader refuses a
+    record whose revision is not above the highest it has seen for the agency (rollback
+    protection). The *last* key of each list is the current one; earlier ones
     stay listed (with ``valid_until``/``revoked_at``) so old messages still verify.
     """
 
