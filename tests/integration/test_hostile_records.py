@@ -59,28 +59,29 @@ async def test_hostile_records_are_quarantined_and_every_report_arrives_once(
             valid_from=datetime.now(UTC) - timedelta(days=1),
         )  # fmt: skip
     settings = KafkaSettings(bootstrap=kafka.bootstrap)
-    narcotics = report_topic(sender, "PKKHI", "narcotics")
-    cash = report_topic(sender, "PKKHI", "cash_smuggling")
-    await ensure_topics(settings, [narcotics, cash], partitions=1)
+    # A category and area no other test writes, so the subscription reads only these topics.
+    primary = report_topic(sender, "PK-JK", "cultural_property")
+    other = report_topic(sender, "PK-JK", "counterfeit_goods")
+    await ensure_topics(settings, [primary, other], partitions=1)
     sealer = Sealer(ids[sender], trust, clock=lambda: datetime.now(UTC))
     kids = [ids[reader].encryption_kid]
 
     def genuine() -> tuple[Report, bytes]:
-        report = example_report("narcotics", "PKKHI").model_copy(update={"sender": sender})
+        report = example_report("cultural_property", "PK-JK").model_copy(update={"sender": sender})
         return report, seal_report(sealer, report, kids)
 
     reports = [genuine() for _ in range(5)]
     copied = reports[4][1]
     records = [
-        (narcotics, reports[0][1], ()),
-        (narcotics, b'{"fine": 1}', [(RawKey(b"\xff\xfe-not-utf8"), b"x")]),  # finding 3
-        (narcotics, reports[1][1], ()),
-        (narcotics, b"\x00" * 1_048_000, ()),  # finding 4: garbage close to the 1 MiB limit
-        (narcotics, reports[2][1], ()),
-        (narcotics, _not_an_object_entry(reports[3][1]), ()),  # finding 1
-        (narcotics, reports[3][1], ()),
-        (cash, copied, ()),  # finding 9: a narcotics envelope on a cash-smuggling topic
-        (narcotics, reports[4][1], ()),
+        (primary, reports[0][1], ()),
+        (primary, b'{"fine": 1}', [(RawKey(b"\xff\xfe-not-utf8"), b"x")]),  # finding 3
+        (primary, reports[1][1], ()),
+        (primary, b"\x00" * 1_048_000, ()),  # finding 4: garbage close to the 1 MiB limit
+        (primary, reports[2][1], ()),
+        (primary, _not_an_object_entry(reports[3][1]), ()),  # finding 1
+        (primary, reports[3][1], ()),
+        (other, copied, ()),  # finding 9: an envelope copied onto another category's topic
+        (primary, reports[4][1], ()),
     ]
     await write(settings, records)
     expected = {r.message_id for r, _ in reports}
@@ -95,12 +96,12 @@ async def test_hostile_records_are_quarantined_and_every_report_arrives_once(
 
         store = SqliteDelivered(store_path)
         subscriber = Subscriber(
-            ids[reader], trust, settings, categories=["narcotics", "cash_smuggling"],
-            jurisdictions=["PK"], group_id=group, delivered=store,
+            ids[reader], trust, settings, categories=["cultural_property", "counterfeit_goods"],
+            jurisdictions=["PK-JK"], group_id=group, delivered=store,
         )  # fmt: skip
         try:
             await asyncio.wait_for(
-                subscriber.run(handler, limit=stop_after, exit_at_end=stop_after is None), 90
+                subscriber.run(handler, limit=stop_after, exit_at_end=stop_after is None), 300
             )
         finally:
             store.close()
@@ -111,7 +112,7 @@ async def test_hostile_records_are_quarantined_and_every_report_arrives_once(
     delivered = [d.report.message_id for d in first + second]
     assert sorted(map(str, delivered)) == sorted(map(str, expected)), "each report exactly once"
 
-    mine = {narcotics, cash}  # the subscriber also reads other tests' senders' topics
+    mine = {primary, other}  # in case another sender ever writes the same category and area
 
     def all_four(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
         return sum(header(r, Header.SOURCE_TOPIC) in mine for r in records) >= 4
@@ -122,9 +123,9 @@ async def test_hostile_records_are_quarantined_and_every_report_arrives_once(
         if header(r, Header.SOURCE_TOPIC) in mine
     ]
     reasons = {(header(r, Header.SOURCE_TOPIC), header(r, Header.REASON)) for r in quarantined}
-    assert (narcotics, "undecodable") in reasons
-    assert (narcotics, "malformed") in reasons
-    assert (cash, "wrong_topic") in reasons
+    assert (primary, "undecodable") in reasons
+    assert (primary, "malformed") in reasons
+    assert (other, "wrong_topic") in reasons
     [big] = [r for r in quarantined if header(r, Header.TRUNCATED) == "value"]
     assert header(big, Header.ORIGINAL_SIZE) == "1048000"
     assert big.value == b"\x00" * len(big.value)
