@@ -328,14 +328,17 @@ class Federation:
         """A trust store over the verified records, as they are now."""
         return DirectoryTrustStore(self._records.values())
 
-    def identity(self, agency_id: str) -> Identity:
-        """``agency_id``'s private keys from this home, checked against its record.
+    def identity(self, agency_id: str, *, record: AgencyRecord | None = None) -> Identity:
+        """``agency_id``'s private keys from this home, checked against its record: this
+        home's, or ``record`` (the agency's current one, from a live directory, say).
 
         Besides the current keys it holds every older decryption key still listed whose
         file (``encryption.<kid>.key.pem``) is here, to open envelopes sealed before a
         rotation.
         """
-        return self._keys.identity(self.agency(agency_id))
+        if record is not None and record.id != agency_id:
+            raise ConfigError(f"the record given for {agency_id!r} is {record.id!r}'s")
+        return self._keys.identity(record if record is not None else self.agency(agency_id))
 
     def rotate_keys(
         self, agency_id: str, *, now: datetime, valid_for: timedelta = timedelta(days=365)

@@ -6,6 +6,7 @@ import asyncio
 import os
 import tomllib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -20,13 +21,16 @@ from broker.federation import Federation, HomeLayout, policy
 from broker.federation.enrolment import KafkaHint
 from broker.federation.pki import ClientFiles, ClusterPki
 from broker.federation.records import AgencyRecord
+from broker.topics import DIRECTORY_TOPIC
 from fusionbus.cli import _params
 from producers import RecipientPolicy
 
 __all__ = [
     "BootstrapOpt",
+    "DirectorySource",
     "HomeOpt",
     "cluster_is_secure",
+    "directory_source",
     "enrolled_and_not_revoked",
     "kafka_hint",
     "kafka_settings",
@@ -69,15 +73,52 @@ def resolve_home(home: Path | None, *, agency: str | None = None) -> Path:
     return where
 
 
-def _kafka_table(home: Path) -> dict[str, object]:
+def _config_table(home: Path, name: str) -> dict[str, object]:
+    """The table ``[name]`` of ``<home>/config.toml`` (empty if the file or table is absent)."""
     config = home / "config.toml"
     if not config.is_file():
         return {}
     try:
-        table = tomllib.loads(config.read_text()).get("kafka", {})
+        table = tomllib.loads(config.read_text()).get(name, {})
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{config} is not valid TOML: {exc}") from exc
     return table if isinstance(table, dict) else {}
+
+
+def _kafka_table(home: Path) -> dict[str, object]:
+    return _config_table(home, "kafka")
+
+
+@dataclass(frozen=True)
+class DirectorySource:
+    """Where a home reads the federation directory: its ``directory/*.jws`` files
+    (``"files"``), or the log-compacted Kafka topic ``topic`` through a
+    :class:`~broker.federation.LiveDirectory` (``"topic"``)."""
+
+    kind: Literal["files", "topic"] = "files"
+    topic: str = DIRECTORY_TOPIC
+
+
+def directory_source(home: Path) -> DirectorySource:
+    """``[directory] source`` (``"files"`` when absent) and ``topic`` in
+    ``<home>/config.toml``; a ConfigError naming the file, key and value otherwise."""
+    table = _config_table(home, "directory")
+    config = home / "config.toml"
+    kind = table.get("source", "files")
+    if kind not in {"files", "topic"}:
+        raise ConfigError(
+            f"{config}: [directory] source = {kind!r} is not a directory source; expected "
+            '"files" (the home\'s directory/*.jws, as the admin hands them over) or "topic" '
+            f"(the directory topic in Kafka, followed live). Fix it in {config}."
+        )
+    topic = table.get("topic", DIRECTORY_TOPIC)
+    try:
+        _params.topic_name(topic)
+    except typer.BadParameter as exc:
+        raise ConfigError(
+            f"{config}: [directory] topic = {topic!r}: {exc.message}. Fix it in {config}."
+        ) from None
+    return DirectorySource("topic" if kind == "topic" else "files", str(topic))
 
 
 def kafka_hint(home: Path) -> KafkaHint | None:
@@ -99,13 +140,23 @@ def cluster_is_secure(home: Path) -> bool:
     return _kafka_table(home).get("security") == "mtls"
 
 
-def write_config(home: Path, bootstrap: str, *, secure: bool, by: str) -> None:
-    """Record where the cluster is and its mode, for every later command."""
+def write_config(
+    home: Path,
+    bootstrap: str,
+    *,
+    secure: bool,
+    by: str,
+    directory: DirectorySource | None = None,
+) -> None:
+    """Record where the cluster is and its mode, for every later command, and where the
+    home reads the directory (``directory``; by default, what the file said before)."""
     home.mkdir(parents=True, exist_ok=True)
+    source = directory if directory is not None else directory_source(home)
     mode = "mtls" if secure else "plaintext"
-    (home / "config.toml").write_text(
-        f'# Written by `{by}`.\n[kafka]\nbootstrap = "{bootstrap}"\nsecurity = "{mode}"\n'
-    )
+    text = f'# Written by `{by}`.\n[kafka]\nbootstrap = "{bootstrap}"\nsecurity = "{mode}"\n'
+    if source != DirectorySource():
+        text += f'\n[directory]\nsource = "{source.kind}"\ntopic = "{source.topic}"\n'
+    (home / "config.toml").write_text(text)
 
 
 def kafka_settings(
@@ -205,14 +256,15 @@ def recipient_policy(federation: Federation) -> RecipientPolicy:
 
 
 def enrolled_and_not_revoked(
-    federation: Federation, agency: str, *, signs: bool = False
+    record: AgencyRecord, *, directory: str, signs: bool = False
 ) -> AgencyRecord:
-    """``agency``'s directory record, checked before anything connects to Kafka.
+    """``record`` (an agency's, from ``directory``: "the directory in HOME", say), checked
+    before anything connects to the report topics.
 
     An agency whose encryption keys are all revoked (or ended) is no recipient and gets no
     ACLs; one about to sign (``signs``) also needs a signing key in force. Such an agency
     is told that, instead of what Kafka would refuse later (a topic, an ACL)."""
-    record = federation.agency(agency)
+    agency = record.id
     now = datetime.now(UTC)
     usages: list[Literal["encryption", "signing"]] = (
         ["encryption", "signing"] if signs else ["encryption"]
@@ -221,7 +273,7 @@ def enrolled_and_not_revoked(
         keys = record.encryption_keys if usage == "encryption" else record.signing_keys
         if all(e.revoked_at is not None and e.revoked_at <= now for e in keys):
             raise AuthorizationError(
-                f"agency {agency} is revoked: the directory in {federation.home} marks every "
+                f"agency {agency} is revoked: {directory} marks every "
                 f"{usage} key of {agency} revoked, so {_EFFECT[usage]} and the cluster gives "
                 f"it no access. Ask the federation admin to enrol new keys (`fusionbus agency "
                 f"rotate-keys {agency}` on the admin's machine) and to publish the directory."

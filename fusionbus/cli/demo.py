@@ -5,7 +5,9 @@ Starts the embedded Kafka if needed — secured (mutual TLS, ACLs from the direc
 unless ``--plaintext`` is given or the home already holds a plaintext cluster — creates a
 demo federation of Pakistan Customs (``customs``), the Anti Narcotics Force (``anf``) and
 the Federal Investigation Agency (``fia``) with realistic grants, publishes a few sample
-reports from customs' home, and prints what to try next.
+reports from customs' home, and prints what to try next. It publishes the directory (with a
+fresh root-signed head) to its Kafka topic, and each site home reads it from there
+(``[directory] source = "topic"``), as a real agency's machine does.
 
 The home is the admin's; each agency gets its own home ``<home>/sites/<id>/`` (standing
 for its machine), enrolled by request through the same functions as ``agency init``,
@@ -24,12 +26,13 @@ from typing import Annotated
 import typer
 
 from broker.config import KafkaSettings
-from broker.federation import Federation, HomeLayout
+from broker.federation import Federation, HomeLayout, publish_directory
 from broker.federation._home import private_dir
 from broker.federation.enrolment import AgencySite
 from broker.kafka import EmbeddedKafka
 from fusionbus.cli import _params
 from fusionbus.cli._common import (
+    DirectorySource,
     HomeOpt,
     kafka_settings,
     recipient_policy,
@@ -43,7 +46,10 @@ from fusionbus.cli.kafka import start_cluster
 from producers import Publisher
 from schemas import Precedence, Report, example_report
 
-__all__ = ["DEMO_AGENCIES", "enrol_site", "refresh_sites", "up"]
+__all__ = ["DEMO_AGENCIES", "enrol_site", "publish_to_topic", "refresh_sites", "up"]
+
+LIVE_DIRECTORY = DirectorySource("topic")
+"""Where the demo's site homes read the directory: the default topic, followed live."""
 
 DEMO_AGENCIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "customs": (
@@ -112,6 +118,7 @@ def up(
                 enrol_site(where, agency, name)  # finishes an interrupted first run
         federation = Federation.load(where)
         sync_cluster(federation, where, issue=federation.agencies())
+        publish_to_topic(federation, where)
         refresh_sites(where, federation, state.bootstrap, secure=secure)
     else:
         now = datetime.now(UTC).replace(microsecond=0)
@@ -122,6 +129,7 @@ def up(
         for agency, (_, categories) in DEMO_AGENCIES.items():
             federation.grant(agency, categories=categories, jurisdictions=["PK"], now=now)
         sync_cluster(federation, where)
+        publish_to_topic(federation, where)
         refresh_sites(where, federation, state.bootstrap, secure=secure)
         customs = HomeLayout(where).site("customs")
         settings = kafka_settings(customs, None, agency="customs")
@@ -162,15 +170,25 @@ def enrol_site(where: Path, agency: str, name: str) -> None:
     import_bundle(site, layout.bundle(agency))
 
 
+def publish_to_topic(federation: Federation, where: Path) -> None:
+    """Publish every record and a fresh root-signed head to the directory topic, as
+    ``federation publish-directory`` does: the sites read the directory from there."""
+    settings = kafka_settings(where, None)
+    head = federation.signed_head(now=datetime.now(UTC))
+    asyncio.run(publish_directory(settings, federation.signed_records(), head=head))
+
+
 def refresh_sites(where: Path, federation: Federation, bootstrap: str, *, secure: bool) -> None:
-    """Hand every site the admin's current directory (grants included) and Kafka address,
-    as ``federation publish-directory`` and each machine's own config would."""
+    """Hand every site the admin's current directory files (grants included), its Kafka
+    address, and ``[directory] source = "topic"``, so it follows the live directory."""
     tokens = list(federation.signed_records().values())
     for agency in DEMO_AGENCIES:
         site = HomeLayout(where).site(agency)
         if HomeLayout(site).record(agency).is_file():
             AgencySite(site).install_directory(tokens)
-            write_config(site, bootstrap, secure=secure, by="fusionbus up")
+            write_config(
+                site, bootstrap, secure=secure, by="fusionbus up", directory=LIVE_DIRECTORY
+            )
 
 
 async def _publish_samples(federation: Federation, settings: KafkaSettings) -> int:

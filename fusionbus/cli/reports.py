@@ -29,16 +29,9 @@ from consumers import (
 from consumers.intake import RawVerdict
 from consumers.raw import tail_raw
 from fusionbus.cli import _params
-from fusionbus.cli._common import (
-    BootstrapOpt,
-    HomeOpt,
-    enrolled_and_not_revoked,
-    kafka_settings,
-    load_federation,
-    recipient_policy,
-    resolve_home,
-)
+from fusionbus.cli._common import BootstrapOpt, HomeOpt, kafka_settings, resolve_home
 from fusionbus.cli._console import err_console, json_line, line, out_console, say
+from fusionbus.cli._directory import HomeDirectory
 from producers import Publisher
 from schemas import Report, describe_validation_error, example_report
 
@@ -99,16 +92,15 @@ def publish(
     ``sender`` and ``schema_version`` are filled in when absent.
     """
     where = resolve_home(home, agency=agency)
-    federation = load_federation(where)
-    enrolled_and_not_revoked(federation, agency, signs=True)
+    directory = HomeDirectory(where, agency, signs=True)
     reports = _parse_reports(_read(source), agency)
-    identity = federation.identity(agency)
     settings = kafka_settings(where, bootstrap, agency=agency)
 
     async def send() -> list[Any]:
-        async with Publisher(
-            identity, federation.trust_store(), recipient_policy(federation), settings
-        ) as publisher:
+        async with (
+            directory.started(settings) as use,
+            Publisher(use.identity(), use.trust, use.policy, settings) as publisher,
+        ):
             return await publisher.publish_many(reports)
 
     results = asyncio.run(send())
@@ -181,41 +173,44 @@ def tail(  # noqa: PLR0917 - typer maps each parameter to an option
 ) -> None:
     """Follow the reports the agency may read (like kcat -C)."""
     where = resolve_home(home, agency=agency)
-    federation = load_federation(where)
-    grants = enrolled_and_not_revoked(federation, agency).grants
+    directory = HomeDirectory(where, agency)
     settings = kafka_settings(where, bootstrap, agency=agency)
-    categories = category or sorted({g.category for g in grants})
-    jurisdictions = jurisdiction or sorted({g.jurisdiction for g in grants})
-    if not categories or not jurisdictions:
-        raise SchemaValidationError(
-            f"{agency} has no grants to follow; pass --category and --jurisdiction, or grant "
-            f"some with `fusionbus agency grant {agency} --category ... --jurisdiction ...`."
-        )
-    if raw:
-        asyncio.run(
-            tail_raw(
-                federation.trust_store(), settings, _raw_printer(as_json),
-                categories=categories, jurisdictions=jurisdictions,
-                from_beginning=from_beginning or since is not None, limit=count,
-                exit_at_end=exit_at_end,
-            )
-        )  # fmt: skip
-        return
     delivered = None
-    if group is not None:
+    if group is not None and not raw:
         delivered = SqliteDelivered(where / "state" / agency / f"{group}.delivered.sqlite")
-    subscriber = Subscriber(
-        federation.identity(agency), federation.trust_store(), settings,
-        categories=categories, jurisdictions=jurisdictions, from_beginning=from_beginning,
-        since=since, on_reject=_reject_printer(as_json), delivered=delivered,
-        group_id=None if group is None else new_group_id(agency, group),
-    )  # fmt: skip
-    try:
-        asyncio.run(
-            _until_signalled(
+
+    async def follow() -> None:
+        async with directory.started(settings) as use:
+            grants = use.record.grants
+            categories = category or sorted({g.category for g in grants})
+            jurisdictions = jurisdiction or sorted({g.jurisdiction for g in grants})
+            if not categories or not jurisdictions:
+                raise SchemaValidationError(
+                    f"{agency} has no grants to follow; pass --category and --jurisdiction, or "
+                    f"grant some with `fusionbus agency grant {agency} --category ... "
+                    "--jurisdiction ...`."
+                )
+            if raw:
+                await tail_raw(
+                    use.trust, settings, _raw_printer(as_json),
+                    categories=categories, jurisdictions=jurisdictions,
+                    from_beginning=from_beginning or since is not None, limit=count,
+                    exit_at_end=exit_at_end,
+                )  # fmt: skip
+                return
+            subscriber = Subscriber(
+                use.identity(), use.trust, settings,
+                categories=categories, jurisdictions=jurisdictions,
+                from_beginning=from_beginning, since=since, on_reject=_reject_printer(as_json),
+                delivered=delivered,
+                group_id=None if group is None else new_group_id(agency, group),
+            )  # fmt: skip
+            await _until_signalled(
                 subscriber.run(_printer(as_json), limit=count, exit_at_end=exit_at_end)
             )
-        )
+
+    try:
+        asyncio.run(follow())
     finally:
         if delivered is not None:
             delivered.close()

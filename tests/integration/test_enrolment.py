@@ -22,6 +22,8 @@ from broker.federation import Federation, HomeLayout
 from broker.federation.pki import ClusterPki
 from broker.kafka import EmbeddedKafka, KafkaDistribution
 from broker.kafka._probe import broker_count
+from broker.topics import DIRECTORY_TOPIC
+from fusionbus.cli._common import DirectorySource, directory_source
 from schemas import example_report
 from tests.conftest import SecureWorld
 from tests.integration.cli_helpers import CLI, clean_env, delivered_ids, failed, json_lines, run_cli
@@ -135,6 +137,10 @@ def test_up_keeps_every_agency_key_out_of_the_admins_home_and_its_next_steps_run
         assert first.returncode == 0, failed(first)
         assert "each enrolled by request from its own home" in " ".join(first.stderr.split())
         assert_homes_separate(home)
+        for agency in ("customs", "anf", "fia"):  # the sites follow the directory topic
+            site = HomeLayout(home).site(agency)
+            assert directory_source(site) == DirectorySource("topic", DIRECTORY_TOPIC)
+        assert directory_source(home) == DirectorySource("files")
         steps = try_next(first.stderr)
         assert len(steps) == 6, first.stderr
         outputs = {step: run_as_written(step, work) for step in steps}
@@ -145,6 +151,8 @@ def test_up_keeps_every_agency_key_out_of_the_admins_home_and_its_next_steps_run
         published = outputs[steps[3]].strip()
         assert published == orjson.loads((work / "report.json").read_text())["message_id"]
         assert "anf" in outputs[steps[5]]
+        for agency in ("anf", "fia", "customs"):  # the tails and publish read the topic
+            assert HomeLayout(HomeLayout(home).site(agency)).live_state.is_file()
         assert_homes_separate(home)  # running them added no key anywhere
 
         before = files_of(home)

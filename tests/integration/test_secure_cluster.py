@@ -295,8 +295,11 @@ def test_grant_and_revoke_drive_the_acls(secure_kafka: SecureWorld) -> None:
         "--home", home,
     )  # fmt: skip
     assert granted.returncode == 0, granted.stderr
-    # READ on pk-sd narcotics of each of the 4 senders (customs, anf, fia, pcg)
-    assert "Cluster ACLs in sync: 4 added, 0 removed." in granted.stderr
+    # READ on pk-sd narcotics of each sender: customs, anf, fia, pcg, and any agency another
+    # test of this session enrolled in the shared home (test_enrolment's, granted one
+    # category in PK).
+    senders = len(Federation.load(secure_kafka.home).agencies())
+    assert f"Cluster ACLs in sync: {senders} added, 0 removed." in granted.stderr
     again = run(
         "agency", "grant", "pcg", "--category", "narcotics", "--jurisdiction", "PK-SD",
         "--home", home,
@@ -307,9 +310,10 @@ def test_grant_and_revoke_drive_the_acls(secure_kafka: SecureWorld) -> None:
 
     revoked = run("agency", "revoke", "pcg", "--reason", "test", "--home", home)
     assert revoked.returncode == 0, revoked.stderr
-    # pcg's 5 base ACLs and 4 READs, and everyone's READ on pcg's topics: 8 areas of PK for
-    # each of customs (contraband), anf (narcotics) and fia (human trafficking).
-    assert "0 added, 33 removed" in revoked.stderr
+    # pcg's 5 base ACLs and its READs, and everyone's READ on pcg's topics: 8 areas of PK for
+    # each other agency's one category (customs contraband, anf narcotics, fia human
+    # trafficking, ...): 33 with the three of the fixture alone.
+    assert f"0 added, {5 + senders + 8 * (senders - 1)} removed" in revoked.stderr
     after = run(*tail_narcotics)
     assert after.returncode == 1
     assert "agency pcg is revoked" in after.stderr
