@@ -222,8 +222,10 @@ def _with_files(
     )
 
 
-def sync_cluster(federation: Federation, home: Path, *, issue: Sequence[AgencyRecord] = ()) -> str:
-    """On a secured cluster: issue TLS certificates for those of ``issue`` whose keys this
+def sync_cluster(
+    federation: Federation, home: Path, *, certify: Sequence[AgencyRecord] = ()
+) -> str:
+    """On a secured cluster: issue TLS certificates for those of ``certify`` whose keys this
     home holds (enrolled with ``agency add ID --name``; an agency enrolled by request got
     its certificate in its bundle and keeps its key), create the topics the grants need and
     make the ACLs match the directory. Returns a sentence for the user (empty on a
@@ -231,7 +233,7 @@ def sync_cluster(federation: Federation, home: Path, *, issue: Sequence[AgencyRe
     if not cluster_is_secure(home):
         return ""
     pki = ClusterPki(home)
-    for record in issue:
+    for record in certify:
         if federation.holds_keys(record.id):
             pki.issue_agency(record.id)
     settings = kafka_settings(home, None)

@@ -117,7 +117,7 @@ def up(
             if HomeLayout(where).site(agency).is_dir():
                 enrol_site(where, agency, name)  # finishes an interrupted first run
         federation = Federation.load(where)
-        sync_cluster(federation, where, issue=federation.agencies())
+        sync_cluster(federation, where, certify=federation.agencies())
         publish_to_topic(federation, where)
         refresh_sites(where, federation, state.bootstrap, secure=secure)
     else:

@@ -124,7 +124,7 @@ def sync_acls_command(home: HomeOpt = None) -> None:
     Idempotent; run on the admin's machine (it connects as fusionbus-admin)."""
     where = resolve_home(home)
     federation = Federation.load(where)
-    message = sync_cluster(federation, where, issue=federation.agencies())
+    message = sync_cluster(federation, where, certify=federation.agencies())
     if not message:
         say(
             "{config} records no secured cluster (start one with `fusionbus kafka start "
@@ -135,8 +135,10 @@ def sync_acls_command(home: HomeOpt = None) -> None:
     say("{message}", message=message)
 
 
-def _synced(federation: Federation, where: Path, *, issue: list[AgencyRecord] | None = None) -> str:
-    message = sync_cluster(federation, where, issue=issue or [])
+def _synced(
+    federation: Federation, where: Path, *, certify: list[AgencyRecord] | None = None
+) -> str:
+    message = sync_cluster(federation, where, certify=certify or [])
     return f"\n{message}" if message else ""
 
 
@@ -188,7 +190,7 @@ def add(
     record = federation.add_agency(
         agency_id, name, now=_now(), valid_for=timedelta(days=valid_days)
     )
-    synced = _synced(federation, where, issue=[record])
+    synced = _synced(federation, where, certify=[record])
     say(
         "Enrolled {id} ({name}); private keys in {keys}.{synced}\nNext: fusionbus agency "
         "grant {id} --category C --jurisdiction J --home {home}",

@@ -57,7 +57,7 @@ def admit(
     settings: KeySettings | None = None,
 ) -> Admission:
     """Enrol the agency of ``request`` (or rotate its keys, for a rotation request): sign
-    its record, issue its certificate from the CSR, write ``enrolment/<id>.bundle.jws``.
+    its record, sign its certificate from the CSR, write ``enrolment/<id>.bundle.jws``.
 
     Every check and signature happens first, in memory; then the bundle is written, then
     the record. A failure before the record leaves the directory as it was, so the command
