@@ -24,6 +24,7 @@ from broker.logs import configure_logging
 from fusionbus.cli._console import print_error
 from fusionbus.cli.demo import up
 from fusionbus.cli.federation import agency_app, federation_app
+from fusionbus.cli.gateway import gateway_app
 from fusionbus.cli.kafka import kafka_app
 from fusionbus.cli.reports import publish, report_app, tail
 
@@ -101,6 +102,7 @@ app.add_typer(kafka_app, name="kafka")
 app.add_typer(federation_app, name="federation")
 app.add_typer(agency_app, name="agency")
 app.add_typer(report_app, name="report")
+app.add_typer(gateway_app, name="gateway")
 app.command()(up)
 app.command()(publish)
 app.command()(tail)

@@ -91,6 +91,8 @@ LOOPBACK = Kind("loopback IPv4 addresses")
 LISTEN = Kind("IP address to listen on")
 CLUSTER_ID = Kind("Kafka cluster id")
 NODE_PATH = Kind("absolute path on a node's machine", accepts=frozenset(PATHS))
+ROLE = Kind("gateway role")
+TOKEN_ID = Kind("gateway token id")
 
 KINDS: dict[str, Kind] = {
     "agency": AGENCY,
@@ -123,6 +125,9 @@ KINDS: dict[str, Kind] = {
     "node_log_dir": NODE_PATH,
     "listen": LISTEN,
     "cluster": CLUSTER_ID,
+    "role": ROLE,
+    "label": TEXT,
+    "token_id": TOKEN_ID,
 }
 """Each parameter's kind, by its Python name; flags are recognised as flags."""
 
@@ -180,6 +185,8 @@ class Walk:
             "bundle": str(self.report),
             "hosts": "kafka1.example.internal,kafka2.example.internal,kafka3.example.internal",
             "out": str(self.tmp / f"out-{time.monotonic_ns()}"),
+            "role": "viewer",
+            "token_id": "0123456789ab",
         }
         if param.name not in valid or not (param.required or param.name in {"bootstrap", "source"}):
             return []

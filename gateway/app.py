@@ -1,0 +1,471 @@
+"""The gateway's HTTP API (FastAPI on uvicorn): ingest, status, read, live feed, health.
+
+::
+
+    app = create_app(gateway)                # gateway.service.Gateway
+    await serve(app, sock, on_listening=print)
+
+Routes (``docs/gateway.md``): ``GET /healthz``, ``GET /readyz`` (unauthenticated, no data);
+with a Bearer token: ``POST /v1/reports``, ``POST /v1/reports:batch``,
+``GET /v1/status/{message_id}``, ``GET /v1/reports``, ``GET /v1/reports/{message_id}``,
+``GET /v1/feed`` (Server-Sent Events), ``GET /v1/me``, ``GET /v1/stats``. Every error is an
+RFC 9457 problem document (:mod:`gateway.problems`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+import structlog
+import uvicorn
+from fastapi import Depends, FastAPI, Query, Request
+from sse_starlette import EventSourceResponse
+from sse_starlette.sse import SendTimeoutError
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from broker.errors import ConfigError, FusionbusError, TransportError
+from gateway._http import (
+    AccessLog,
+    gateway_of,
+    install_problem_handlers,
+    json_response,
+    read_body,
+    requires,
+)
+from gateway.cursor import CursorError
+from gateway.feed import Start, feed_events
+from gateway.idempotency import (
+    Answer,
+    Begin,
+    Conflict,
+    ConflictKind,
+    Replay,
+    fingerprint,
+    parse_key,
+)
+from gateway.ingest import parse_batch, parse_report
+from gateway.problems import PROBLEM_JSON, FieldError, Problem
+from gateway.received import Filters, StoredReport
+from gateway.service import Gateway
+from gateway.tokens import Permission, Principal
+from schemas import Precedence, Report, is_registered_category
+
+__all__ = ["create_app", "serve"]
+
+log = structlog.get_logger(__name__)
+
+Ingester = Annotated[Principal, Depends(requires(Permission.INGEST))]
+Reader = Annotated[Principal, Depends(requires(Permission.READ))]
+Categories = Annotated[list[str] | None, Query(description="Repeatable category code.")]
+Jurisdictions = Annotated[
+    list[str] | None, Query(description="Repeatable; covers its subtree (PK covers PKKHI).")
+]
+Precedences = Annotated[list[Precedence] | None, Query(description="Repeatable.")]
+
+
+def create_app(gateway: Gateway, *, kafka: bool = True) -> FastAPI:
+    """The ASGI app of ``gateway``; with ``kafka`` its lifespan runs the Kafka side."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if not kafka:
+            yield
+            return
+        async with gateway.running():
+            yield
+
+    app = FastAPI(
+        title=f"fusionbus gateway ({gateway.agency})",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.gateway = gateway
+    install_problem_handlers(app)
+    app.add_middleware(AccessLog)
+    _health_routes(app)
+    _ingest_routes(app)
+    _read_routes(app)
+    return app
+
+
+def _health_routes(app: FastAPI) -> None:
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return json_response({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> Response:
+        gateway = gateway_of(request)
+        checks = {"publisher": gateway.sender is not None, "subscriber": gateway.subscribing}
+        if all(checks.values()):
+            return json_response({"status": "ready", "checks": checks})
+        raise Problem(
+            503,
+            "not-ready",
+            "The gateway is not ready",
+            detail="its Kafka publisher or subscriber is not running yet (or is restarting)",
+            extra={"checks": checks},
+        )
+
+    @app.get("/v1/me")
+    async def me(request: Request, principal: Reader) -> Response:
+        gateway = gateway_of(request)
+        return json_response(
+            {"agency": gateway.agency, "token_id": principal.token_id, "role": principal.role}
+        )
+
+    @app.get("/v1/stats")
+    async def stats(request: Request, _: Reader) -> Response:
+        gateway = gateway_of(request)
+        return json_response(
+            {"feed_clients": gateway.hub.clients, "received": gateway.received.count()}
+        )
+
+
+# -- ingest ------------------------------------------------------------------------------
+
+
+def _ingest_routes(app: FastAPI) -> None:
+    @app.post("/v1/reports", status_code=202)
+    async def post_report(request: Request, principal: Ingester) -> Response:
+        return await _idempotent(request, principal, batch=False)
+
+    @app.post("/v1/reports:batch", status_code=202)
+    async def post_batch(request: Request, principal: Ingester) -> Response:
+        return await _idempotent(request, principal, batch=True)
+
+    @app.get("/v1/status/{message_id}")
+    async def status(request: Request, message_id: uuid.UUID, _: Reader) -> Response:
+        found = gateway_of(request).statuses.get(str(message_id))
+        if found is None:
+            raise Problem(
+                404,
+                "unknown-report",
+                "No report with this id was posted here",
+                detail=f"this gateway accepted no report {message_id}",
+            )
+        return json_response(found.document())
+
+
+def _answer_response(answer: Answer, *, replayed: bool = False) -> Response:
+    headers = {"Location": answer.location} if answer.location else {}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    media = PROBLEM_JSON if answer.status >= 400 else "application/json"
+    return Response(answer.body, answer.status, headers, media_type=media)
+
+
+async def _idempotent(request: Request, principal: Principal, *, batch: bool) -> Response:
+    gateway = gateway_of(request)
+    body = await read_body(request, gateway.settings.max_body_bytes)
+    try:
+        key = parse_key(request.headers.get("idempotency-key"))
+    except ValueError as exc:
+        raise Problem(
+            400, "invalid-idempotency-key", "Bad Idempotency-Key", detail=str(exc)
+        ) from None
+    if key is None:
+        return _answer_response(await _publish(gateway, body, request.url.path, batch=batch))
+    scope = principal.token_id
+    request_print = fingerprint("POST", request.url.path, body)
+    decision = gateway.idempotency.begin(scope, key, request_print, gateway.clock())
+    if isinstance(decision, Replay):
+        return _answer_response(decision.answer, replayed=True)
+    if isinstance(decision, Conflict):
+        raise _conflict(decision.kind)
+    assert isinstance(decision, Begin)  # noqa: S101 - the three decisions
+    try:
+        answer = await _publish(gateway, body, request.url.path, batch=batch)
+    except Problem as problem:
+        if problem.status >= 500:
+            gateway.idempotency.forget(scope, key)
+            raise
+        answer = Answer(problem.status, orjson.dumps(problem.document(request.url.path)))
+    except BaseException:
+        gateway.idempotency.forget(scope, key)
+        raise
+    gateway.idempotency.finish(scope, key, answer)
+    return _answer_response(answer)
+
+
+def _conflict(kind: ConflictKind) -> Problem:
+    if kind is ConflictKind.OTHER_REQUEST:
+        return Problem(
+            422,
+            "idempotency-key-reused",
+            "This Idempotency-Key was used for another request",
+            detail="the key was first sent with another body (or to another path); send a new "
+            "key for a new request",
+        )
+    if kind is ConflictKind.IN_FLIGHT:
+        return Problem(
+            409,
+            "idempotency-key-in-flight",
+            "The first request with this Idempotency-Key is still being processed",
+            detail="retry in a moment: the answer to the first request will then be returned",
+            headers={"Retry-After": "1"},
+        )
+    return Problem(
+        409,
+        "idempotency-outcome-unknown",
+        "The first request with this Idempotency-Key was interrupted",
+        detail="the gateway stopped while processing the first request, so whether its "
+        "reports were published is unknown; look them up at /v1/status/{message_id} and "
+        "post any missing ones with a new key",
+    )
+
+
+async def _publish(gateway: Gateway, body: bytes, path: str, *, batch: bool) -> Answer:
+    now = gateway.clock()
+    settings = gateway.settings
+    if batch:
+        reports = parse_batch(body, agency=gateway.agency, now=now, limit=settings.max_batch)
+    else:
+        reports = [parse_report(body, agency=gateway.agency, now=now)]
+    _refuse_repeats(gateway, reports, batch=batch)
+    sender = gateway.sender
+    if sender is None:
+        raise Problem(503, "not-ready", "The gateway is not ready", headers={"Retry-After": "2"})
+    ids = [str(r.message_id) for r in reports]
+    gateway.statuses.accepted(ids, now)
+    try:
+        results = await sender.publish_many(reports)
+    except ConfigError as exc:  # nobody is entitled: nothing was sent
+        _settle_all(gateway, ids, str(exc))
+        raise Problem(
+            422, "no-recipient", "No agency may receive this report", detail=str(exc)
+        ) from None
+    except FusionbusError as exc:
+        _settle_all(gateway, ids, str(exc))
+        raise Problem(
+            503,
+            "publish-failed",
+            "Kafka did not take the reports",
+            detail=str(exc),
+            headers={"Retry-After": "5"},
+        ) from None
+    items: list[dict[str, Any]] = []
+    for message_id, result in zip(ids, results, strict=True):
+        item: dict[str, Any] = {"message_id": message_id, "status_url": f"/v1/status/{message_id}"}
+        if isinstance(result, FusionbusError):
+            gateway.statuses.settle(message_id, gateway.clock(), recipients=0, detail=str(result))
+            item |= {"status": "failed", "detail": str(result)}
+        else:
+            gateway.statuses.settle(
+                message_id, gateway.clock(), recipients=len(result.recipients), detail=""
+            )
+            item["status"] = "published"
+        items.append(item)
+    if all(i["status"] == "failed" for i in items) and all(
+        isinstance(r, TransportError) for r in results
+    ):
+        raise Problem(
+            503,
+            "publish-failed",
+            "Kafka did not take the reports",
+            detail=items[0]["detail"],
+            headers={"Retry-After": "5"},
+        )
+    if batch:
+        return Answer(202, orjson.dumps({"reports": items}))
+    return Answer(202, orjson.dumps(items[0]), items[0]["status_url"])
+
+
+def _refuse_repeats(gateway: Gateway, reports: list[Report], *, batch: bool) -> None:
+    errors: list[FieldError] = []
+    seen: set[uuid.UUID] = set()
+    for number, report in enumerate(reports):
+        where = f"/{number}/message_id" if batch else "/message_id"
+        known = gateway.statuses.get(str(report.message_id))
+        if report.message_id in seen or (known is not None and known.state != "failed"):
+            errors.append(
+                FieldError(
+                    where,
+                    f"message_id: {report.message_id} was posted before; a report is published "
+                    "once (retry with the same Idempotency-Key to get the first answer, or "
+                    "leave message_id out)",
+                )
+            )
+        seen.add(report.message_id)
+    if errors:
+        raise Problem(
+            409, "duplicate-message-id", "A report with this message_id was posted before",
+            detail="nothing was published", errors=errors,
+        )  # fmt: skip
+
+
+def _settle_all(gateway: Gateway, ids: list[str], detail: str) -> None:
+    for message_id in ids:
+        gateway.statuses.settle(message_id, gateway.clock(), recipients=0, detail=detail)
+
+
+# -- read and feed -----------------------------------------------------------------------
+
+
+def _filters(
+    category: list[str] | None,
+    jurisdiction: list[str] | None,
+    precedence: list[Precedence] | None,
+    since: datetime | None,
+) -> Filters:
+    errors = [
+        FieldError(
+            "category", f"category: {c[:40]!r} is not a registered category code", "parameter"
+        )
+        for c in category or ()
+        if not is_registered_category(c)
+    ]
+    if not errors:
+        try:
+            return Filters(
+                categories=frozenset(category or ()),
+                jurisdictions=tuple(jurisdiction or ()),
+                precedences=frozenset(str(p) for p in precedence or ()),
+                since=since,
+            )
+        except ValueError as exc:
+            errors.append(FieldError("jurisdiction", f"jurisdiction: {exc}", "parameter"))
+    raise Problem(
+        400, "invalid-parameter", "A query parameter is not valid",
+        detail="; ".join(e.detail for e in errors), errors=errors,
+    )  # fmt: skip
+
+
+def _position(gateway: Gateway, cursor: str, parameter: str) -> int:
+    try:
+        return gateway.codec.decode(cursor)
+    except CursorError:
+        raise Problem(
+            400,
+            "invalid-cursor",
+            "The cursor is not one this gateway gave",
+            detail=f"{parameter}: pass a cursor exactly as an earlier answer or event id gave it",
+            errors=[
+                FieldError(parameter, f"{parameter}: not a cursor of this gateway", "parameter")
+            ],
+        ) from None
+
+
+def _redactor(principal: Principal) -> Callable[[StoredReport], bool]:
+    full = principal.may(Permission.READ_RED)
+    return lambda stored: not full and stored.tlp == "TLP:RED"
+
+
+def _read_routes(app: FastAPI) -> None:
+    @app.get("/v1/reports")
+    async def list_reports(  # noqa: PLR0917 - one parameter per query parameter
+        request: Request,
+        principal: Reader,
+        category: Categories = None,
+        jurisdiction: Jurisdictions = None,
+        precedence: Precedences = None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+        limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    ) -> Response:
+        gateway = gateway_of(request)
+        filters = _filters(category, jurisdiction, precedence, since)
+        after = 0 if cursor is None else _position(gateway, cursor, "cursor")
+        rows, passed = gateway.received.page(
+            filters, after=after, limit=limit or gateway.settings.page_limit
+        )
+        redact = _redactor(principal)
+        return json_response(
+            {
+                "items": [row.document(redacted=redact(row)) for row in rows],
+                "next_cursor": gateway.codec.encode(passed),
+            }
+        )
+
+    @app.get("/v1/reports/{message_id}")
+    async def get_report(request: Request, message_id: uuid.UUID, principal: Reader) -> Response:
+        found = gateway_of(request).received.get(str(message_id))
+        if found is None:
+            raise Problem(
+                404,
+                "unknown-report",
+                "No such report was received",
+                detail=f"this agency received no report {message_id} (or retention dropped it)",
+            )
+        if _redactor(principal)(found):
+            raise Problem(
+                403,
+                "forbidden-handling",
+                "This report's handling does not allow your role to read it",
+                detail=f"the report is TLP:RED; a {principal.role} token sees its routing "
+                "header only (in lists and the feed)",
+            )
+        return json_response(found.document())
+
+    @app.get("/v1/feed")
+    async def feed(  # noqa: PLR0917 - one parameter per query parameter
+        request: Request,
+        principal: Reader,
+        category: Categories = None,
+        jurisdiction: Jurisdictions = None,
+        precedence: Precedences = None,
+        since: datetime | None = None,
+        last_event_id: str | None = None,
+    ) -> Response:
+        gateway = gateway_of(request)
+        filters = _filters(category, jurisdiction, precedence, since)
+        header = request.headers.get("last-event-id")
+        resume, name = (header, "Last-Event-ID") if header else (last_event_id, "last_event_id")
+        if resume:
+            start = Start.at(_position(gateway, resume, name))
+        else:
+            start = Start.beginning() if since is not None else Start.head()
+        settings = gateway.settings
+        events = feed_events(
+            gateway.received, gateway.hub, gateway.codec, filters,
+            start=start, redact=_redactor(principal),
+            queue_size=settings.feed_queue, heartbeat_s=settings.feed_heartbeat_s,
+        )  # fmt: skip
+        return _Feed(events, ping=0, send_timeout=settings.feed_send_timeout_s)
+
+
+class _Feed(EventSourceResponse):
+    """An event stream whose reader is cut off when one send takes longer than the timeout."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            log.warning("feed.disconnected", reason="send_timeout", timeout_s=self.send_timeout)
+
+
+async def serve(
+    app: FastAPI, sock: socket.socket, *, on_listening: Callable[[str], None] | None = None
+) -> None:
+    """Serve ``app`` on the bound socket ``sock`` until SIGINT or SIGTERM; ``on_listening``
+    gets the base URL once the app started and the socket accepts connections."""
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5,
+        server_header=False,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    host, port = sock.getsockname()[:2]
+
+    async def announce() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            await asyncio.sleep(0.05)
+        if on_listening is not None:
+            on_listening(f"http://{host}:{port}")
+
+    watcher = asyncio.create_task(announce())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        watcher.cancel()

@@ -1,0 +1,158 @@
+"""The gateway's state and its Kafka side: stores, publisher, subscriber, retention.
+
+::
+
+    gateway = Gateway(home, "anf", load_settings(home), site_kafka(home, "anf"))
+    async with gateway.running():          # publisher up, subscriber filling the store
+        ...                                # serve HTTP (gateway.app)
+
+Everything the HTTP handlers use hangs off one :class:`Gateway`. :meth:`Gateway.running`
+starts the agency's directory, a :class:`producers.Publisher` signing as the agency, and a
+:class:`consumers.Subscriber` (consumer group ``fusionbus.<agency>.<group>``, delivery state
+in the home) over the agency's grants, whose verified reports go to the received store and
+from there to every feed reader. A subscriber that fails is logged and started again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from broker.config import KafkaSettings
+from broker.errors import FusionbusError
+from consumers import Delivery, SqliteDelivered, Subscriber, new_group_id
+from gateway._files import GatewayFiles
+from gateway._site import AgencyDirectory, site_directory
+from gateway.cursor import CursorCodec
+from gateway.feed import Hub
+from gateway.idempotency import IdempotencyStore
+from gateway.ingest import StatusStore
+from gateway.received import ReceivedStore
+from gateway.settings import GatewaySettings
+from gateway.tokens import TokenStore
+from producers import Published, Publisher
+from schemas import Report
+
+__all__ = ["Gateway", "Sender"]
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+_RESTART_S = 2.0
+_PRUNE_EVERY_S = 600.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Sender(Protocol):
+    """What ingest needs of a publisher."""
+
+    async def publish_many(self, reports: Sequence[Report]) -> list[Published | FusionbusError]: ...
+
+
+class Gateway:
+    """One agency's gateway: its stores, and (while :meth:`running`) its Kafka clients."""
+
+    def __init__(
+        self,
+        home: Path,
+        agency: str,
+        settings: GatewaySettings,
+        kafka: KafkaSettings,
+        *,
+        clock: Clock = _utcnow,
+    ) -> None:
+        self.home = home
+        self.agency = agency
+        self.settings = settings
+        self.kafka = kafka
+        self.clock = clock
+        self.files = GatewayFiles(home, agency)
+        self.tokens = TokenStore(self.files, agency)
+        self.idempotency = IdempotencyStore(self.files)
+        self.statuses = StatusStore(self.files)
+        self.received = ReceivedStore(self.files)
+        self.codec = CursorCodec.for_files(self.files)
+        self.hub = Hub()
+        self.sender: Sender | None = None
+        self.subscribing = False
+        self._delivered = SqliteDelivered(self.files.private(self.files.delivered))
+
+    def close(self) -> None:
+        for store in (self.tokens, self.idempotency, self.statuses, self.received):
+            store.close()
+        self._delivered.close()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Kafka up for the block: publisher, subscriber, retention."""
+        abandoned = self.idempotency.abandon_in_flight()
+        if abandoned:
+            log.warning("gateway.idempotency_abandoned", records=abandoned)
+        async with (
+            site_directory(self.home, self.agency, self.kafka) as directory,
+            Publisher(directory.identity(), directory.trust, directory.policy, self.kafka) as pub,
+        ):
+            self.sender = pub
+            tasks = [
+                asyncio.create_task(self._subscribe(directory), name="gateway.subscriber"),
+                asyncio.create_task(self._retain(), name="gateway.retention"),
+            ]
+            try:
+                yield
+            finally:
+                self.sender = None
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    async def _subscribe(self, directory: AgencyDirectory) -> None:
+        grants = directory.record.grants
+        categories = sorted({g.category for g in grants})
+        jurisdictions = sorted({g.jurisdiction for g in grants})
+        if not categories:
+            log.warning("gateway.no_grants", agency=self.agency)
+            self.subscribing = True  # nothing to receive is a ready state
+            return
+        while True:
+            subscriber = Subscriber(
+                directory.identity(), directory.trust, self.kafka,
+                categories=categories, jurisdictions=jurisdictions,
+                group_id=new_group_id(self.agency, self.settings.group),
+                delivered=self._delivered, from_beginning=True, clock=self.clock,
+            )  # fmt: skip
+            self.subscribing = True
+            try:
+                await subscriber.run(self._receive)
+            except FusionbusError as exc:
+                log.error(  # noqa: TRY400 - the message says it all; no traceback in the log
+                    "gateway.subscriber_failed", error=type(exc).__name__, detail=str(exc)
+                )
+            self.subscribing = False
+            await asyncio.sleep(_RESTART_S)
+
+    async def _receive(self, delivery: Delivery) -> None:
+        stored = self.received.add(delivery, self.clock())
+        if stored is not None:
+            self.hub.publish(stored)
+
+    async def _retain(self) -> None:
+        keep = timedelta(days=self.settings.retention_days)
+        ttl = timedelta(seconds=self.settings.idempotency_ttl_s)
+        while True:
+            now = self.clock()
+            dropped = self.received.prune(now - keep)
+            if dropped:
+                log.info("gateway.retention", dropped=dropped)
+            self.idempotency.expire(now, ttl)
+            await asyncio.sleep(_PRUNE_EVERY_S)

@@ -1,0 +1,299 @@
+"""The HTTP API in-process (httpx over ASGI, no Kafka): auth, problems, idempotency, reads.
+
+The publisher is a fake that records what it was asked to send; the received store is filled
+directly. The same behaviour over real HTTP and Kafka is in tests/integration/test_gateway.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import pytest_asyncio
+
+from broker.config import KafkaSettings
+from broker.errors import FusionbusError, TransportError
+from gateway.app import create_app
+from gateway.service import Gateway
+from gateway.settings import load_settings
+from gateway.tokens import Role
+from producers import Published
+from schemas import Report, example_report
+from tests.unit.gateway.conftest import delivery
+
+pytestmark = pytest.mark.asyncio
+
+
+class FakeSender:
+    def __init__(self) -> None:
+        self.sent: list[Report] = []
+        self.hold: asyncio.Event | None = None
+        self.fail: FusionbusError | None = None
+
+    async def publish_many(self, reports: Sequence[Report]) -> list[Published | FusionbusError]:
+        if self.hold is not None:
+            await self.hold.wait()
+        if self.fail is not None:
+            return [self.fail for _ in reports]
+        self.sent.extend(reports)
+        return [Published(r.message_id, "t", 0, n, ("anf-enc",)) for n, r in enumerate(reports)]
+
+
+class World:
+    def __init__(self, gateway: Gateway, client: httpx.AsyncClient, sender: FakeSender) -> None:
+        self.gateway = gateway
+        self.client = client
+        self.sender = sender
+
+    def token(self, role: Role) -> dict[str, str]:
+        _, token = self.gateway.tokens.create(role, datetime.now(UTC))
+        return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+
+@pytest_asyncio.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    home = tmp_path / "home"
+    settings = load_settings(home, max_body_bytes=64 * 1024, max_batch=5)
+    gateway = Gateway(home, "customs", settings, KafkaSettings())
+    sender = FakeSender()
+    gateway.sender = sender
+    transport = httpx.ASGITransport(app=create_app(gateway, kafka=False))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        yield World(gateway, client, sender)
+    gateway.close()
+
+
+def report_body(**changes: object) -> bytes:
+    return orjson.dumps({**example_report().model_dump(mode="json"), **changes})
+
+
+def is_problem(response: httpx.Response, status: int, kind: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, object] = response.json()
+    assert body["type"] == f"urn:fusionbus:problem:{kind}", body
+    assert body["status"] == status
+    return body
+
+
+async def test_health_is_open_readiness_says_what_is_missing(world: World) -> None:
+    assert (await world.client.get("/healthz")).json() == {"status": "ok"}
+    body = is_problem(await world.client.get("/readyz"), 503, "not-ready")
+    assert body["checks"] == {"publisher": True, "subscriber": False}
+    world.gateway.subscribing = True
+    assert (await world.client.get("/readyz")).json()["status"] == "ready"
+
+
+async def test_every_v1_route_needs_a_token(world: World) -> None:
+    for method, path in [
+        ("GET", "/v1/me"),
+        ("GET", "/v1/reports"),
+        ("GET", f"/v1/reports/{uuid.uuid4()}"),
+        ("GET", "/v1/feed"),
+        ("GET", f"/v1/status/{uuid.uuid4()}"),
+        ("POST", "/v1/reports"),
+        ("POST", "/v1/reports:batch"),
+    ]:
+        response = await world.client.request(method, path)
+        is_problem(response, 401, "token-missing")
+        assert response.headers["www-authenticate"] == 'Bearer realm="fusionbus-gateway"'
+
+
+@pytest.mark.parametrize(
+    ("authorization", "kind"),
+    [
+        ("Basic dXNlcjpwYXNz", "token-malformed"),
+        ("Bearer fbgw_fia_0123456789ab_c2VjcmV0", "token-wrong-agency"),
+        ("Bearer fbgw_customs_0123456789ab_c2VjcmV0", "token-unknown"),
+        ("Bearer \u202eevil".encode(), "token-malformed"),
+        (b"Bearer fbgw_customs_\xff\xfe_x", "token-unknown"),
+    ],
+)
+async def test_bad_tokens_are_refused(world: World, authorization: str | bytes, kind: str) -> None:
+    value = authorization if isinstance(authorization, bytes) else authorization.encode()
+    response = await world.client.get("/v1/me", headers={b"Authorization": value})
+    is_problem(response, 401, kind)
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+async def test_a_revoked_token_and_a_wrong_role_are_refused(world: World) -> None:
+    info, token = world.gateway.tokens.create(Role.SYSTEM, datetime.now(UTC))
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await world.client.get("/v1/me", headers=headers)).json()["role"] == "system"
+    world.gateway.tokens.revoke(info.id, datetime.now(UTC))
+    is_problem(await world.client.get("/v1/me", headers=headers), 401, "token-revoked")
+    viewer = world.token(Role.VIEWER)
+    response = await world.client.post("/v1/reports", content=report_body(), headers=viewer)
+    body = is_problem(response, 403, "forbidden-role")
+    assert "operator or system" in str(body["detail"])
+    assert world.sender.sent == []
+
+
+async def test_a_report_is_published_once_per_idempotency_key(world: World) -> None:
+    headers = world.token(Role.SYSTEM) | {"Idempotency-Key": '"k-1"'}
+    body = report_body()
+    first = await world.client.post("/v1/reports", content=body, headers=headers)
+    assert first.status_code == 202, first.text
+    message_id = first.json()["message_id"]
+    assert first.headers["location"] == f"/v1/status/{message_id}"
+    again = await world.client.post("/v1/reports", content=body, headers=headers)
+    assert (again.status_code, again.content) == (202, first.content)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert len(world.sender.sent) == 1
+    other = await world.client.post("/v1/reports", content=report_body(), headers=headers)
+    is_problem(other, 422, "idempotency-key-reused")
+    status = await world.client.get(first.headers["location"], headers=headers)
+    assert status.json()["status"] == "published"
+    assert len(world.sender.sent) == 1
+
+
+async def test_a_retry_while_the_first_is_in_flight_is_409(world: World) -> None:
+    headers = world.token(Role.OPERATOR) | {"Idempotency-Key": "in-flight"}
+    world.sender.hold = asyncio.Event()
+    body = report_body()
+    first = asyncio.ensure_future(world.client.post("/v1/reports", content=body, headers=headers))
+    while not world.gateway.statuses.get(orjson.loads(body)["message_id"]):  # noqa: ASYNC110
+        await asyncio.sleep(0.001)  # the first request is now waiting for "Kafka"
+    retry = await world.client.post("/v1/reports", content=body, headers=headers)
+    is_problem(retry, 409, "idempotency-key-in-flight")
+    assert retry.headers["retry-after"] == "1"
+    world.sender.hold.set()
+    assert (await first).status_code == 202
+    replay = await world.client.post("/v1/reports", content=body, headers=headers)
+    assert replay.status_code == 202
+    assert len(world.sender.sent) == 1
+
+
+async def test_a_failed_publish_leaves_the_key_free_for_a_retry(world: World) -> None:
+    headers = world.token(Role.SYSTEM) | {"Idempotency-Key": "retry-me"}
+    body = report_body()
+    world.sender.fail = TransportError("Kafka is unreachable", retriable=True)
+    is_problem(
+        await world.client.post("/v1/reports", content=body, headers=headers), 503, "publish-failed"
+    )
+    world.sender.fail = None
+    assert (
+        await world.client.post("/v1/reports", content=body, headers=headers)
+    ).status_code == 202
+    assert len(world.sender.sent) == 1
+
+
+async def test_input_problems(world: World) -> None:
+    headers = world.token(Role.SYSTEM)
+    document = example_report().model_dump(mode="json")
+    document["handling"]["tlp"] = "TLP:PURPLE"
+    bad = await world.client.post("/v1/reports", content=orjson.dumps(document), headers=headers)
+    body = is_problem(bad, 422, "invalid-report")
+    assert [e["pointer"] for e in body["errors"]] == ["/handling/tlp"]  # type: ignore[attr-defined]
+    batch = orjson.dumps([example_report().model_dump(mode="json"), document])
+    bad_batch = await world.client.post("/v1/reports:batch", content=batch, headers=headers)
+    body = is_problem(bad_batch, 422, "invalid-report")
+    assert [e["pointer"] for e in body["errors"]] == ["/1/handling/tlp"]  # type: ignore[attr-defined]
+    is_problem(
+        await world.client.post("/v1/reports", content=b"{", headers=headers), 400, "malformed-json"
+    )
+    is_problem(
+        await world.client.post(
+            "/v1/reports", content=b"{}", headers=headers | {"Content-Type": "text/plain"}
+        ),
+        415,
+        "unsupported-media-type",
+    )
+    huge = b'{"title": "' + b"x" * 70_000 + b'"}'
+    is_problem(
+        await world.client.post("/v1/reports", content=huge, headers=headers), 413, "body-too-large"
+    )
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted while read
+        for _ in range(70):
+            yield b" " * 1024
+
+    streamed = await world.client.post("/v1/reports", content=chunks(), headers=headers)
+    is_problem(streamed, 413, "body-too-large")
+    is_problem(
+        await world.client.post(
+            "/v1/reports:batch", content=orjson.dumps([document] * 6), headers=headers
+        ),
+        413,
+        "batch-too-large",
+    )
+    is_problem(
+        await world.client.post(
+            "/v1/reports", content=b"{}", headers=headers | {"Idempotency-Key": "a b"}
+        ),
+        400,
+        "invalid-idempotency-key",
+    )
+    assert world.sender.sent == []
+
+
+async def test_a_message_id_is_published_once(world: World) -> None:
+    headers = world.token(Role.SYSTEM)
+    body = report_body()
+    assert (
+        await world.client.post("/v1/reports", content=body, headers=headers)
+    ).status_code == 202
+    again = await world.client.post("/v1/reports", content=body, headers=headers)
+    is_problem(again, 409, "duplicate-message-id")
+    assert len(world.sender.sent) == 1
+
+
+async def test_reads_filter_page_and_redact(world: World) -> None:
+    gateway = world.gateway
+    stored = [
+        gateway.received.add(delivery("narcotics", "PKKHI", offset=1), datetime.now(UTC)),
+        gateway.received.add(
+            delivery("narcotics", "PKKHI", tlp="TLP:RED", offset=2), datetime.now(UTC)
+        ),
+        gateway.received.add(delivery("contraband", "PK-PB", offset=3), datetime.now(UTC)),
+    ]
+    viewer, operator = world.token(Role.VIEWER), world.token(Role.OPERATOR)
+    page = (
+        await world.client.get(
+            "/v1/reports", params={"jurisdiction": "PK-SD", "limit": 1}, headers=viewer
+        )
+    ).json()
+    assert [i["header"]["message_id"] for i in page["items"]] == [stored[0].message_id]  # type: ignore[union-attr]
+    rest = (
+        await world.client.get(
+            "/v1/reports",
+            params={"jurisdiction": "PK-SD", "cursor": page["next_cursor"]},
+            headers=viewer,
+        )
+    ).json()
+    [red] = rest["items"]
+    assert red["redacted"] is True
+    assert "report" not in red
+    red_id = stored[1].message_id  # type: ignore[union-attr]
+    is_problem(
+        await world.client.get(f"/v1/reports/{red_id}", headers=viewer), 403, "forbidden-handling"
+    )
+    full = await world.client.get(f"/v1/reports/{red_id}", headers=operator)
+    assert full.json()["report"]["handling"]["tlp"] == "TLP:RED"
+    is_problem(
+        await world.client.get(f"/v1/reports/{uuid.uuid4()}", headers=viewer), 404, "unknown-report"
+    )
+    for params, kind in [
+        ({"cursor": "not-a-cursor"}, "invalid-cursor"),
+        ({"category": "weapons of mass\u202e"}, "invalid-parameter"),
+        ({"jurisdiction": "ZZ-QQ"}, "invalid-parameter"),
+        ({"precedence": "URGENT"}, "invalid-parameter"),
+        ({"since": "yesterday"}, "invalid-parameter"),
+        ({"limit": "0"}, "invalid-parameter"),
+    ]:
+        body = is_problem(
+            await world.client.get("/v1/reports", params=params, headers=viewer), 400, kind
+        )
+        assert body["errors"], body
+    is_problem(
+        await world.client.get("/v1/feed", params={"last_event_id": "x"}, headers=viewer),
+        400,
+        "invalid-cursor",
+    )
+    is_problem(await world.client.get("/v1/nothing", headers=viewer), 404, "not-found")
