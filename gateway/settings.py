@@ -48,6 +48,13 @@ class GatewaySettings(BaseSettings):
     feed_queue: int = Field(default=1_000, ge=1, description="Events buffered per feed client.")
     feed_send_timeout_s: float = Field(default=10.0, gt=0, description="Per-event send limit.")
     feed_heartbeat_s: float = Field(default=15.0, gt=0, description="Heartbeat interval.")
+    socket_send_buffer: int = Field(
+        default=262_144,
+        ge=0,
+        description="Kernel send buffer per connection in bytes (0: the OS default, which "
+        "grows to megabytes): with the feed queue and send timeout, it bounds what a stalled "
+        "reader holds.",
+    )
     retention_days: float = Field(default=30.0, gt=0, description="How long received reports stay.")
     group: str = Field(
         default="gateway",

@@ -21,6 +21,7 @@ import typer
 
 from broker.errors import ConfigError
 from broker.federation import HomeLayout
+from broker.logs import configure_logging
 from fusionbus.cli import _params
 from fusionbus.cli._common import HomeOpt
 from fusionbus.cli._console import json_line, line, out_console, say
@@ -111,10 +112,12 @@ def gateway(
     from gateway.service import Gateway  # noqa: PLC0415
     from gateway.settings import load_settings  # noqa: PLC0415
 
+    # A service logs its access lines (INFO) whatever -v says; --log-json/--log-console holds.
+    configure_logging("INFO", json=ctx.find_root().params.get("log_json"))
     where = _agency_home(home, agency)
     settings = load_settings(where, listen=listen)
     kafka = site_kafka(where, agency)
-    sock = _bind(settings.host, settings.port)
+    sock = _bind(settings.host, settings.port, settings.socket_send_buffer)
     service = Gateway(where, agency, settings, kafka)
 
     def announce(url: str) -> None:
@@ -128,10 +131,13 @@ def gateway(
         sock.close()
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, send_buffer: int) -> socket.socket:
+    """The listening socket; connections accepted from it inherit its send buffer size."""
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if send_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     try:
         sock.bind((host.strip("[]"), port))
     except OSError as exc:
