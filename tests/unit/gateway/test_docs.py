@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,13 +20,20 @@ from gateway.problems import Problem
 from gateway.service import Gateway
 from gateway.settings import load_settings
 from schemas import example_report
-from tests.unit.cli.conftest import cli
+from tests.unit.cli.conftest import cli, logging_restored
 
 DOC = Path(__file__).parents[3] / "docs" / "gateway.md"
 
 
 def blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
+
+
+@pytest.fixture(autouse=True)
+def _logging_put_back() -> Iterator[None]:
+    """The CLI configures logging on the runner's streams; put it back afterwards."""
+    with logging_restored():
+        yield
 
 
 def test_the_documented_token_commands_run(tmp_path: Path) -> None:
