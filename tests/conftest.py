@@ -105,7 +105,7 @@ def secure_kafka(
     try:
         write_config(home, state.bootstrap, secure=True, by="tests/conftest.py")
         admin = pki.admin_files().settings(state.bootstrap)
-        asyncio.run(apply_directory(admin, federation.agencies(), now=now))
+        asyncio.run(apply_directory(admin, federation.snapshot.agencies(), now=now))
         yield SecureWorld(home, state, cluster)
     finally:
         cluster.stop()

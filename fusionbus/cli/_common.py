@@ -17,13 +17,12 @@ from pydantic import SecretStr, ValidationError
 from broker.acls import apply_directory
 from broker.config import KafkaSettings, default_home
 from broker.errors import AuthorizationError, ConfigError, FusionbusError
-from broker.federation import Federation, HomeLayout, policy
+from broker.federation import Federation, HomeLayout
 from broker.federation.enrolment import KafkaHint
 from broker.federation.pki import ClientFiles, ClusterPki
 from broker.federation.records import AgencyRecord
 from broker.topics import DIRECTORY_TOPIC
 from fusionbus.cli import _params
-from producers import RecipientPolicy
 
 __all__ = [
     "BootstrapOpt",
@@ -35,7 +34,6 @@ __all__ = [
     "kafka_hint",
     "kafka_settings",
     "load_federation",
-    "recipient_policy",
     "resolve_home",
     "sync_cluster",
     "write_config",
@@ -239,7 +237,7 @@ def sync_cluster(
     settings = kafka_settings(home, None)
     now = datetime.now(UTC)
     try:
-        changes = asyncio.run(apply_directory(settings, federation.agencies(), now=now))
+        changes = asyncio.run(apply_directory(settings, federation.snapshot.agencies(), now=now))
     except FusionbusError as exc:
         raise type(exc)(
             f"the directory in {home} was updated, but the cluster's topics and ACLs were "
@@ -250,11 +248,6 @@ def sync_cluster(
 
 def load_federation(home: Path) -> Federation:
     return Federation.load(home)
-
-
-def recipient_policy(federation: Federation) -> RecipientPolicy:
-    """The directory's dissemination policy as the publisher's recipient callable."""
-    return policy.recipient_policy(federation)
 
 
 def enrolled_and_not_revoked(

@@ -3,7 +3,7 @@
 ``[directory] source`` in the home's ``config.toml`` (:func:`~fusionbus.cli._common.
 directory_source`) decides. With ``"files"`` the agency's record is checked at once, before
 anything connects; with ``"topic"`` a :class:`~broker.federation.LiveDirectory` reads the
-topic first and the check uses what it says, so a home whose files were copied before a
+topic first and the check uses its snapshot, so a home whose files were copied before a
 revocation seals nothing to the revoked agency and accepts nothing its revoked keys sign.
 Either way the agency's own private keys come from the home's key files.
 
@@ -22,25 +22,29 @@ from pathlib import Path
 
 from broker.config import KafkaSettings
 from broker.errors import ConfigError, TransportError
-from broker.federation import Federation, HomeLayout, LiveDirectory, policy
+from broker.federation import (
+    Directory,
+    DisseminationPolicy,
+    Federation,
+    HomeLayout,
+    LiveDirectory,
+)
 from broker.federation.records import AgencyRecord
 from broker.keys import Identity
-from broker.trust import TrustStore
 from fusionbus.cli._common import DirectorySource, directory_source, enrolled_and_not_revoked
-from producers import RecipientPolicy
 
 __all__ = ["AgencyDirectory", "HomeDirectory"]
 
 
 @dataclass(frozen=True)
 class AgencyDirectory:
-    """What a running command needs: the agency's checked record, a trust store and the
-    dissemination policy, all from one directory."""
+    """What a running command needs: the agency's checked record, the directory (its keys)
+    and the dissemination policy over that same directory."""
 
     federation: Federation
     record: AgencyRecord
-    trust: TrustStore
-    policy: RecipientPolicy
+    directory: Directory
+    policy: DisseminationPolicy
 
     def identity(self) -> Identity:
         """The agency's private keys from the home, checked against ``record``."""
@@ -60,7 +64,9 @@ class HomeDirectory:
         self._record: AgencyRecord | None = None
         if self.source.kind == "files":
             self._record = enrolled_and_not_revoked(
-                self.federation.agency(agency), directory=f"the directory in {home}", signs=signs
+                self.federation.snapshot.agency(agency),
+                directory=f"the directory in {home}",
+                signs=signs,
             )
 
     @contextlib.asynccontextmanager
@@ -68,17 +74,15 @@ class HomeDirectory:
         """The directory to use while the block runs (a live one follows the topic)."""
         if self._record is not None:
             fed = self.federation
-            yield AgencyDirectory(
-                fed, self._record, fed.trust_store(), policy.recipient_policy(fed)
-            )
+            yield AgencyDirectory(fed, self._record, fed, DisseminationPolicy(fed))
             return
         topic = self.source.topic
         live = LiveDirectory.for_home(self.home, settings, topic=topic)
         await self._start(live, settings)
         try:
-            found = live.view.agency(self.agency)
+            found = live.snapshot.records.get(self.agency)
             if found is None:
-                known = ", ".join(a.id for a in live.view.agencies()) or "none"
+                known = ", ".join(sorted(live.snapshot.records)) or "none"
                 raise ConfigError(
                     f"agency {self.agency!r} is not in the directory topic {topic!r} at "
                     f"{settings.bootstrap} (known: {known}); the federation admin enrols it and "
@@ -87,7 +91,7 @@ class HomeDirectory:
             record = enrolled_and_not_revoked(
                 found, directory=f"the directory topic {topic!r}", signs=self.signs
             )
-            yield AgencyDirectory(self.federation, record, live, policy.recipient_policy(live))
+            yield AgencyDirectory(self.federation, record, live, DisseminationPolicy(live))
         finally:
             await live.stop()
 

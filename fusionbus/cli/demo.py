@@ -26,7 +26,7 @@ from typing import Annotated
 import typer
 
 from broker.config import KafkaSettings
-from broker.federation import Federation, HomeLayout, publish_directory
+from broker.federation import DisseminationPolicy, Federation, HomeLayout, publish_directory
 from broker.federation._home import private_dir
 from broker.federation.enrolment import AgencySite
 from broker.kafka import EmbeddedKafka
@@ -35,7 +35,6 @@ from fusionbus.cli._common import (
     DirectorySource,
     HomeOpt,
     kafka_settings,
-    recipient_policy,
     resolve_home,
     sync_cluster,
     write_config,
@@ -106,7 +105,7 @@ def up(
     if (where / "federation" / "root.pub.jwk").is_file():
         say("Using the federation already in {home}.", home=where)
         federation = Federation.load(where)
-        held = [r.id for r in federation.agencies() if federation.holds_keys(r.id)]
+        held = [r.id for r in federation.snapshot.agencies() if federation.holds_keys(r.id)]
         if held:
             say(
                 "Note: this admin home holds the private keys of {held} (made by `agency add "
@@ -117,7 +116,7 @@ def up(
             if HomeLayout(where).site(agency).is_dir():
                 enrol_site(where, agency, name)  # finishes an interrupted first run
         federation = Federation.load(where)
-        sync_cluster(federation, where, certify=federation.agencies())
+        sync_cluster(federation, where, certify=federation.snapshot.agencies())
         publish_to_topic(federation, where)
         refresh_sites(where, federation, state.bootstrap, secure=secure)
     else:
@@ -175,13 +174,13 @@ def publish_to_topic(federation: Federation, where: Path) -> None:
     ``federation publish-directory`` does: the sites read the directory from there."""
     settings = kafka_settings(where, None)
     head = federation.signed_head(now=datetime.now(UTC))
-    asyncio.run(publish_directory(settings, federation.signed_records(), head=head))
+    asyncio.run(publish_directory(settings, federation.snapshot.signed_records(), head=head))
 
 
 def refresh_sites(where: Path, federation: Federation, bootstrap: str, *, secure: bool) -> None:
     """Hand every site the admin's current directory files (grants included), its Kafka
     address, and ``[directory] source = "topic"``, so it follows the live directory."""
-    tokens = list(federation.signed_records().values())
+    tokens = list(federation.snapshot.signed_records().values())
     for agency in DEMO_AGENCIES:
         site = HomeLayout(where).site(agency)
         if HomeLayout(site).record(agency).is_file():
@@ -193,9 +192,8 @@ def refresh_sites(where: Path, federation: Federation, bootstrap: str, *, secure
 
 async def _publish_samples(federation: Federation, settings: KafkaSettings) -> int:
     identity = federation.identity("customs")
-    async with Publisher(
-        identity, federation.trust_store(), recipient_policy(federation), settings
-    ) as publisher:
+    policy = DisseminationPolicy(federation)
+    async with Publisher(identity, federation, policy, settings) as publisher:
         results = await publisher.publish_many(_samples())
     for result in results:
         if isinstance(result, Exception):

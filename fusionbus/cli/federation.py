@@ -105,7 +105,7 @@ def publish_directory_command(
     """
     where = resolve_home(home)
     federation = Federation.load(where)
-    tokens = federation.signed_records()
+    tokens = federation.snapshot.signed_records()
     head = federation.signed_head(now=datetime.now(UTC))
     settings = kafka_settings(where, bootstrap)
     count = asyncio.run(publish_directory(settings, tokens, topic=topic, head=head))
@@ -124,7 +124,7 @@ def sync_acls_command(home: HomeOpt = None) -> None:
     Idempotent; run on the admin's machine (it connects as fusionbus-admin)."""
     where = resolve_home(home)
     federation = Federation.load(where)
-    message = sync_cluster(federation, where, certify=federation.agencies())
+    message = sync_cluster(federation, where, certify=federation.snapshot.agencies())
     if not message:
         say(
             "{config} records no secured cluster (start one with `fusionbus kafka start "
@@ -241,7 +241,7 @@ def grant(
     """Entitle an agency to receive every given category in every given jurisdiction."""
     where = resolve_home(home)
     federation = Federation.load(where)
-    before = federation.agency(agency_id).revision
+    before = federation.snapshot.agency(agency_id).revision
     record = federation.grant(
         agency_id, categories=category, jurisdictions=jurisdiction, now=_now()
     )
@@ -281,7 +281,7 @@ def rotate_keys(
             "`fusionbus agency init ID --rotate`), or the ID of an agency whose keys are here"
         )
     federation = Federation.load(where)
-    old = federation.agency(agency_id)
+    old = federation.snapshot.agency(agency_id)
     record = federation.rotate_keys(agency_id, now=_now(), valid_for=timedelta(days=valid_days))
     synced = _synced(federation, where)
     say(
@@ -325,7 +325,7 @@ def revoke(
     """
     where = resolve_home(home)
     federation = Federation.load(where)
-    old = federation.agency(agency_id)
+    old = federation.snapshot.agency(agency_id)
     record = federation.revoke(agency_id, kid=key, reason=reason, now=_now())
     before = {e.kid: e.revoked_at for e in (*old.signing_keys, *old.encryption_keys)}
     kids = [
@@ -367,7 +367,7 @@ def list_agencies(
 ) -> None:
     """Show the directory (every record's root signature verified first)."""
     federation = Federation.load(resolve_home(home))
-    records = federation.agencies()
+    records = federation.snapshot.agencies()
     if json:
         for record in records:
             typer.echo(json_line(as_json(record)))

@@ -99,7 +99,7 @@ def publish(
     async def send() -> list[Any]:
         async with (
             directory.started(settings) as use,
-            Publisher(use.identity(), use.trust, use.policy, settings) as publisher,
+            Publisher(use.identity(), use.directory, use.policy, settings) as publisher,
         ):
             return await publisher.publish_many(reports)
 
@@ -192,14 +192,14 @@ def tail(  # noqa: PLR0917 - typer maps each parameter to an option
                 )
             if raw:
                 await tail_raw(
-                    use.trust, settings, _raw_printer(as_json),
+                    use.directory, settings, _raw_printer(as_json),
                     categories=categories, jurisdictions=jurisdictions,
                     from_beginning=from_beginning or since is not None, limit=count,
                     exit_at_end=exit_at_end,
                 )  # fmt: skip
                 return
             subscriber = Subscriber(
-                use.identity(), use.trust, settings,
+                use.identity(), use.directory, settings,
                 categories=categories, jurisdictions=jurisdictions,
                 from_beginning=from_beginning, since=since, on_reject=_reject_printer(as_json),
                 delivered=delivered,

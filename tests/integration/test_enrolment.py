@@ -88,7 +88,7 @@ def test_an_agency_enrolled_by_request_publishes_and_tails_with_its_own_certific
     [line] = [x for x in json_lines(anf) if x.get("report", {}).get("message_id") == mine]
     assert line["header"]["sender"] == agency
     assert line["topic"] == f"fusionbus.reports.{agency}.pk-sd.narcotics"
-    signing = Federation.load(site).agency(agency).signing_kid
+    signing = Federation.load(site).snapshot.agency(agency).signing_kid
     assert line["header"]["sender_kid"] == signing
     assert signing in {k.public for k in private_keys(site)}
     assert signing not in {k.public for k in private_keys(admin)}

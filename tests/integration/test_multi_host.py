@@ -274,7 +274,7 @@ def test_revocation_of_fia_is_refused_by_every_host_within_seconds(sites: Sites)
         federation = Federation.load(sites.admin)
         federation.revoke("fia", reason="multi-host revocation test", now=now)
         admin = ClusterPki(sites.admin).admin_files().settings(sites.bootstrap)
-        changes = await apply_directory(admin, federation.agencies(), now=now)
+        changes = await apply_directory(admin, federation.snapshot.agencies(), now=now)
         synced = time.monotonic()
         assert changes.deleted, "the revocation removed no ACL"
         refused = await asyncio.gather(*probes)

@@ -216,7 +216,7 @@ def test_fia_cannot_write_customs_topics_and_its_forgery_is_quarantined_by_anf(
     # fusionbus.reports.fia.* only); on fia's own topic anf reads it and quarantines it.
     home = secure_kafka.home
     federation = Federation.load(home)
-    fia, customs, anf = (federation.agency(a) for a in ("fia", "customs", "anf"))
+    fia, customs, anf = (federation.snapshot.agency(a) for a in ("fia", "customs", "anf"))
     fia_key = federation.identity("fia").signing_key
     report = example_report("narcotics", "PKKHI")  # sender: customs
     routing = header_for(report, customs.signing_kid, [anf.encryption_kid]).model_dump(mode="json")
@@ -298,7 +298,7 @@ def test_grant_and_revoke_drive_the_acls(secure_kafka: SecureWorld) -> None:
     # READ on pk-sd narcotics of each sender: customs, anf, fia, pcg, and any agency another
     # test of this session enrolled in the shared home (test_enrolment's, granted one
     # category in PK).
-    senders = len(Federation.load(secure_kafka.home).agencies())
+    senders = len(Federation.load(secure_kafka.home).snapshot.agencies())
     assert f"Cluster ACLs in sync: {senders} added, 0 removed." in granted.stderr
     again = run(
         "agency", "grant", "pcg", "--category", "narcotics", "--jurisdiction", "PK-SD",

@@ -71,13 +71,17 @@ def admit(
             now=now, valid_for=valid_for,
         )  # fmt: skip
     else:
-        previous = federation.agency(request.id)
+        previous = federation.snapshot.agency(request.id)
         record = _rotated(previous, request, now=now, valid_for=valid_for)
         federation.check_keys(record)
     root = federation.root_key()
     pki = ClusterPki(federation.home, settings=settings)
     certificate = pki.issue_from_request(request.id, request.csr, now=now)
-    others = [token for agency, token in federation.signed_records().items() if agency != record.id]
+    others = [
+        token
+        for agency, token in federation.snapshot.signed_records().items()
+        if agency != record.id
+    ]
     claims = BundleClaims(
         id=record.id,
         issued_at=now,

@@ -77,8 +77,10 @@ def test_up_makes_one_home_per_agency_and_the_admin_holds_no_agency_key(tmp_path
     assert (where / "sites").stat().st_mode & 0o777 == 0o700
     for agency, site in sites_of(where).items():
         federation = Federation.load(site)
-        assert [r.id for r in federation.agencies()] == sorted(DEMO_AGENCIES)
-        assert federation.agencies() == Federation.load(where).agencies()  # grants included
+        assert [r.id for r in federation.snapshot.agencies()] == sorted(DEMO_AGENCIES)
+        assert (
+            federation.snapshot.agencies() == Federation.load(where).snapshot.agencies()
+        )  # grants included
         assert federation.identity(agency).agency == agency
         assert 'bootstrap = "127.0.0.1:9092"' in (site / "config.toml").read_text()
 

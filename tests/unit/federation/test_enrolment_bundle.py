@@ -65,9 +65,9 @@ def test_an_imported_enrolment_is_usable_and_only_this_home_holds_its_keys(
     assert not done.rotated
     assert done.directory == 1  # customs' record came with anf's bundle
     site = Federation.load(anf_site)
-    assert [r.id for r in site.agencies()] == ["anf", "customs"]
+    assert [r.id for r in site.snapshot.agencies()] == ["anf", "customs"]
     identity = site.identity("anf")
-    record = Federation.load(admin).agency("anf")
+    record = Federation.load(admin).snapshot.agency("anf")
     assert (identity.signing_kid, identity.encryption_kid) == (
         record.signing_kid,
         record.encryption_kid,
@@ -239,12 +239,12 @@ def test_a_rotation_bundle_installs_the_new_keys_and_keeps_the_old_decryption_ke
 ) -> None:
     site = tmp_path / "anf"
     enrolled(admin, site, "anf")
-    old = Federation.load(site).agency("anf")
+    old = Federation.load(site).snapshot.agency("anf")
     old_tls = ClusterPki(site).agency_files("anf").key.read_bytes()
     done = imported(site, admitted(admin, request(site, "anf", rotate=True)))
     assert done.rotated
-    record = Federation.load(site).agency("anf")
-    assert record == Federation.load(admin).agency("anf")
+    record = Federation.load(site).snapshot.agency("anf")
+    assert record == Federation.load(admin).snapshot.agency("anf")
     assert record.revision == old.revision + 1
     assert record.signing_kid != old.signing_kid
     identity = Federation.load(site).identity("anf")
@@ -266,8 +266,8 @@ def test_an_older_bundle_is_refused_as_a_rollback(admin: Path, tmp_path: Path) -
     imported(site, first)
     federation = Federation.load(admin)
     federation.grant("anf", categories=["narcotics"], jurisdictions=["PK"], now=NOW)
-    AgencySite(site).install_directory(federation.signed_records().values())
-    assert Federation.load(site).agency("anf").revision == 2
+    AgencySite(site).install_directory(federation.snapshot.signed_records().values())
+    assert Federation.load(site).snapshot.agency("anf").revision == 2
     refused_import(site, first.bundle.read_bytes(), "older than the revision 2", "rollback")
 
 
@@ -276,12 +276,12 @@ def test_install_directory_never_rolls_a_record_back(admin: Path, tmp_path: Path
     enrolled(admin, site, "anf")
     enrolled(admin, tmp_path / "fia", "fia")
     federation = Federation.load(admin)
-    old = federation.signed_records()["fia"]
+    old = federation.snapshot.signed_records()["fia"]
     federation.grant("fia", categories=["human_trafficking"], jurisdictions=["PK"], now=NOW)
-    new = Federation.load(admin).signed_records()["fia"]
+    new = Federation.load(admin).snapshot.signed_records()["fia"]
     assert AgencySite(site).install_directory([new]) == 1
     AgencySite(site).install_directory([old])
-    assert Federation.load(site).agency("fia").revision == 2
+    assert Federation.load(site).snapshot.agency("fia").revision == 2
 
 
 def test_the_admins_home_refuses_to_make_or_import_agency_keys(admin: Path, tmp_path: Path) -> None:

@@ -219,7 +219,7 @@ def test_payloads_other_than_a_canonical_valid_request_are_refused(site: Path) -
 def test_the_admin_enrols_from_the_request_without_any_private_key(admin: Path, site: Path) -> None:
     token = request(site, "anf")
     admission = admitted(admin, token)
-    record = Federation.load(admin).agency("anf")
+    record = Federation.load(admin).snapshot.agency("anf")
     assert admission.record == record
     assert record.revision == 1
     assert record.signing_kid == claims_of(token).signing_key.kid
@@ -270,7 +270,7 @@ def test_without_the_root_key_nothing_is_written(admin: Path, site: Path) -> Non
 
 def test_a_rotation_request_is_endorsed_by_the_current_key(admin: Path, site: Path) -> None:
     enrolled(admin, site, "anf")
-    old = Federation.load(site).agency("anf")
+    old = Federation.load(site).snapshot.agency("anf")
     token = request(site, "anf", rotate=True)
     parsed = read_request(token, source="ROT", now=NOW)
     assert parsed.endorsed

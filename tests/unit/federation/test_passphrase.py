@@ -21,7 +21,7 @@ def test_keys_are_written_encrypted_and_load_with_the_passphrase(home: Path) -> 
     for path in (layout.root_private, layout.signing_key("anf"), layout.encryption_key("anf")):
         assert path.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     identity = Federation.load(home, settings=SECRET).identity("anf")
-    assert identity.signing_kid == fed.agency("anf").signing_kid
+    assert identity.signing_kid == fed.snapshot.agency("anf").signing_kid
 
 
 def test_the_passphrase_comes_from_the_environment(
