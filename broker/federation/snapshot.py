@@ -157,12 +157,16 @@ class DirectorySnapshot:
     HOME", "the directory topic 'fusionbus.directory'").
     """
 
-    records: Mapping[str, AgencyRecord] = field(default_factory=dict)
-    tokens: Mapping[str, bytes] = field(default_factory=dict)
+    records: Mapping[str, AgencyRecord] = field(default_factory=lambda: _frozen({}))
+    tokens: Mapping[str, bytes] = field(default_factory=lambda: _frozen({}))
     head: DirectoryHead | None = None
     origin: str = "the directory"
-    _signing: Mapping[str, SigningKeyRecord] = field(default_factory=dict, repr=False)
-    _encryption: Mapping[str, EncryptionKeyRecord] = field(default_factory=dict, repr=False)
+    _signing: Mapping[str, SigningKeyRecord] = field(
+        default_factory=lambda: _frozen({}), repr=False
+    )
+    _encryption: Mapping[str, EncryptionKeyRecord] = field(
+        default_factory=lambda: _frozen({}), repr=False
+    )
 
     @classmethod
     def of(

@@ -103,3 +103,11 @@ def test_a_snapshot_of_bare_keys_knows_keys_but_no_agency(federation: Federation
     assert bare.signing_key(anf.signing_kid) == key
     assert bare.encryption_key(anf.encryption_kid) is None
     assert bare.agencies() == []
+
+
+def test_an_empty_snapshot_is_read_only_too() -> None:
+    empty = DirectorySnapshot()
+    with pytest.raises(TypeError):
+        empty.records["anf"] = None  # type: ignore[index]
+    assert empty.agencies() == []
+    assert empty.signed_records() == {}
