@@ -28,10 +28,10 @@ from typing import Any
 
 from bench._pubsub_roles import template_report
 from bench.pubsub import VARIATIONS, _federation, _own_kafka
-from broker.admin import ensure_topics
 from broker.config import KafkaSettings
 from broker.federation import DisseminationPolicy, Federation
 from broker.logs import configure_logging
+from broker.provisioning.topics import ensure_topics
 from broker.topics import report_topic
 from consumers import Delivery, Subscriber
 from consumers.delivered import Delivered, MemoryDelivered, SqliteDelivered

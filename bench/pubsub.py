@@ -61,12 +61,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench._pubsub_output import render, summary, write_chart
 from bench._pubsub_roles import Event, RoleConfig, Stage, child_main, template_report
-from broker.admin import ensure_topics
 from broker.config import KafkaSettings
 from broker.envelope import Sealer, seal_report
 from broker.federation import DisseminationPolicy, Federation
 from broker.kafka import EmbeddedKafka
 from broker.logs import configure_logging
+from broker.provisioning.topics import ensure_topics
 from broker.topics import report_topic
 
 STALL_SECONDS = 120.0

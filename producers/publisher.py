@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Self
 import structlog
 from aiokafka import AIOKafkaProducer
 
-from broker.admin import ensure_topics
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.envelope import Sealer, seal_report
 from broker.errors import AuthorizationError, ConfigError, FusionbusError
 from broker.keys import Identity
+from broker.provisioning.topics import ensure_topics
 from broker.topics import Header, report_topic
 from broker.transport import kafka_error, map_kafka_errors
 from schemas import Report

@@ -31,7 +31,6 @@ from typing import Self
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from broker.admin import ensure_topics
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.errors import ConfigError, FusionbusError, TransportError
 from broker.federation._home import HomeLayout
@@ -39,6 +38,7 @@ from broker.federation.directory import read_root_public
 from broker.federation.head import HEAD_KEY
 from broker.federation.snapshot import DirectorySnapshot
 from broker.federation.view import DirectoryView
+from broker.provisioning.topics import ensure_topics
 from broker.topics import DIRECTORY_TOPIC
 from broker.transport import kafka_error, map_kafka_errors
 

@@ -14,13 +14,13 @@ from typing import Annotated, Literal
 import typer
 from pydantic import SecretStr, ValidationError
 
-from broker.acls import apply_directory
 from broker.config import KafkaSettings, default_home
 from broker.errors import AuthorizationError, ConfigError, FusionbusError
 from broker.federation import Federation, HomeLayout
 from broker.federation.enrolment import KafkaHint
-from broker.federation.pki import ClientFiles, ClusterPki
 from broker.federation.records import AgencyRecord
+from broker.provisioning import provision
+from broker.provisioning.pki import ClientFiles, ClusterPki
 from broker.topics import DIRECTORY_TOPIC
 from fusionbus.cli import _params
 
@@ -226,7 +226,8 @@ def sync_cluster(
     """On a secured cluster: issue TLS certificates for those of ``certify`` whose keys this
     home holds (enrolled with ``agency add ID --name``; an agency enrolled by request got
     its certificate in its bundle and keeps its key), create the topics the grants need and
-    make the ACLs match the directory. Returns a sentence for the user (empty on a
+    make the ACLs and the brokers' TLS trust match the directory
+    (:func:`broker.provisioning.provision`). Returns a sentence for the user (empty on a
     plaintext cluster, where there are no ACLs)."""
     if not cluster_is_secure(home):
         return ""
@@ -237,13 +238,14 @@ def sync_cluster(
     settings = kafka_settings(home, None)
     now = datetime.now(UTC)
     try:
-        changes = asyncio.run(apply_directory(settings, federation.snapshot.agencies(), now=now))
+        done = asyncio.run(provision(settings, federation.snapshot.agencies(), now=now, pki=pki))
     except FusionbusError as exc:
         raise type(exc)(
-            f"the directory in {home} was updated, but the cluster's topics and ACLs were "
-            f"not: {exc} Fix that, then run `fusionbus federation sync-acls --home {home}`."
+            f"the directory in {home} was updated, but the cluster's topics, ACLs and TLS "
+            f"trust were not: {exc} Fix that, then run `fusionbus federation sync-acls "
+            f"--home {home}`."
         ) from exc
-    return f"Cluster ACLs in sync: {len(changes.created)} added, {len(changes.deleted)} removed."
+    return done.summary()
 
 
 def load_federation(home: Path) -> Federation:

@@ -5,7 +5,7 @@ side of enrolment by request, are in :mod:`fusionbus.cli.enrolment`).
 On a secured cluster (``config.toml`` says ``security = "mtls"``), ``agency add`` also
 issues the agency's TLS certificate (from its request, or with a key made here), and every
 directory change also brings the cluster's topics and ACLs in line with it
-(``broker.acls``)."""
+(``broker.provisioning.acls``)."""
 
 from __future__ import annotations
 

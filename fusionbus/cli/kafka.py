@@ -17,7 +17,6 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from broker.config import default_home
 from broker.errors import ConfigError
-from broker.federation.pki import ADMIN_PRINCIPAL, ClusterPki, node_principal
 from broker.kafka import (
     DEFAULT_CONTROLLER_PORT,
     DEFAULT_HOST,
@@ -38,6 +37,7 @@ from broker.kafka import (
     new_cluster_id,
     recipe_dir,
 )
+from broker.provisioning.pki import ADMIN_PRINCIPAL, ClusterPki, node_principal
 from fusionbus.cli import _params
 from fusionbus.cli._common import HomeOpt, resolve_home, write_config
 from fusionbus.cli._console import err_console, say, visible
@@ -345,6 +345,8 @@ def _cluster_tls(
     supers = tuple(f"User:{node_principal(i)}" for i in deployment.node_ids)
     return ClusterTls(
         ca_pem=pki.ca_cert_path.read_text(),
+        node_ca_pem=pki.node_ca_cert_path.read_text(),
+        client_trust_pem=pki.client_trust(pki.trusted_agencies()),
         nodes=node_tls,
         admin=admin.settings(deployment.bootstrap),
         super_users=(*supers, f"User:{ADMIN_PRINCIPAL}"),

@@ -19,9 +19,9 @@ from pathlib import Path
 import orjson
 
 from broker.federation import Federation, HomeLayout
-from broker.federation.pki import ClusterPki
 from broker.kafka import EmbeddedKafka, KafkaDistribution
 from broker.kafka._probe import broker_count
+from broker.provisioning.pki import ClusterPki
 from broker.topics import DIRECTORY_TOPIC
 from fusionbus.cli._common import DirectorySource, directory_source
 from schemas import example_report

@@ -19,13 +19,13 @@ import orjson
 import pytest
 from aiokafka import ConsumerRecord
 
-from broker.admin import ensure_topics
 from broker.config import KafkaSettings
 from broker.envelope import Sealer, seal_report
 from broker.envelope._wire import b64d, b64e
 from broker.federation import DirectorySnapshot, agency_keys
 from broker.kafka import ClusterState
 from broker.keys import Identity
+from broker.provisioning.topics import ensure_topics
 from broker.topics import Header, quarantine_topic, report_topic
 from consumers import Delivery, SqliteDelivered, Subscriber
 from schemas import Report, example_report

@@ -28,8 +28,8 @@ from broker.federation.enrolment.bundle import (
     sign_bundle,
 )
 from broker.federation.enrolment.request import EnrolmentRequest
-from broker.federation.pki import ClusterPki
 from broker.federation.records import AgencyRecord, PublicJwk, sign_record, validation_problems
+from broker.provisioning.pki import ClusterPki
 
 __all__ = ["Admission", "admit"]
 
@@ -88,6 +88,7 @@ def admit(
         record=sign_record(record, root).decode("ascii"),
         directory=tuple(token.decode("ascii") for token in others),
         certificate=certificate_pem(certificate).decode("ascii"),
+        issuer_certificate=pki.agency_ca_cert_path(record.id).read_text(encoding="ascii"),
         ca_certificate=certificate_pem(pki.ca_certificate()).decode("ascii"),
         root_key=PublicJwk.of(root.public),
         kafka=kafka,

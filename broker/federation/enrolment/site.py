@@ -46,9 +46,9 @@ from broker.federation.enrolment.request import (
     make_request,
     read_request,
 )
-from broker.federation.pki import ClusterPki
 from broker.federation.records import MAX_RECORD_BYTES, AgencyRecord, PublicJwk, verify_record
 from broker.keys import DecryptionKey, VerifyKey
+from broker.provisioning.pki import ClusterPki
 
 __all__ = ["AgencySite", "Imported", "Requested"]
 

@@ -1,11 +1,11 @@
-"""ACLs computed from the directory (``broker.acls.desired_acls``): pure, no Kafka."""
+"""ACLs computed from the directory (``broker.provisioning.acls.desired_acls``): pure, no Kafka."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from broker.acls import Acl, desired_acls, platform_topics
 from broker.federation import Federation
+from broker.provisioning.acls import Acl, desired_acls, platform_topics
 from broker.topics import report_topic
 
 from .conftest import NOW

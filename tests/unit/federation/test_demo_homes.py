@@ -20,12 +20,15 @@ from tests.unit.federation.homes import agency_keys_of, private_keys
 ADMINS_OWN = (
     "federation/root.key.pem",
     "tls/ca.key.pem",
+    "tls/node-ca.key.pem",
+    "tls/agency-cas/*/ca.key.pem",  # the CA that signs an agency's certificate, not its key
     "tls/admin/key.pem",
     "tls/nodes/node-*/key.pem",
     "kafka/node-*/server.properties",  # the node's key, inline
 )
-"""Where the admin's home may hold private keys: the root's, the CA's, its own client key,
-and the Kafka nodes' (the admin runs the embedded cluster)."""
+"""Where the admin's home may hold private keys: the root's, the CAs' (root, node, each
+agency's issuing CA), its own client key, and the Kafka nodes' (the admin runs the embedded
+cluster)."""
 
 
 def demo(where: Path) -> None:

@@ -23,9 +23,9 @@ from broker.federation.enrolment import (
     read_bundle,
     sign_bundle,
 )
-from broker.federation.pki import ClusterPki
 from broker.federation.records import PublicJwk, canonical_json, sign_record
 from broker.keys import SigningKey, kid_of
+from broker.provisioning.pki import ClusterPki
 from tests.unit.federation.conftest import NOW, forge, root_key
 from tests.unit.federation.enrol import admitted, enrolled, imported, request
 from tests.unit.federation.homes import private_keys
@@ -176,11 +176,13 @@ def test_a_fresh_home_shows_which_root_signed_so_it_can_be_compared(
     [
         ({"id": "fia"}, "holds the record of 'anf', not of 'fia'"),
         ({"ca_certificate": "junk"}, "ca_certificate is not a PEM certificate"),
+        ({"issuer_certificate": "junk"}, "issuer_certificate is not a PEM certificate"),
         ({"certificate": "-----BEGIN CERTIFICATE-----\n"}, "certificate is not a PEM"),
         ({"record": "a.b.c"}, "(record)"),
         ({"kafka": {"bootstrap": "no port", "security": "mtls"}}, "kafka.bootstrap"),
         ({"admin": True}, "not a valid response bundle"),
-        ({"v": 2}, "not a valid response bundle"),
+        ({"v": 1}, "not a valid response bundle"),  # single-CA bundles are of the past
+        ({"v": 3}, "not a valid response bundle"),
     ],
 )
 def test_a_root_signed_but_invalid_bundle_is_refused(
@@ -199,7 +201,23 @@ def test_a_certificate_not_issued_by_the_bundled_ca_is_refused(admin: Path, tmp_
     claims = bundle_claims(admitted(admin, request(site, "anf")).bundle)
     other_ca = ClusterPki(tmp_path / "other-admin").ensure_ca(now=NOW)
     forged = claims.model_copy(update={"ca_certificate": certificate_pem(other_ca).decode()})
-    refused_import(site, sign_bundle(forged, root_key(admin)), "issued by the self-signed")
+    refused_import(site, sign_bundle(forged, root_key(admin)), "under the self-signed")
+
+
+def test_a_certificate_not_issued_by_the_bundled_agency_ca_is_refused(
+    admin: Path, tmp_path: Path
+) -> None:
+    """The issuing CA must be the one that signed the certificate, and a CA the root signed
+    for issuing leaves only (path length 0): the node CA, say, is refused."""
+    site = tmp_path / "anf"
+    claims = bundle_claims(admitted(admin, request(site, "anf")).bundle)
+    ClusterPki(admin).issue_agency("fia")
+    fia_ca = ClusterPki(admin).agency_ca_cert_path("fia").read_text()
+    forged = claims.model_copy(update={"issuer_certificate": fia_ca})
+    refused_import(site, sign_bundle(forged, root_key(admin)), "issued by the agency CA")
+    root = ClusterPki(admin).ca_cert_path.read_text()
+    forged = claims.model_copy(update={"issuer_certificate": root})
+    refused_import(site, sign_bundle(forged, root_key(admin)), "issued by the agency CA")
 
 
 def test_a_directory_record_signed_by_another_key_is_refused(admin: Path, tmp_path: Path) -> None:
