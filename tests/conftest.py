@@ -20,6 +20,7 @@ import structlog
 
 from broker.errors import KafkaRuntimeError
 from broker.federation import Federation
+from broker.home import write_config
 from broker.kafka import (
     ClusterState,
     ClusterTls,
@@ -29,7 +30,6 @@ from broker.kafka import (
 )
 from broker.provisioning.acls import apply_directory
 from broker.provisioning.pki import ClusterPki
-from fusionbus.cli._common import write_config
 
 
 @pytest.fixture(autouse=True)

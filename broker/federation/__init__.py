@@ -16,7 +16,7 @@ the admin signs records and certificates from public keys and CSRs. Layout, reco
 enrolment and policy: ``docs/federation.md``.
 """
 
-from broker.federation._home import HomeLayout, KeySettings
+from broker.federation._home import KeySettings
 from broker.federation.directory import Federation
 from broker.federation.live import LiveDirectory, publish_directory
 from broker.federation.policy import DisseminationPolicy
@@ -53,7 +53,6 @@ __all__ = [
     "EncryptionKeyRecord",
     "Federation",
     "Grant",
-    "HomeLayout",
     "KeyEntry",
     "KeySettings",
     "LiveDirectory",

@@ -25,7 +25,6 @@ from broker.federation import lifecycle
 from broker.federation._highwater import RevisionGuard
 from broker.federation._home import (
     PUBLIC_FILE_MODE,
-    HomeLayout,
     KeySettings,
     read_limited,
     read_private_key,
@@ -47,6 +46,7 @@ from broker.federation.records import (
     verify_record,
 )
 from broker.federation.snapshot import DirectorySnapshot
+from broker.home import HomeLayout
 from broker.keys import (
     DecryptionKey,
     Identity,

@@ -33,11 +33,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.errors import ConfigError, FusionbusError, TransportError
-from broker.federation._home import HomeLayout
 from broker.federation.directory import read_root_public
 from broker.federation.head import HEAD_KEY
 from broker.federation.snapshot import DirectorySnapshot
 from broker.federation.view import DirectoryView
+from broker.home import HomeLayout
 from broker.provisioning.topics import ensure_topics
 from broker.topics import DIRECTORY_TOPIC
 from broker.transport import kafka_error, map_kafka_errors

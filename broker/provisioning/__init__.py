@@ -10,8 +10,8 @@ Everything here runs with the platform admin's certificate, on the admin's machi
 """
 
 from broker.provisioning.acls import Acl, AclChanges, desired_acls, in_good_standing
-from broker.provisioning.cluster import Provisioned, provision
-from broker.provisioning.pki import ADMIN_PRINCIPAL, ClientFiles, ClusterPki
+from broker.provisioning.cluster import Provisioned, provision, sync_home
+from broker.provisioning.pki import ADMIN_PRINCIPAL, ClusterPki
 from broker.provisioning.topics import ensure_topics
 from broker.provisioning.truststore import sync_client_trust
 
@@ -19,7 +19,6 @@ __all__ = [
     "ADMIN_PRINCIPAL",
     "Acl",
     "AclChanges",
-    "ClientFiles",
     "ClusterPki",
     "Provisioned",
     "desired_acls",
@@ -27,4 +26,5 @@ __all__ = [
     "in_good_standing",
     "provision",
     "sync_client_trust",
+    "sync_home",
 ]

@@ -14,17 +14,20 @@ changes nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 
 from broker.config import KafkaSettings
+from broker.federation import Federation
 from broker.federation.records import AgencyRecord
+from broker.home import HomeConfig, kafka_settings
 from broker.provisioning.acls import AclChanges, apply_directory, in_good_standing
 from broker.provisioning.pki import Canary, ClusterPki
 from broker.provisioning.truststore import TrustSync, sync_client_trust
 
-__all__ = ["Provisioned", "provision"]
+__all__ = ["Provisioned", "provision", "sync_home"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +98,22 @@ async def provision(
         sync_client_trust, settings, pki.client_trust(trusted), trusted=canaries, retired=goners
     )
     return Provisioned(changes, trusted, tuple(c.agency for c in goners), trust)
+
+
+def sync_home(federation: Federation, home: Path, *, certify: Sequence[AgencyRecord] = ()) -> str:
+    """On the secured cluster ``home``'s ``config.toml`` names (the admin's home): issue TLS
+    certificates for those of ``certify`` whose keys the home holds (enrolled with ``agency
+    add ID --name``; an agency enrolled by request got its certificate in its bundle and
+    keeps its key), then :func:`provision` from the directory with the admin's certificate.
+    Returns a sentence for the admin (empty on a plaintext cluster, where there are no ACLs
+    and no TLS)."""
+    if not HomeConfig.read(home).secure:
+        return ""
+    pki = ClusterPki(home)
+    for record in certify:
+        if federation.holds_keys(record.id):
+            pki.issue_agency(record.id)
+    settings = kafka_settings(home)
+    now = datetime.now(UTC)
+    records = federation.snapshot.agencies()
+    return asyncio.run(provision(settings, records, now=now, pki=pki)).summary()

@@ -47,10 +47,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from pydantic import SecretStr
 
 from broker._crypto import TlsKey, certificate_pem
-from broker.config import KafkaSettings
 from broker.errors import ConfigError
 from broker.federation._home import (
     PRIVATE_FILE_MODE,
@@ -61,13 +59,13 @@ from broker.federation._home import (
     replace_file,
     write_file,
 )
+from broker.home import ClientFiles, HomeLayout
 from broker.kafka import ClusterTls, NodeTls
 
 __all__ = [
     "ADMIN_PRINCIPAL",
     "LOOPBACK_HOSTS",
     "Canary",
-    "ClientFiles",
     "ClusterPki",
     "node_principal",
     "refuse_reserved",
@@ -95,27 +93,6 @@ def refuse_reserved(agency: str) -> None:
             f"agency id {agency!r}: ids starting with {_RESERVED_PREFIX!r} are reserved "
             "for the platform's own principals (nodes, admin)"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class ClientFiles:
-    """Where one TLS client's files are: what ``KafkaSettings`` needs to connect."""
-
-    ca: Path
-    cert: Path
-    key: Path
-
-    def settings(self, bootstrap: str, key_password: str | None = None) -> KafkaSettings:
-        return KafkaSettings(
-            bootstrap=bootstrap,
-            tls_ca_file=self.ca,
-            tls_cert_file=self.cert,
-            tls_key_file=self.key,
-            tls_key_password=SecretStr(key_password) if key_password else None,
-        )
-
-    def exist(self) -> bool:
-        return self.ca.is_file() and self.cert.is_file() and self.key.is_file()
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,41 +125,40 @@ class ClusterPki:
 
     def __init__(self, home: Path, *, settings: KeySettings | None = None) -> None:
         self.home = home
-        self.tls_dir = home / "tls"
+        self._layout = HomeLayout(home)
+        self.tls_dir = self._layout.tls_dir
         self._settings = settings or KeySettings()
 
-    # -- paths ------------------------------------------------------------------------------
+    # -- paths (broker.home owns them) --------------------------------------------------------
 
     @property
     def ca_cert_path(self) -> Path:
         """The root CA certificate: what every client trusts to check the brokers."""
-        return self.tls_dir / "ca.pem"
+        return self._layout.root_ca
 
     @property
     def ca_key_path(self) -> Path:
-        return self.tls_dir / "ca.key.pem"
+        return self._layout.root_ca_key
 
     @property
     def node_ca_cert_path(self) -> Path:
-        return self.tls_dir / "node-ca.pem"
+        return self._layout.node_ca
 
     def _agency_ca_dir(self, agency: str) -> Path:
-        return self.tls_dir / "agency-cas" / agency
+        return self._layout.agency_ca_dir(agency)
 
     def agency_ca_cert_path(self, agency: str) -> Path:
         """Agency ``agency``'s issuing CA in force (absent until its first certificate)."""
         return self._agency_ca_dir(agency) / "ca.pem"
 
     def admin_files(self) -> ClientFiles:
-        folder = self.tls_dir / "admin"
-        return ClientFiles(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
+        return self._layout.admin_tls
 
     def agency_files(self, agency: str) -> ClientFiles:
-        folder = self.home / "agencies" / agency / "tls"
-        return ClientFiles(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
+        return self._layout.agency_tls(agency)
 
     def _node_dir(self, node_id: int) -> Path:
-        return self.tls_dir / "nodes" / f"node-{node_id}"
+        return self._layout.node_tls_dir(node_id)
 
     # -- the CAs ----------------------------------------------------------------------------
 
@@ -200,7 +176,7 @@ class ClusterPki:
             write_file(self.ca_cert_path, _pem(cert), mode=PUBLIC_FILE_MODE, exclusive=True)
         root = self.ca_certificate()
         if not self.node_ca_cert_path.is_file():
-            self._new_ca(self.tls_dir / "node-ca", "fusionbus node CA", root, now)
+            self._new_ca(self._layout.node_ca.with_suffix(""), "fusionbus node CA", root, now)
         return root
 
     def ca_certificate(self) -> x509.Certificate:
@@ -261,7 +237,7 @@ class ClusterPki:
         admin), made first if the agency has none in force."""
         root = self.ensure_ca(now=now)
         if agency is None:
-            stem, what = self.tls_dir / "node-ca", "the node CA"
+            stem, what = self._layout.node_ca.with_suffix(""), "the node CA"
         else:
             folder = private_dir(self._agency_ca_dir(agency))
             stem, what = folder / "ca", f"agency {agency}'s CA"
@@ -309,7 +285,7 @@ class ClusterPki:
 
     def trusted_agencies(self) -> list[str]:
         """The agencies with an issuing CA in force."""
-        folder = self.tls_dir / "agency-cas"
+        folder = self._layout.agency_cas_dir
         if not folder.is_dir():
             return []
         return sorted(p.parent.name for p in folder.glob("*/ca.pem"))
@@ -344,7 +320,7 @@ class ClusterPki:
     # -- enrolment by request: the agency's key never leaves its home ---------------------
 
     def _pending_key(self, agency: str) -> Path:
-        return self.agency_files(agency).key.with_name("next.key.pem")
+        return self._layout.pending_tls_key(agency)
 
     def agency_request(
         self, agency: str, *, pending: bool = False
@@ -409,7 +385,7 @@ class ClusterPki:
             raise ConfigError(f"node {node_id}'s certificate needs at least one host name")
         self.ensure_ca(now=now)  # first: it makes tls/ private
         if folder is None:
-            private_dir(self.tls_dir / "nodes")
+            private_dir(self._layout.nodes_tls_dir)
             folder = self._node_dir(node_id)
         cert, key = folder / "cert.pem", folder / "key.pem"
         self._issue(cert, key, node_principal(node_id), "node", client=False, now=now, hosts=hosts)

@@ -22,16 +22,11 @@ from pathlib import Path
 
 from broker.config import KafkaSettings
 from broker.errors import ConfigError, TransportError
-from broker.federation import (
-    Directory,
-    DisseminationPolicy,
-    Federation,
-    HomeLayout,
-    LiveDirectory,
-)
+from broker.federation import Directory, DisseminationPolicy, Federation, LiveDirectory
 from broker.federation.records import AgencyRecord
+from broker.home import DirectorySource, HomeConfig, HomeLayout
 from broker.keys import Identity
-from fusionbus.cli._common import DirectorySource, directory_source, enrolled_and_not_revoked
+from fusionbus.cli._common import enrolled_and_not_revoked
 
 __all__ = ["AgencyDirectory", "HomeDirectory"]
 
@@ -59,7 +54,7 @@ class HomeDirectory:
         self.home = home
         self.agency = agency
         self.signs = signs
-        self.source: DirectorySource = directory_source(home)
+        self.source: DirectorySource = HomeConfig.read(home).directory
         self.federation = Federation.load(home)
         self._record: AgencyRecord | None = None
         if self.source.kind == "files":
@@ -100,7 +95,7 @@ class HomeDirectory:
             await live.start()
         except TransportError as exc:
             cache = HomeLayout(self.home).live_state
-            config = self.home / "config.toml"
+            config = HomeLayout(self.home).config
             if cache.is_file():
                 raise TransportError(
                     f"cannot read the directory topic {self.source.topic!r} at "

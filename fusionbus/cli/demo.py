@@ -26,19 +26,13 @@ from typing import Annotated
 import typer
 
 from broker.config import KafkaSettings
-from broker.federation import DisseminationPolicy, Federation, HomeLayout, publish_directory
+from broker.federation import DisseminationPolicy, Federation, publish_directory
 from broker.federation._home import private_dir
 from broker.federation.enrolment import AgencySite
+from broker.home import DirectorySource, HomeLayout, kafka_settings, resolve_home, write_config
 from broker.kafka import EmbeddedKafka
 from fusionbus.cli import _params
-from fusionbus.cli._common import (
-    DirectorySource,
-    HomeOpt,
-    kafka_settings,
-    resolve_home,
-    sync_cluster,
-    write_config,
-)
+from fusionbus.cli._common import HomeOpt, sync_cluster
 from fusionbus.cli._console import say, visible
 from fusionbus.cli.enrolment import admit_request, import_bundle, make_request
 from fusionbus.cli.kafka import start_cluster
@@ -96,13 +90,16 @@ def up(
     by request as on its own machine, so no agency private key is in the admin's home.
     """
     where = resolve_home(home)
-    previous = EmbeddedKafka(where / "kafka").state()
+    previous = EmbeddedKafka(HomeLayout(where).kafka_dir).state()
     secure = not plaintext and (previous is None or previous.secure)
     state = start_cluster(
-        nodes=1, data_dir=where / "kafka", port=port, secure_home=where if secure else None
+        nodes=1,
+        data_dir=HomeLayout(where).kafka_dir,
+        port=port,
+        secure_home=where if secure else None,
     )
     write_config(where, state.bootstrap, secure=secure, by="fusionbus up")
-    if (where / "federation" / "root.pub.jwk").is_file():
+    if HomeLayout(where).root_public.is_file():
         say("Using the federation already in {home}.", home=where)
         federation = Federation.load(where)
         held = [r.id for r in federation.snapshot.agencies() if federation.holds_keys(r.id)]
@@ -137,7 +134,7 @@ def up(
             "Created a demo federation in {home}: customs, anf and fia, each enrolled by "
             "request from its own home ({sites}/<id>/, holding its keys only; the admin's "
             "home holds none), and published {sent} sample reports from customs' home.",
-            home=where, sites=where / "sites", sent=sent,
+            home=where, sites=HomeLayout(where).sites_dir, sent=sent,
         )  # fmt: skip
     say(
         "\nTry next:\n"
@@ -149,7 +146,7 @@ def up(
         "  fusionbus agency list{flag}\n"
         "(the commands are in .venv/bin when set up by ./dev up; --agency ID runs in the "
         "agency's own home, {sites}/ID/)",
-        flag="" if home is None else f" --home {where}", sites=where / "sites",
+        flag="" if home is None else f" --home {where}", sites=HomeLayout(where).sites_dir,
     )  # fmt: skip
     typer.echo(visible(state.bootstrap))
 

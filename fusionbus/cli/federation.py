@@ -21,9 +21,10 @@ from rich.text import Text
 
 from broker.errors import ConfigError
 from broker.federation import AgencyRecord, Federation, publish_directory
+from broker.home import HomeLayout, kafka_settings, resolve_home
 from broker.topics import DIRECTORY_TOPIC
 from fusionbus.cli import _params
-from fusionbus.cli._common import BootstrapOpt, HomeOpt, kafka_settings, resolve_home, sync_cluster
+from fusionbus.cli._common import BootstrapOpt, HomeOpt, sync_cluster
 from fusionbus.cli._console import json_line, say, visible
 from fusionbus.cli.enrolment import (
     RequestOpt,
@@ -76,7 +77,7 @@ def init(home: HomeOpt = None) -> None:
         "Federation created in {home}.\nRoot key id (compare it out of band): {kid}\n"
         "Trust anchor to distribute: {anchor}\nNext: fusionbus agency add ID --name NAME "
         "--home {home}",
-        home=where, kid=federation.root_kid, anchor=where / "federation" / "root.pub.jwk",
+        home=where, kid=federation.root_kid, anchor=HomeLayout(where).root_public,
     )  # fmt: skip
     typer.echo(visible(federation.root_kid))
 
@@ -129,7 +130,7 @@ def sync_acls_command(home: HomeOpt = None) -> None:
         say(
             "{config} records no secured cluster (start one with `fusionbus kafka start "
             "--secure`); a plaintext cluster has no ACLs to sync.",
-            config=where / "config.toml",
+            config=HomeLayout(where).config,
         )
         raise typer.Exit(1)
     say("{message}", message=message)
@@ -194,7 +195,7 @@ def add(
     say(
         "Enrolled {id} ({name}); private keys in {keys}.{synced}\nNext: fusionbus agency "
         "grant {id} --category C --jurisdiction J --home {home}",
-        id=record.id, name=record.name, keys=where / "agencies" / record.id, synced=synced,
+        id=record.id, name=record.name, keys=HomeLayout(where).agency_dir(record.id), synced=synced,
         home=where,
     )  # fmt: skip
     say(
@@ -289,7 +290,7 @@ def rotate_keys(
         "now.\nCopy {keys} to the agency's machine; distribute the directory (fusionbus "
         "federation publish-directory).",
         id=record.id, revision=record.revision, synced=synced, signing=old.signing_kid,
-        encryption=old.encryption_kid, keys=where / "agencies" / record.id,
+        encryption=old.encryption_kid, keys=HomeLayout(where).agency_dir(record.id),
     )  # fmt: skip
     typer.echo(visible(record.signing_kid))
     typer.echo(visible(record.encryption_kid))

@@ -17,6 +17,7 @@ import typer
 from pydantic import ValidationError
 
 from broker.errors import FusionbusError, SchemaValidationError
+from broker.home import kafka_settings, resolve_home
 from consumers import (
     Delivery,
     Rejected,
@@ -29,7 +30,7 @@ from consumers import (
 from consumers.intake import RawVerdict
 from consumers.raw import tail_raw
 from fusionbus.cli import _params
-from fusionbus.cli._common import BootstrapOpt, HomeOpt, kafka_settings, resolve_home
+from fusionbus.cli._common import BootstrapOpt, HomeOpt
 from fusionbus.cli._console import err_console, json_line, line, out_console, say
 from fusionbus.cli._directory import HomeDirectory
 from producers import Publisher

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from broker.config import KafkaSettings
-from broker.federation import DisseminationPolicy, Federation, HomeLayout, publish_directory
+from broker.federation import DisseminationPolicy, Federation, publish_directory
+from broker.home import HomeLayout
 from broker.kafka import ClusterState
 from producers import Publisher
 from schemas import example_report

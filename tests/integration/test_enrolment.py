@@ -18,12 +18,12 @@ from pathlib import Path
 
 import orjson
 
-from broker.federation import Federation, HomeLayout
+from broker.federation import Federation
+from broker.home import DirectorySource, HomeConfig, HomeLayout
 from broker.kafka import EmbeddedKafka, KafkaDistribution
 from broker.kafka._probe import broker_count
 from broker.provisioning.pki import ClusterPki
 from broker.topics import DIRECTORY_TOPIC
-from fusionbus.cli._common import DirectorySource, directory_source
 from schemas import example_report
 from tests.conftest import SecureWorld
 from tests.integration.cli_helpers import CLI, clean_env, delivered_ids, failed, json_lines, run_cli
@@ -139,8 +139,8 @@ def test_up_keeps_every_agency_key_out_of_the_admins_home_and_its_next_steps_run
         assert_homes_separate(home)
         for agency in ("customs", "anf", "fia"):  # the sites follow the directory topic
             site = HomeLayout(home).site(agency)
-            assert directory_source(site) == DirectorySource("topic", DIRECTORY_TOPIC)
-        assert directory_source(home) == DirectorySource("files")
+            assert HomeConfig.read(site).directory == DirectorySource("topic", DIRECTORY_TOPIC)
+        assert HomeConfig.read(home).directory == DirectorySource("files")
         steps = try_next(first.stderr)
         assert len(steps) == 6, first.stderr
         outputs = {step: run_as_written(step, work) for step in steps}

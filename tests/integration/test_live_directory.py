@@ -23,14 +23,9 @@ from aiokafka import AIOKafkaProducer
 from structlog.testing import capture_logs
 
 from broker.config import KafkaSettings, aiokafka_kwargs
-from broker.federation import (
-    DisseminationPolicy,
-    Federation,
-    HomeLayout,
-    LiveDirectory,
-    publish_directory,
-)
+from broker.federation import DisseminationPolicy, Federation, LiveDirectory, publish_directory
 from broker.federation.head import sign_head
+from broker.home import HomeLayout
 from broker.kafka import ClusterState
 from broker.keys import SigningKey, load_private_pem
 from consumers import Delivery, Source, Subscriber

@@ -52,13 +52,13 @@ from cryptography import x509
 
 from broker.config import KafkaSettings, aiokafka_kwargs, ssl_context
 from broker.errors import KafkaRuntimeError
-from broker.federation import Federation, HomeLayout
+from broker.federation import Federation
+from broker.home import HomeLayout, write_config
 from broker.kafka import ClusterState, EmbeddedKafka, KafkaDistribution
 from broker.kafka._probe import broker_count
 from broker.provisioning import provision
 from broker.provisioning.pki import ClusterPki
 from broker.topics import report_topic
-from fusionbus.cli._common import write_config
 from schemas import example_report
 from tests.integration.cli_helpers import delivered_ids, failed, json_lines, run_cli
 from tests.unit.federation.homes import agency_keys_of, private_keys

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from broker._crypto import certificate_pem, certificate_sha256
 from broker.errors import ConfigError
 from broker.federation import lifecycle
-from broker.federation._home import PUBLIC_FILE_MODE, HomeLayout, KeySettings, write_file
+from broker.federation._home import PUBLIC_FILE_MODE, KeySettings, write_file
 from broker.federation.directory import Federation
 from broker.federation.enrolment._shared import Fingerprints
 from broker.federation.enrolment.bundle import (
@@ -29,6 +29,7 @@ from broker.federation.enrolment.bundle import (
 )
 from broker.federation.enrolment.request import EnrolmentRequest
 from broker.federation.records import AgencyRecord, PublicJwk, sign_record, validation_problems
+from broker.home import HomeLayout
 from broker.provisioning.pki import ClusterPki
 
 __all__ = ["Admission", "admit"]

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from broker.federation import Federation
-from fusionbus.cli._common import write_config
+from broker.home import write_config
 from schemas import example_report
 from tests.unit.cli.conftest import cli, ok
 

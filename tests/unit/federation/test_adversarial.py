@@ -9,14 +9,8 @@ import orjson
 import pytest
 
 from broker.errors import ConfigError
-from broker.federation import (
-    JWS_TYP,
-    AgencyRecord,
-    Federation,
-    HomeLayout,
-    canonical_json,
-    sign_record,
-)
+from broker.federation import JWS_TYP, AgencyRecord, Federation, canonical_json, sign_record
+from broker.home import HomeLayout
 from broker.keys import DecryptionKey, SigningKey, kid_of
 from tests.unit.federation.conftest import NOW, forge, publish, record_dict, root_key
 

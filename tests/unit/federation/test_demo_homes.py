@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from fnmatch import fnmatch
 from pathlib import Path
 
-from broker.federation import Federation, HomeLayout
+from broker.federation import Federation
+from broker.home import HomeLayout
 from fusionbus.cli.demo import DEMO_AGENCIES, enrol_site, refresh_sites
 from tests.unit.federation.homes import agency_keys_of, private_keys
 

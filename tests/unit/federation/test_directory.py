@@ -11,7 +11,8 @@ import orjson
 import pytest
 
 from broker.errors import ConfigError
-from broker.federation import Federation, HomeLayout
+from broker.federation import Federation
+from broker.home import HomeLayout
 from broker.keys import SigningKey, kid_of, public_key_from_jwk
 from tests.unit.federation.conftest import ENROLLED, NOW
 

@@ -14,7 +14,7 @@ import pytest
 
 from broker._crypto import TlsKey, certificate_pem
 from broker.errors import ConfigError
-from broker.federation import Federation, HomeLayout
+from broker.federation import Federation
 from broker.federation.enrolment import (
     BUNDLE_TYP,
     MAX_BUNDLE_BYTES,
@@ -24,6 +24,7 @@ from broker.federation.enrolment import (
     sign_bundle,
 )
 from broker.federation.records import PublicJwk, canonical_json, sign_record
+from broker.home import HomeLayout
 from broker.keys import SigningKey, kid_of
 from broker.provisioning.pki import ClusterPki
 from tests.unit.federation.conftest import NOW, forge, root_key

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from broker.federation import Federation
-from fusionbus.cli._common import resolve_home
+from broker.home import resolve_home
 from tests.unit.cli.conftest import cli, logging_restored
 from tests.unit.federation.homes import private_keys
 

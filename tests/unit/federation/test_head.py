@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from broker.errors import ConfigError
-from broker.federation import DirectoryView, Federation, HomeLayout
+from broker.federation import DirectoryView, Federation
 from broker.federation.directory import read_root_public
 from broker.federation.head import HEAD_KEY, HEAD_MAX_AGE, sign_head, verify_head
+from broker.home import HomeLayout
 from broker.keys import SigningKey
 from tests.unit.federation.conftest import NOW, root_key
 

@@ -10,9 +10,10 @@ import pytest
 
 from broker.envelope import Opener, Reason, Sealer, open_report, seal_report, verify_envelope
 from broker.errors import AuthorizationError, ConfigError, VerificationError
-from broker.federation import DirectorySnapshot, Federation, HomeLayout
+from broker.federation import DirectorySnapshot, Federation
 from broker.federation import _home as home_files
 from broker.federation.lifecycle import CLOCK_SKEW, KEEP_ENDED_KEYS
+from broker.home import HomeLayout
 from broker.keys import kid_of
 from schemas import Report, example_report
 from tests.unit.federation.conftest import NOW

@@ -8,7 +8,8 @@ import pytest
 from pydantic import SecretStr
 
 from broker.errors import ConfigError
-from broker.federation import Federation, HomeLayout, KeySettings
+from broker.federation import Federation, KeySettings
+from broker.home import HomeLayout
 from tests.unit.federation.conftest import NOW
 
 SECRET = KeySettings(passphrase=SecretStr("correct horse battery staple"))

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from broker.errors import ConfigError
-from broker.federation import Federation, HomeLayout
+from broker.federation import Federation
+from broker.home import HomeLayout
 from tests.unit.federation.conftest import NOW
 
 

@@ -8,14 +8,9 @@ from pathlib import Path
 import pytest
 
 from broker.errors import ConfigError
-from broker.federation import (
-    DirectorySnapshot,
-    DirectoryView,
-    DisseminationPolicy,
-    Federation,
-    HomeLayout,
-)
+from broker.federation import DirectorySnapshot, DirectoryView, DisseminationPolicy, Federation
 from broker.federation.directory import read_root_public
+from broker.home import HomeLayout
 from schemas import example_report
 from tests.unit.federation.conftest import NOW
 

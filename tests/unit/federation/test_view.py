@@ -7,8 +7,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.federation import DirectoryView, Federation, HomeLayout, sign_record
+from broker.federation import DirectoryView, Federation, sign_record
 from broker.federation.directory import read_root_public
+from broker.home import HomeLayout
 from broker.keys import SigningKey
 from tests.unit.federation.conftest import NOW, forge, root_key
 
