@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.errors import Reason
 from broker.topics import subscription_pattern
-from broker.transport import map_kafka_errors
+from broker.transport import start_client
 from consumers._catchup import CatchUp
 from consumers._stream import RecordStream, Undecodable
 from consumers.intake import RawIntake, RawVerdict, Rejected, Source
@@ -52,8 +52,7 @@ async def tail_raw(
     seen = 0
     catch_up = CatchUp() if exit_at_end else None
     try:
-        with map_kafka_errors("tailing raw envelopes"):
-            await consumer.start()
+        await start_client(consumer, settings, "tailing raw envelopes")
         consumer.subscribe(pattern=pattern)
         stream = RecordStream(
             consumer, grouped=False, from_beginning=from_beginning, action="tailing raw envelopes"

@@ -35,7 +35,7 @@ from broker.envelope import Opener
 from broker.errors import AuthorizationError, Reason
 from broker.keys import Identity
 from broker.topics import subscription_pattern
-from broker.transport import map_kafka_errors
+from broker.transport import map_kafka_errors, start_client
 from consumers._catchup import CatchUp
 from consumers._stream import RecordStream, Undecodable
 from consumers.delivered import Delivered, MemoryDelivered
@@ -121,8 +121,7 @@ class Subscriber:
         kwargs["metadata_max_age_ms"] = self._metadata_refresh_ms
         consumer = AIOKafkaConsumer(group_id=self._group_id, **kwargs)
         try:
-            with map_kafka_errors("starting the subscriber"):
-                await consumer.start()
+            await start_client(consumer, self._settings, "starting the subscriber")
             consumer.subscribe(pattern=self._pattern)
             await self._quarantine.start()
             await self._loop(consumer, handler, limit, exit_at_end)

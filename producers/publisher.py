@@ -34,7 +34,7 @@ from broker.errors import AuthorizationError, ConfigError, FusionbusError
 from broker.keys import Identity
 from broker.provisioning.topics import ensure_topics
 from broker.topics import Header, report_topic
-from broker.transport import kafka_error, map_kafka_errors
+from broker.transport import kafka_error, map_kafka_errors, start_client
 from schemas import Report
 
 if TYPE_CHECKING:
@@ -113,8 +113,7 @@ class Publisher:
     async def start(self) -> None:
         producer = AIOKafkaProducer(**aiokafka_kwargs(self._settings, "producer"))
         try:
-            with map_kafka_errors("connecting the publisher"):
-                await producer.start()
+            await start_client(producer, self._settings, "connecting the publisher")
         except BaseException:
             await producer.stop()  # a failed start must not leave a producer behind
             raise
