@@ -30,10 +30,9 @@ from typing import Any, Literal
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from broker.config import KafkaSettings, aiokafka_kwargs
-from broker.federation import Federation
+from broker.federation import DisseminationPolicy, Federation
 from broker.logs import configure_logging
 from consumers import Delivery, Subscriber
-from fusionbus.cli._common import recipient_policy
 from producers import Publisher
 from schemas import Report, example_report
 
@@ -158,11 +157,11 @@ async def _wait_go(commands: Queue[int], expected: int) -> None:
 
 async def _fusionbus_pub(config: RoleConfig, commands: Queue[int], events: Queue[Event]) -> None:
     federation = Federation.load(Path(config.home))
-    policy = recipient_policy(federation)
+    directory = federation.snapshot
     settings = KafkaSettings(bootstrap=config.bootstrap)
     template = template_report(config.jurisdiction, config.report_bytes)
     async with Publisher(
-        federation.identity("customs"), federation.trust_store(), policy, settings
+        federation.identity("customs"), directory, DisseminationPolicy(directory), settings
     ) as publisher:
         for index, stage in enumerate(config.stages):
             await _wait_go(commands, index)
@@ -228,7 +227,7 @@ async def _fusionbus_sub(
     federation = Federation.load(Path(config.home))
     subscriber = Subscriber(
         federation.identity("anf"),
-        federation.trust_store(),
+        federation.snapshot,
         KafkaSettings(bootstrap=config.bootstrap),
         categories=[CATEGORY],
         jurisdictions=[config.jurisdiction],

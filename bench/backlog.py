@@ -28,14 +28,13 @@ from typing import Any
 
 from bench._pubsub_roles import template_report
 from bench.pubsub import VARIATIONS, _federation, _own_kafka
-from broker.admin import ensure_topics
 from broker.config import KafkaSettings
-from broker.federation import Federation
+from broker.federation import DisseminationPolicy, Federation
 from broker.logs import configure_logging
+from broker.provisioning.topics import ensure_topics
 from broker.topics import report_topic
 from consumers import Delivery, Subscriber
 from consumers.delivered import Delivered, MemoryDelivered, SqliteDelivered
-from fusionbus.cli._common import recipient_policy
 from producers import Publisher
 
 BASE = VARIATIONS[0]
@@ -53,10 +52,10 @@ async def _publish(home: Path, bootstrap: str, count: int) -> float:
     template = template_report(BASE.jurisdiction, BASE.report_bytes)
     settings = KafkaSettings(bootstrap=bootstrap)
     started = time.monotonic()
+    directory = federation.snapshot
     async with Publisher(
-        federation.identity("customs"), federation.trust_store(), recipient_policy(federation),
-        settings,
-    ) as publisher:  # fmt: skip
+        federation.identity("customs"), directory, DisseminationPolicy(directory), settings
+    ) as publisher:
         for start in range(0, count, 500):
             now = datetime.now(UTC)
             batch = [
@@ -76,7 +75,7 @@ def _drain(home: str, bootstrap: str, count: int, *, store: str, since: datetime
         SqliteDelivered(Path(home) / "delivered.sqlite") if store == "sqlite" else MemoryDelivered()
     )
     subscriber = Subscriber(
-        federation.identity("anf"), federation.trust_store(), KafkaSettings(bootstrap=bootstrap),
+        federation.identity("anf"), federation.snapshot, KafkaSettings(bootstrap=bootstrap),
         categories=["narcotics"], jurisdictions=[BASE.jurisdiction],
         group_id=f"fusionbus.anf.backlog-{uuid.uuid4().hex[:8]}", delivered=delivered,
         since=since,

@@ -28,8 +28,8 @@ import orjson
 
 from broker._crypto import ContentKey, SigningKey
 from broker.envelope import Opener, Sealer
+from broker.federation import DirectorySnapshot, agency_keys
 from broker.keys import Identity
-from broker.trust import MemoryTrustStore
 from schemas.envelope import RoutingHeader
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -72,14 +72,16 @@ class _Scenario:
     def __init__(self, recipients: int) -> None:
         self.sender = Identity.generate("customs")
         self.peers = [Identity.generate(f"agency{i}") for i in range(recipients)]
-        self.trust = MemoryTrustStore()
-        for identity in (self.sender, *self.peers):
-            self.trust.add_agency(
+        self.trust = DirectorySnapshot.of_keys(
+            key
+            for identity in (self.sender, *self.peers)
+            for key in agency_keys(
                 identity.agency,
                 identity.signing_key.public,
                 identity.encryption_key,
                 valid_from=NOW - timedelta(days=1),
             )
+        )
         self.kids = tuple(p.encryption_kid for p in self.peers)
 
     def header(self) -> RoutingHeader:

@@ -61,14 +61,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench._pubsub_output import render, summary, write_chart
 from bench._pubsub_roles import Event, RoleConfig, Stage, child_main, template_report
-from broker.admin import ensure_topics
 from broker.config import KafkaSettings
 from broker.envelope import Sealer, seal_report
-from broker.federation import Federation
+from broker.federation import DisseminationPolicy, Federation
 from broker.kafka import EmbeddedKafka
 from broker.logs import configure_logging
+from broker.provisioning.topics import ensure_topics
 from broker.topics import report_topic
-from fusionbus.cli._common import recipient_policy
 
 STALL_SECONDS = 120.0
 
@@ -146,8 +145,9 @@ def _federation(home: Path, recipients: int) -> Federation:
 def _sizes(federation: Federation, variation: Variation) -> tuple[int, int, int]:
     """Bytes of one report's JSON, of its sealed envelope, and the envelope's key count."""
     report = template_report(variation.jurisdiction, variation.report_bytes)
-    kids = recipient_policy(federation)(report, datetime.now(UTC))
-    sealer = Sealer(federation.identity("customs"), federation.trust_store(), clock=_utcnow)
+    directory = federation.snapshot
+    kids = DisseminationPolicy(directory).recipients(report, datetime.now(UTC))
+    sealer = Sealer(federation.identity("customs"), directory, clock=_utcnow)
     return len(report.model_dump_json()), len(seal_report(sealer, report, kids)), len(kids)
 
 

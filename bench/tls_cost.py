@@ -19,11 +19,11 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from broker.admin import ensure_topics
 from broker.config import KafkaSettings, aiokafka_kwargs
-from broker.federation.pki import ClusterPki
 from broker.kafka import EmbeddedKafka, ensure_distribution
 from broker.logs import configure_logging
+from broker.provisioning.pki import ClusterPki
+from broker.provisioning.topics import ensure_topics
 
 
 async def _produce(settings: KafkaSettings, topic: str, count: int, value: bytes) -> float:

@@ -50,7 +50,7 @@ class Reason(StrEnum):
     UNSUPPORTED_VERSION = "unsupported_version"
     """An envelope version this code does not read."""
     UNKNOWN_KEY = "unknown_key"
-    """The sender's key id is not in the trust store."""
+    """The sender's key id is not in the directory."""
     REVOKED_KEY = "revoked_key"
     """The sender's key was revoked."""
     EXPIRED_KEY = "expired_key"

@@ -15,23 +15,33 @@ module catches a Kafka client's exception to translate it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
+import ssl
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from aiokafka import errors as kafka_errors
 from confluent_kafka import KafkaError as ConfluentError
 from confluent_kafka import KafkaException as ConfluentException
 
+from broker.config import KafkaSettings, ssl_context
 from broker.errors import AuthorizationError, FusionbusError, TransportError
 
 __all__ = [
     "AIOKAFKA_ERRORS",
     "CONFLUENT_ERRORS",
+    "Handshake",
     "confluent_error",
     "kafka_code_error",
     "kafka_error",
     "map_confluent_errors",
     "map_kafka_errors",
+    "start_client",
+    "tls_refusal",
+    "try_handshake",
 ]
 
 _Translate = Callable[[str, str, bool], FusionbusError]
@@ -130,3 +140,87 @@ def map_confluent_errors(action: str) -> Iterator[None]:
         yield
     except ConfluentException as exc:
         raise confluent_error(exc, action) from exc
+
+
+class _Startable(Protocol):
+    async def start(self) -> None: ...
+
+
+async def start_client(client: _Startable, settings: KafkaSettings, action: str) -> None:
+    """``await client.start()`` for an aiokafka client, its errors translated; when it cannot
+    reach the cluster over TLS, a handshake probe tells a refused certificate (revoked, or
+    not this cluster's) or an unverifiable broker apart from a cluster that is down."""
+    try:
+        with map_kafka_errors(action):
+            await client.start()
+    except TransportError as exc:
+        if settings.tls_cert_file is None:
+            raise
+        refusal = await asyncio.to_thread(tls_refusal, settings, action)
+        if refusal is None:
+            raise
+        raise refusal from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """What one TLS connection attempt to a broker found: ``served`` (the broker accepted
+    the client certificate and waits for a request), ``refused`` with what it said, or
+    ``unreachable`` (no TCP connection); ``unverified`` carries the broker certificate's
+    verification failure."""
+
+    outcome: Literal["served", "refused", "unreachable", "unverified"]
+    said: str = ""
+
+
+def try_handshake(
+    host: str, port: int, context: ssl.SSLContext, *, timeout_s: float = 3.0
+) -> Handshake:
+    """Connect to ``host:port`` over TLS with ``context`` and wait for the broker's first
+    word. A broker that accepted the client certificate waits for a request, so the read
+    times out; one that refused it sends an alert (TLS 1.3 delivers it on the first read
+    after the handshake) or closes the connection. Blocking; takes up to ``timeout_s``."""
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout_s)
+    except OSError as exc:
+        return Handshake("unreachable", f"{type(exc).__name__}: {exc}")
+    found = Handshake("refused", "the broker closed the connection")
+    try:
+        with raw, context.wrap_socket(raw, server_hostname=host) as tls:
+            if tls.recv(1) != b"":  # pragma: no cover - a broker speaks only when asked
+                found = Handshake("served")
+    except ssl.SSLCertVerificationError as exc:
+        found = Handshake("unverified", str(exc.verify_message))
+    except TimeoutError:
+        found = Handshake("served")
+    except ssl.SSLError as exc:
+        found = Handshake("refused", exc.reason or str(exc))
+    except OSError as exc:
+        found = Handshake("refused", f"{type(exc).__name__}: {exc}")
+    return found
+
+
+def tls_refusal(
+    settings: KafkaSettings, action: str, *, timeout_s: float = 3.0
+) -> FusionbusError | None:
+    """Why the first bootstrap broker turns this TLS client away, or None if it does not (or
+    cannot be reached at all). Blocking."""
+    host, _, port = settings.bootstrap.split(",")[0].strip().rpartition(":")
+    host = host.strip("[]")
+    if not port.isdigit():
+        return None
+    found = try_handshake(host, int(port), ssl_context(settings), timeout_s=timeout_s)
+    if found.outcome == "unverified":
+        return TransportError(
+            f"could not verify the broker at {host}:{port} while {action}: {found.said}. The "
+            f"cluster CA file ({settings.tls_ca_file}) is not the one that certified this "
+            f"cluster, or the broker's certificate does not name {host}."
+        )
+    if found.outcome != "refused":
+        return None
+    return AuthorizationError(
+        f"the cluster refused this client's TLS certificate while {action} ({found.said}): "
+        "the federation admin has revoked this agency (its certificate authority left the "
+        "brokers' truststores), or the certificate was not issued for this cluster. Ask "
+        "the federation admin; `fusionbus agency list` shows the agency's state."
+    )

@@ -32,17 +32,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import structlog
 
 from broker.envelope import Opener, open_report, verify_envelope
 from broker.errors import Reason, VerificationError
 from broker.topics import Header, expected_topic
-from broker.trust import TrustStore
 from consumers.delivered import Delivered, Seen
 from schemas import Report, covers, normalise_jurisdiction
 from schemas.envelope import RoutingHeader
+
+if TYPE_CHECKING:
+    from broker.federation import Directory
 
 __all__ = [
     "Accepted",
@@ -317,20 +319,20 @@ class RawIntake(_Total[RawVerdict]):
 
     def __init__(
         self,
-        trust: TrustStore,
+        directory: Directory,
         *,
         categories: Sequence[str],
         jurisdictions: Sequence[str],
         clock: Clock = _utcnow,
     ) -> None:
         super().__init__()
-        self._trust = trust
+        self._directory = directory
         self._scope = _Scope(categories, jurisdictions)
         self._clock = clock
 
     def _verdict(self, record: Record) -> RawVerdict:
         try:
-            header = verify_envelope(record.value or b"", self._trust, self._clock())
+            header = verify_envelope(record.value or b"", self._directory, self._clock())
         except VerificationError as exc:
             return Rejected(exc.reason, exc.detail)
         wrong = _wrong_topic(record.source, header)

@@ -18,9 +18,9 @@ import hashlib
 
 from aiokafka import AIOKafkaProducer
 
-from broker.admin import ensure_topics
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.errors import ConfigError
+from broker.provisioning.topics import ensure_topics
 from broker.topics import Header, quarantine_topic
 from broker.transport import map_kafka_errors
 from consumers.intake import Source

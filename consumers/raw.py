@@ -9,17 +9,20 @@ a record: what the Kafka client cannot decode is reported as ``undecodable`` and
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer
 
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.errors import Reason
 from broker.topics import subscription_pattern
-from broker.transport import map_kafka_errors
-from broker.trust import TrustStore
+from broker.transport import start_client
 from consumers._catchup import CatchUp
 from consumers._stream import RecordStream, Undecodable
 from consumers.intake import RawIntake, RawVerdict, Rejected, Source
+
+if TYPE_CHECKING:
+    from broker.federation import Directory
 
 __all__ = ["RawHandler", "tail_raw"]
 
@@ -28,7 +31,7 @@ RawHandler = Callable[[Source, RawVerdict], Awaitable[None]]
 
 
 async def tail_raw(
-    trust: TrustStore,
+    directory: Directory,
     settings: KafkaSettings,
     handler: RawHandler,
     *,
@@ -40,7 +43,7 @@ async def tail_raw(
 ) -> int:
     """Hand each record's verdict (verified header, rejection or skip) to ``handler``;
     return how many records were handed over."""
-    intake = RawIntake(trust, categories=categories, jurisdictions=jurisdictions)
+    intake = RawIntake(directory, categories=categories, jurisdictions=jurisdictions)
     pattern = subscription_pattern(jurisdictions, categories)
     kwargs = aiokafka_kwargs(settings, "consumer")
     kwargs["auto_offset_reset"] = "earliest" if from_beginning else "latest"
@@ -49,8 +52,7 @@ async def tail_raw(
     seen = 0
     catch_up = CatchUp() if exit_at_end else None
     try:
-        with map_kafka_errors("tailing raw envelopes"):
-            await consumer.start()
+        await start_client(consumer, settings, "tailing raw envelopes")
         consumer.subscribe(pattern=pattern)
         stream = RecordStream(
             consumer, grouped=False, from_beginning=from_beginning, action="tailing raw envelopes"

@@ -2,7 +2,7 @@
 
 ::
 
-    subscriber = Subscriber(identity, trust, KafkaSettings(), categories=["narcotics"],
+    subscriber = Subscriber(identity, directory, KafkaSettings(), categories=["narcotics"],
                             jurisdictions=["PK"], group_id="anf.case-system", delivered=store)
     await subscriber.run(handler)          # handler(delivery) is awaited once per report
 
@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -34,13 +35,15 @@ from broker.envelope import Opener
 from broker.errors import AuthorizationError, Reason
 from broker.keys import Identity
 from broker.topics import subscription_pattern
-from broker.transport import map_kafka_errors
-from broker.trust import TrustStore
+from broker.transport import map_kafka_errors, start_client
 from consumers._catchup import CatchUp
 from consumers._stream import RecordStream, Undecodable
 from consumers.delivered import Delivered, MemoryDelivered
 from consumers.intake import Accepted, Delivery, Intake, Record, Rejected, SkipReason, Source
 from consumers.quarantine import Quarantine
+
+if TYPE_CHECKING:
+    from broker.federation import Directory
 
 __all__ = ["Delivery", "Handler", "RejectHook", "SkipHook", "Subscriber", "new_group_id"]
 
@@ -67,7 +70,7 @@ class Subscriber:
     def __init__(
         self,
         identity: Identity,
-        trust: TrustStore,
+        directory: Directory,
         settings: KafkaSettings,
         *,
         categories: Sequence[str],
@@ -82,7 +85,7 @@ class Subscriber:
         on_skip: SkipHook | None = None,
     ) -> None:
         self._identity = identity
-        self._trust = trust
+        self._directory = directory
         self._settings = settings
         self._pattern = subscription_pattern(jurisdictions, categories)
         self._group_id = group_id
@@ -91,7 +94,7 @@ class Subscriber:
         self._clock = clock
         self._metadata_refresh_ms = metadata_refresh_ms
         self.intake = Intake(
-            Opener(identity, trust), categories=categories, jurisdictions=jurisdictions,
+            Opener(identity, directory), categories=categories, jurisdictions=jurisdictions,
             delivered=self._delivered, clock=clock,
             since_ms=int(since.timestamp() * 1000) if since is not None else None,
         )  # fmt: skip
@@ -118,8 +121,7 @@ class Subscriber:
         kwargs["metadata_max_age_ms"] = self._metadata_refresh_ms
         consumer = AIOKafkaConsumer(group_id=self._group_id, **kwargs)
         try:
-            with map_kafka_errors("starting the subscriber"):
-                await consumer.start()
+            await start_client(consumer, self._settings, "starting the subscriber")
             consumer.subscribe(pattern=self._pattern)
             await self._quarantine.start()
             await self._loop(consumer, handler, limit, exit_at_end)
@@ -132,7 +134,7 @@ class Subscriber:
         usable = [
             kid
             for kid in self._identity.decryption_keys
-            if (record := self._trust.encryption_key(kid)) is not None
+            if (record := self._directory.snapshot.encryption_key(kid)) is not None
             and (record.revoked_at is None or record.revoked_at > now)
         ]
         if not usable:

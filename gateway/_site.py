@@ -1,7 +1,7 @@
-"""The agency's site as the command line sees it: its home, Kafka settings and directory.
+"""The agency's site: its home, Kafka settings and directory.
 
-The one module of the gateway that uses the command line's home helpers and the federation
-directory; everything else takes what these functions return.
+The one module of the gateway that uses the home's helpers and the federation directory;
+everything else takes what these functions return.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from broker.config import KafkaSettings
-from fusionbus.cli._common import kafka_settings, resolve_home
-from fusionbus.cli._directory import AgencyDirectory, HomeDirectory
+from broker.federation.source import AgencyDirectory, HomeDirectory
+from broker.home import kafka_settings, resolve_home
 
 __all__ = ["AgencyDirectory", "agency_home", "site_directory", "site_kafka"]
 
@@ -31,7 +31,7 @@ def site_kafka(home: Path, agency: str) -> KafkaSettings:
 async def site_directory(
     home: Path, agency: str, settings: KafkaSettings
 ) -> AsyncIterator[AgencyDirectory]:
-    """The agency's checked record, trust store and dissemination policy (files or topic,
+    """The agency's checked record, directory and dissemination policy (files or topic,
     as the home's ``config.toml`` says), for as long as the block runs."""
     async with HomeDirectory(home, agency, signs=True).started(settings) as directory:
         yield directory

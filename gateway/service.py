@@ -98,12 +98,12 @@ class Gateway:
         if abandoned:
             log.warning("gateway.idempotency_abandoned", records=abandoned)
         async with (
-            site_directory(self.home, self.agency, self.kafka) as directory,
-            Publisher(directory.identity(), directory.trust, directory.policy, self.kafka) as pub,
+            site_directory(self.home, self.agency, self.kafka) as site,
+            Publisher(site.identity(), site.directory, site.policy, self.kafka) as pub,
         ):
             self.sender = pub
             tasks = [
-                asyncio.create_task(self._subscribe(directory), name="gateway.subscriber"),
+                asyncio.create_task(self._subscribe(site), name="gateway.subscriber"),
                 asyncio.create_task(self._retain(), name="gateway.retention"),
             ]
             try:
@@ -126,7 +126,7 @@ class Gateway:
             return
         while True:
             subscriber = Subscriber(
-                directory.identity(), directory.trust, self.kafka,
+                directory.identity(), directory.directory, self.kafka,
                 categories=categories, jurisdictions=jurisdictions,
                 group_id=new_group_id(self.agency, self.settings.group),
                 delivered=self._delivered, from_beginning=True, clock=self.clock,

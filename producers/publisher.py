@@ -2,12 +2,14 @@
 
 ::
 
-    async with Publisher(identity, trust, recipients, KafkaSettings()) as publisher:
+    policy = DisseminationPolicy(directory)
+    async with Publisher(identity, directory, policy, KafkaSettings()) as publisher:
         receipt = await publisher.publish(report)          # returns once Kafka acknowledged
         results = await publisher.publish_many(reports)    # one result or error per report
 
-``recipients`` is the dissemination policy: a callable giving the encryption key ids a
-report must be sealed to (the directory's grants, narrowed by the handling label). Records go
+``directory`` yields the directory snapshot whose keys a report is sealed with; ``policy``
+(:class:`~broker.federation.DisseminationPolicy`) names the encryption key ids a report must
+be sealed to (the directory's grants, narrowed by the handling label). Records go
 to the topic of the report's area and category (``broker.topics``), keyed by the report's
 thread so related reports stay ordered, with ``acks=all`` and idempotence.
 """
@@ -21,27 +23,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import structlog
 from aiokafka import AIOKafkaProducer
 
-from broker.admin import ensure_topics
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.envelope import Sealer, seal_report
 from broker.errors import AuthorizationError, ConfigError, FusionbusError
 from broker.keys import Identity
+from broker.provisioning.topics import ensure_topics
 from broker.topics import Header, report_topic
-from broker.transport import kafka_error, map_kafka_errors
-from broker.trust import TrustStore
+from broker.transport import kafka_error, map_kafka_errors, start_client
 from schemas import Report
 
-__all__ = ["Published", "Publisher", "RecipientPolicy", "routing_headers"]
+if TYPE_CHECKING:
+    from broker.federation import Directory, DisseminationPolicy
+
+__all__ = ["Published", "Publisher", "routing_headers"]
 
 log = structlog.get_logger(__name__)
-
-RecipientPolicy = Callable[[Report, datetime], Sequence[str]]
-"""(report, now) -> the encryption key ids the report must be sealed to."""
 
 Clock = Callable[[], datetime]
 
@@ -83,19 +84,19 @@ class Publisher:
     def __init__(
         self,
         identity: Identity,
-        trust: TrustStore,
-        recipients: RecipientPolicy,
+        directory: Directory,
+        policy: DisseminationPolicy,
         settings: KafkaSettings,
         *,
         clock: Clock = _utcnow,
         topic_partitions: int = 3,
     ) -> None:
         self._identity = identity
-        self._recipients = recipients
+        self._policy = policy
         self._settings = settings
         self._clock = clock
         self._partitions = topic_partitions
-        self._sealer = Sealer(identity, trust, clock=clock)
+        self._sealer = Sealer(identity, directory, clock=clock)
         self._producer: AIOKafkaProducer | None = None
         self._topics: set[str] = set()
         self._threads: OrderedDict[uuid.UUID, uuid.UUID] = OrderedDict()
@@ -112,8 +113,7 @@ class Publisher:
     async def start(self) -> None:
         producer = AIOKafkaProducer(**aiokafka_kwargs(self._settings, "producer"))
         try:
-            with map_kafka_errors("connecting the publisher"):
-                await producer.start()
+            await start_client(producer, self._settings, "connecting the publisher")
         except BaseException:
             await producer.stop()  # a failed start must not leave a producer behind
             raise
@@ -165,7 +165,7 @@ class Publisher:
                 f'signs as {self._identity.agency!r}; set "sender": '
                 f'"{self._identity.agency}" or publish with --agency {report.sender}.'
             )
-        kids = tuple(self._recipients(report, self._clock()))
+        kids = tuple(self._policy.recipients(report, self._clock()))
         if not kids:
             raise ConfigError(
                 f"no agency is entitled to receive report {report.message_id} "

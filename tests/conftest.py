@@ -7,6 +7,7 @@ Maven) fails the test with the message saying how to install it; nothing is skip
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import uuid
 from collections.abc import Iterator
@@ -15,11 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import structlog
 
-from broker.acls import apply_directory
 from broker.errors import KafkaRuntimeError
 from broker.federation import Federation
-from broker.federation.pki import ClusterPki
+from broker.home import write_config
 from broker.kafka import (
     ClusterState,
     ClusterTls,
@@ -27,7 +28,22 @@ from broker.kafka import (
     KafkaDistribution,
     ensure_distribution,
 )
-from fusionbus.cli._common import write_config
+from broker.provisioning.acls import apply_directory
+from broker.provisioning.pki import ClusterPki
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Put structlog's and the root logger's configuration back after each test: a CLI
+    command run in-process configures logging onto the test's captured stream, which is
+    closed once the test ends, and a later test would log into it."""
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +121,7 @@ def secure_kafka(
     try:
         write_config(home, state.bootstrap, secure=True, by="tests/conftest.py")
         admin = pki.admin_files().settings(state.bootstrap)
-        asyncio.run(apply_directory(admin, federation.agencies(), now=now))
+        asyncio.run(apply_directory(admin, federation.snapshot.agencies(), now=now))
         yield SecureWorld(home, state, cluster)
     finally:
         cluster.stop()

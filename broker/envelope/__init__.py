@@ -3,7 +3,9 @@
 Seal with a :class:`Sealer` (or :func:`seal_envelope` once); open as a recipient with an
 :class:`Opener` (or :func:`open_envelope`); check as a non-recipient with
 :func:`verify_envelope`. Every rejection is a :class:`broker.errors.VerificationError`
-whose ``reason`` is a :class:`Reason`. The format is described in ``docs/envelope.md``.
+whose ``reason`` is a :class:`Reason`. Public keys come from a directory snapshot
+(:class:`~broker.federation.snapshot.DirectorySnapshot`, or anything yielding the current
+one). The format is described in ``docs/envelope.md``.
 """
 
 from broker.envelope._wire import Limits

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from pydantic import ValidationError
 
@@ -47,8 +47,10 @@ from broker.envelope._wire import (
 from broker.envelope.replay import ReplayGuard
 from broker.errors import Reason, SchemaValidationError, VerificationError
 from broker.keys import Identity
-from broker.trust import SigningKeyRecord, TrustStore, key_problem
 from schemas.envelope import RoutingHeader
+
+if TYPE_CHECKING:
+    from broker.federation.snapshot import Directory, SigningKeyRecord
 
 __all__ = ["DEFAULT_LIMITS", "Opener", "VerifiedMessage", "open_envelope", "verify_envelope"]
 
@@ -74,18 +76,18 @@ def _b64(text: str | bytes, what: str) -> bytes:
         raise VerificationError(Reason.MALFORMED, f"{what}: {exc}") from exc
 
 
-def _sender(header: RoutingHeader, trust: TrustStore, now: datetime) -> SigningKeyRecord:
-    record = trust.signing_key(header.sender_kid)
+def _sender(header: RoutingHeader, directory: Directory, now: datetime) -> SigningKeyRecord:
+    record = directory.snapshot.signing_key(header.sender_kid)
     if record is None:
         raise VerificationError(
-            Reason.UNKNOWN_KEY, f"signing key {header.sender_kid} is not in the trust store"
+            Reason.UNKNOWN_KEY, f"signing key {header.sender_kid} is not in the directory"
         )
     if record.agency != header.sender:
         raise VerificationError(
             Reason.HEADER_MISMATCH,
             f"header names sender {header.sender!r} but key {record.kid} is {record.agency!r}'s",
         )
-    problem = key_problem(record, now=now, made_at=header.created_at)
+    problem = record.problem(now=now, made_at=header.created_at)
     if problem is not None:
         raise VerificationError(Reason(problem[0]), problem[1])
     return record
@@ -114,7 +116,7 @@ def _jws_header(text: str, kid: str, typ: str, limits: Limits) -> dict[str, Any]
 
 def verify_envelope(
     data: bytes,
-    trust: TrustStore,
+    directory: Directory,
     now: datetime,
     *,
     limits: Limits = DEFAULT_LIMITS,
@@ -124,7 +126,7 @@ def verify_envelope(
     parsed = parse_envelope(data, limits)
     header = parsed.header
     check_times(header, now, limits)
-    record = _sender(header, trust, now)
+    record = _sender(header, directory, now)
     try:
         outer_header, body, signature = split_compact(parsed.outer_sig.encode("ascii"))
     except ValueError:
@@ -154,19 +156,24 @@ def verify_envelope(
 
 
 class Opener:
-    """Opens envelopes for ``identity``, caching unwrapped content keys per epoch."""
+    """Opens envelopes for ``identity``, caching unwrapped content keys per epoch.
+
+    Every open looks the sender's key up in ``directory.snapshot``
+    (:class:`~broker.federation.snapshot.Directory`), so a revocation a live directory
+    accepts applies to the next envelope.
+    """
 
     def __init__(
         self,
         identity: Identity,
-        trust: TrustStore,
+        directory: Directory,
         *,
         limits: Limits = DEFAULT_LIMITS,
         replay_guard: ReplayGuard | None = None,
         cache_size: int = 256,
     ) -> None:
         self._identity = identity
-        self._trust = trust
+        self._directory = directory
         self._limits = limits
         self._replay_guard = replay_guard
         self._cache: OrderedDict[_CacheKey, ContentKey] = OrderedDict()
@@ -186,7 +193,7 @@ class Opener:
         header = parsed.header
         check_times(header, now, self._limits)
         mine = self._my_entry(parsed)
-        record = _sender(header, self._trust, now)
+        record = _sender(header, self._directory, now)
         key = self._content_key(mine)
         jws = key.decrypt(
             _b64(parsed.iv, "iv"),
@@ -266,7 +273,7 @@ class Opener:
 def open_envelope(
     data: bytes,
     identity: Identity,
-    trust: TrustStore,
+    directory: Directory,
     now: datetime,
     *,
     replay_guard: ReplayGuard | None = None,
@@ -276,7 +283,7 @@ def open_envelope(
 def open_envelope(
     data: bytes,
     identity: Identity,
-    trust: TrustStore,
+    directory: Directory,
     now: datetime,
     *,
     replay_guard: ReplayGuard | None = None,
@@ -286,7 +293,7 @@ def open_envelope(
 def open_envelope(
     data: bytes,
     identity: Identity,
-    trust: TrustStore,
+    directory: Directory,
     now: datetime,
     *,
     replay_guard: ReplayGuard | None = None,
@@ -294,5 +301,5 @@ def open_envelope(
     limits: Limits = DEFAULT_LIMITS,
 ) -> VerifiedMessage[Any]:
     """One-shot :meth:`Opener.open` (no content-key cache); see :class:`Opener`."""
-    opener = Opener(identity, trust, limits=limits, replay_guard=replay_guard, cache_size=0)
+    opener = Opener(identity, directory, limits=limits, replay_guard=replay_guard, cache_size=0)
     return opener.open(data, now, parse=parse)

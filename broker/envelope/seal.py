@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -39,8 +40,10 @@ from broker.envelope._wire import (
 )
 from broker.errors import AuthorizationError, ConfigError
 from broker.keys import Identity
-from broker.trust import EncryptionKeyRecord, TrustStore, key_problem
 from schemas.envelope import RoutingHeader
+
+if TYPE_CHECKING:
+    from broker.federation.snapshot import Directory, EncryptionKeyRecord
 
 __all__ = ["Sealer", "seal_envelope"]
 
@@ -81,6 +84,10 @@ class _Epoch:
 class Sealer:
     """Seals envelopes from ``identity``; one per producer, not thread-safe.
 
+    Every seal looks the sender's and the recipients' keys up in ``directory.snapshot``
+    (:class:`~broker.federation.snapshot.Directory`), so a live directory's rotations and
+    revocations apply to the next envelope.
+
     ``epoch_messages`` (default 2**20) keeps the chance of a random 96-bit IV repeating
     under one content key below 2**-57; ``epoch_age`` (default 15 minutes) bounds what one
     leaked content key exposes. Both are capped at safe maxima.
@@ -92,7 +99,7 @@ class Sealer:
     def __init__(
         self,
         identity: Identity,
-        trust: TrustStore,
+        directory: Directory,
         *,
         clock: Clock,
         random: RandomBytes = os.urandom,
@@ -105,7 +112,7 @@ class Sealer:
         if not timedelta(0) < epoch_age <= self.MAX_EPOCH_AGE:
             raise ConfigError(f"epoch_age must be positive and at most {self.MAX_EPOCH_AGE}")
         self._identity = identity
-        self._trust = trust
+        self._directory = directory
         self._clock = clock
         self._random = random
         self._epoch_messages = epoch_messages
@@ -176,19 +183,19 @@ class Sealer:
         )
 
     def _check_own_key(self, now: datetime, made_at: datetime) -> None:
-        record = self._trust.signing_key(self._identity.signing_kid)
+        record = self._directory.snapshot.signing_key(self._identity.signing_kid)
         if record is None or record.agency != self._identity.agency:
             raise AuthorizationError(
                 f"signing key {self._identity.signing_kid} of {self._identity.agency!r} is not "
-                "enrolled in the trust store; recipients would reject the envelope"
+                "enrolled in the directory; recipients would reject the envelope"
             )
-        problem = key_problem(record, now=now, made_at=made_at)
+        problem = record.problem(now=now, made_at=made_at)
         if problem is not None:
             raise AuthorizationError(f"cannot sign: {problem[1]}; enrol a new signing key")
 
     def _epoch(self, header: RoutingHeader, now: datetime) -> _Epoch:
         kids = header.recipients
-        lookup = self._trust.encryption_key
+        lookup = self._directory.snapshot.encryption_key
         current = tuple(lookup(kid) for kid in kids)
         epoch = self._epochs.get(kids)
         if epoch is not None and epoch.usable(current, now, header.created_at):
@@ -220,8 +227,8 @@ class Sealer:
         checked = []
         for kid, record in zip(kids, records, strict=True):
             if record is None:
-                raise AuthorizationError(f"recipient key {kid} is not in the trust store")
-            problem = key_problem(record, now=now, made_at=made_at)
+                raise AuthorizationError(f"recipient key {kid} is not in the directory")
+            problem = record.problem(now=now, made_at=made_at)
             if problem is not None:
                 raise AuthorizationError(f"cannot encrypt to recipient: {problem[1]}")
             checked.append(record)
@@ -254,10 +261,10 @@ def seal_envelope(
     header: RoutingHeader,
     payload: bytes,
     identity: Identity,
-    trust: TrustStore,
+    directory: Directory,
     now: datetime,
     *,
     random: RandomBytes = os.urandom,
 ) -> bytes:
     """One-shot sealing with a fresh epoch (no reuse); prefer a :class:`Sealer` for streams."""
-    return Sealer(identity, trust, clock=lambda: now, random=random).seal(header, payload)
+    return Sealer(identity, directory, clock=lambda: now, random=random).seal(header, payload)

@@ -3,21 +3,23 @@
 A federation root key signs one directory record per agency (:class:`AgencyRecord`:
 id, name, public signing and encryption keys with their validity, grants). Every party
 holds the root public key and verifies each record's signature before trusting it
-(:meth:`Federation.load`). The directory then provides what sealing and opening need: a
-:class:`~broker.trust.TrustStore` (:meth:`Federation.trust_store`), an agency's own
-:class:`~broker.keys.Identity` (:meth:`Federation.identity`) and the dissemination policy
-(:meth:`Federation.recipients_for`). :class:`LiveDirectory` reads the same records from the
-log-compacted Kafka topic and keeps a live, rollback-protected view
-(:class:`DirectoryView`) with the same questions answered. Agencies enrol by request
+(:meth:`Federation.load`). What the directory says is one read model, a frozen
+:class:`DirectorySnapshot`: the records, the kid index sealing and opening look keys up
+in, agency look-up and ``recipients_for``. The file store (:attr:`Federation.snapshot`)
+and :class:`LiveDirectory` (which follows the log-compacted Kafka topic through a
+rollback-protected :class:`DirectoryView`) both yield one, each a :class:`Directory`;
+:class:`DisseminationPolicy` applies the dissemination rules to a directory's current
+snapshot, and :meth:`Federation.identity` gives an agency its own
+:class:`~broker.keys.Identity`. Agencies enrol by request
 (:mod:`broker.federation.enrolment`): their keys are made and kept in their own homes, and
 the admin signs records and certificates from public keys and CSRs. Layout, record format,
 enrolment and policy: ``docs/federation.md``.
 """
 
-from broker.federation._home import HomeLayout, KeySettings
+from broker.federation._home import KeySettings
 from broker.federation.directory import Federation
 from broker.federation.live import LiveDirectory, publish_directory
-from broker.federation.policy import Directory, entitled, recipient_policy, recipients_for
+from broker.federation.policy import DisseminationPolicy
 from broker.federation.records import (
     FORMAT_VERSION,
     JWS_TYP,
@@ -30,7 +32,13 @@ from broker.federation.records import (
     sign_record,
     verify_record,
 )
-from broker.federation.trust import DirectoryTrustStore
+from broker.federation.snapshot import (
+    Directory,
+    DirectorySnapshot,
+    EncryptionKeyRecord,
+    SigningKeyRecord,
+    agency_keys,
+)
 from broker.federation.view import DirectoryView
 
 __all__ = [
@@ -39,20 +47,20 @@ __all__ = [
     "MAX_RECORD_BYTES",
     "AgencyRecord",
     "Directory",
-    "DirectoryTrustStore",
+    "DirectorySnapshot",
     "DirectoryView",
+    "DisseminationPolicy",
+    "EncryptionKeyRecord",
     "Federation",
     "Grant",
-    "HomeLayout",
     "KeyEntry",
     "KeySettings",
     "LiveDirectory",
     "PublicJwk",
+    "SigningKeyRecord",
+    "agency_keys",
     "canonical_json",
-    "entitled",
     "publish_directory",
-    "recipient_policy",
-    "recipients_for",
     "sign_record",
     "verify_record",
 ]

@@ -1,15 +1,4 @@
-"""The federation's files under a home directory, and the care private keys need.
-
-Layout (``docs/federation.md``)::
-
-    <home>/federation/root.pub.jwk        the trust anchor, handed to every party out of band
-    <home>/federation/root.key.pem        the root private key (admin's machine only), 0600
-    <home>/directory/<agency>.jws         one root-signed AgencyRecord per agency
-    <home>/agencies/<agency>/signing.key.pem      Ed25519 private key, 0600
-    <home>/agencies/<agency>/encryption.key.pem   X25519 private key, 0600
-    <home>/agencies/<agency>/<agency>.jwks.json   the agency's public JWK set
-    <home>/enrolment/<agency>.request.jws         an enrolment request made here
-    <home>/enrolment/<agency>.bundle.jws          a response bundle issued here
+"""The care private keys and a home's other files need (where they are: ``broker.home``).
 
 Private files are created with mode 0600 by ``os.open`` itself (no window in which they
 are readable by others), in 0700 directories, and written atomically (temporary file,
@@ -22,9 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import orjson
 from pydantic import SecretStr
@@ -41,7 +28,6 @@ from broker.keys import (
 )
 
 __all__ = [
-    "HomeLayout",
     "KeySettings",
     "read_limited",
     "read_private_bytes",
@@ -75,81 +61,6 @@ class KeySettings(BaseSettings):
         if self.passphrase is None or not self.passphrase.get_secret_value():
             return None
         return self.passphrase.get_secret_value().encode("utf-8")
-
-
-@dataclass(frozen=True, slots=True)
-class HomeLayout:
-    """Where each file of a federation lives under ``home``."""
-
-    home: Path
-
-    @property
-    def federation_dir(self) -> Path:
-        return self.home / "federation"
-
-    @property
-    def root_public(self) -> Path:
-        return self.federation_dir / "root.pub.jwk"
-
-    @property
-    def root_private(self) -> Path:
-        return self.federation_dir / "root.key.pem"
-
-    @property
-    def directory_dir(self) -> Path:
-        return self.home / "directory"
-
-    def record(self, agency: str) -> Path:
-        return self.directory_dir / f"{agency}.jws"
-
-    @property
-    def accepted_revisions(self) -> Path:
-        """The highest revision this home accepted per agency (the rollback guard)."""
-        return self.directory_dir / ".accepted-revisions.json"
-
-    @property
-    def agencies_dir(self) -> Path:
-        return self.home / "agencies"
-
-    def agency_dir(self, agency: str) -> Path:
-        return self.agencies_dir / agency
-
-    def signing_key(self, agency: str) -> Path:
-        return self.agency_dir(agency) / "signing.key.pem"
-
-    def encryption_key(self, agency: str) -> Path:
-        return self.agency_dir(agency) / "encryption.key.pem"
-
-    def kept_key(self, agency: str, usage: Literal["signing", "encryption"], kid: str) -> Path:
-        """A key file named by its kid: an older decryption key kept after a rotation, or a
-        new key written before the rotation's record is (``<usage>.<kid>.key.pem``)."""
-        return self.agency_dir(agency) / f"{usage}.{kid}.key.pem"
-
-    @property
-    def live_state(self) -> Path:
-        """The latest record accepted per agency from the directory topic."""
-        return self.directory_dir / "live-state.json"
-
-    def jwks(self, agency: str) -> Path:
-        return self.agency_dir(agency) / f"{agency}.jwks.json"
-
-    @property
-    def enrolment_dir(self) -> Path:
-        """Enrolment requests made here, and response bundles issued here."""
-        return self.home / "enrolment"
-
-    def request(self, agency: str) -> Path:
-        """The enrolment (or rotation) request ``agency init`` wrote, to hand to the admin."""
-        return self.enrolment_dir / f"{agency}.request.jws"
-
-    def bundle(self, agency: str) -> Path:
-        """The response bundle the admin issued for ``agency``, to hand back to it."""
-        return self.enrolment_dir / f"{agency}.bundle.jws"
-
-    def site(self, agency: str) -> Path:
-        """``agency``'s own home under a demo admin home (``fusionbus up``): it stands for
-        the agency's machine, and is no part of the admin's home."""
-        return self.home / "sites" / agency
 
 
 def private_dir(path: Path) -> Path:

@@ -22,7 +22,6 @@ import orjson
 from broker.errors import ConfigError
 from broker.federation._home import (
     PUBLIC_FILE_MODE,
-    HomeLayout,
     KeySettings,
     link_file,
     private_dir,
@@ -32,6 +31,7 @@ from broker.federation._home import (
     write_private_key,
 )
 from broker.federation.records import AgencyRecord
+from broker.home import HomeLayout
 from broker.keys import (
     DecryptionKey,
     EncryptionKey,

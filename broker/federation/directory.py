@@ -2,15 +2,17 @@
 
 Every party holds the root public key (``federation/root.pub.jwk``, its trust anchor) and
 a copy of the directory (``directory/<agency>.jws``). :meth:`Federation.load` verifies the
-root signature of every record before any of it is used; only the admin's machine holds
-``federation/root.key.pem`` and can enrol agencies and change grants.
+root signature of every record before any of it is used, and :attr:`Federation.snapshot`
+is what they say (a :class:`~broker.federation.snapshot.DirectorySnapshot`, replaced on
+every write). Only the admin's machine holds ``federation/root.key.pem`` and can enrol
+agencies and change grants.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -19,11 +21,10 @@ from pydantic import ValidationError
 
 from broker._crypto import EncryptionKey, VerifyKey
 from broker.errors import ConfigError
-from broker.federation import lifecycle, policy
+from broker.federation import lifecycle
 from broker.federation._highwater import RevisionGuard
 from broker.federation._home import (
     PUBLIC_FILE_MODE,
-    HomeLayout,
     KeySettings,
     read_limited,
     read_private_key,
@@ -44,14 +45,14 @@ from broker.federation.records import (
     validation_problems,
     verify_record,
 )
-from broker.federation.trust import DirectoryTrustStore
+from broker.federation.snapshot import DirectorySnapshot
+from broker.home import HomeLayout
 from broker.keys import (
     DecryptionKey,
     Identity,
     SigningKey,
     kid_of,
 )
-from broker.trust import TrustStore
 from schemas._base import AGENCY_ID_PATTERN
 
 __all__ = ["Federation", "read_root_public"]
@@ -85,15 +86,24 @@ class Federation:
         self,
         home: Path,
         root: VerifyKey,
-        records: dict[str, AgencyRecord],
+        records: Mapping[str, AgencyRecord],
         settings: KeySettings,
+        *,
+        tokens: Mapping[str, bytes] | None = None,
     ) -> None:
         self._layout = HomeLayout(home)
         self._root = root
-        self._records = records
         self._settings = settings
         self._keys = AgencyKeyFiles(self._layout, settings)
-        DirectoryTrustStore(records.values())  # refuses a kid listed for two agencies
+        # Refuses a kid listed for two agencies.
+        self._snapshot = DirectorySnapshot.of(
+            records.values(), tokens=tokens, origin=f"the directory of {home}"
+        )
+
+    @property
+    def snapshot(self) -> DirectorySnapshot:
+        """The directory as this home holds it now (replaced by every write here)."""
+        return self._snapshot
 
     @property
     def home(self) -> Path:
@@ -115,21 +125,23 @@ class Federation:
         root = read_root_public(layout.root_public, home)
         guard = RevisionGuard(layout.accepted_revisions)
         records: dict[str, AgencyRecord] = {}
+        tokens: dict[str, bytes] = {}
         files = sorted(layout.directory_dir.glob("*.jws")) if layout.directory_dir.is_dir() else []
         for path in files:
             if path.name.startswith("."):
                 continue
-            record = verify_record(read_limited(path, MAX_RECORD_BYTES), root, source=str(path))
+            token = read_limited(path, MAX_RECORD_BYTES).strip()
+            record = verify_record(token, root, source=str(path))
             if record.id != path.stem:
                 raise ConfigError(
                     f"{path}: holds the record of agency {record.id!r}, but its file name "
                     f"says {path.stem!r}; a record must be filed as directory/<id>.jws"
                 )
             guard.check(record, source=str(path))
-            records[record.id] = record
+            records[record.id], tokens[record.id] = record, token
         if layout.directory_dir.is_dir():
             guard.accept(records.values())
-        return cls(home, root, records, settings or KeySettings())
+        return cls(home, root, records, settings or KeySettings(), tokens=tokens)
 
     @classmethod
     def init(cls, home: Path, *, now: datetime, settings: KeySettings | None = None) -> Federation:
@@ -181,7 +193,12 @@ class Federation:
         write_file(
             self._layout.record(record.id), token + b"\n", mode=PUBLIC_FILE_MODE, exclusive=new
         )
-        self._records[record.id] = record
+        snapshot = self._snapshot
+        self._snapshot = DirectorySnapshot.of(
+            [*(r for r in snapshot.records.values() if r.id != record.id), record],
+            tokens={**snapshot.tokens, record.id: token},
+            origin=snapshot.origin,
+        )
         RevisionGuard(self._layout.accepted_revisions).accept([record])
         return token
 
@@ -192,7 +209,7 @@ class Federation:
                 f"agency id {agency_id!r} is not valid: expected a lowercase letter, then 1 to "
                 "31 lowercase letters, digits or hyphens (e.g. customs, anf, fia)"
             )
-        if agency_id in self._records or self._layout.record(agency_id).exists():
+        if agency_id in self._snapshot.records or self._layout.record(agency_id).exists():
             raise ConfigError(
                 f"agency {agency_id!r} is already enrolled; see `fusionbus agency list "
                 f"--home {self.home}`"
@@ -229,8 +246,8 @@ class Federation:
 
     def check_keys(self, record: AgencyRecord) -> None:
         """ConfigError if ``record`` lists a key that another agency's record lists."""
-        others = [r for r in self._records.values() if r.id != record.id]
-        DirectoryTrustStore([*others, record])
+        others = [r for r in self._snapshot.records.values() if r.id != record.id]
+        DirectorySnapshot.of([*others, record])
 
     def holds_keys(self, agency_id: str) -> bool:
         """Whether this home holds ``agency_id``'s private keys (``agency add ID --name``
@@ -287,7 +304,7 @@ class Federation:
         already granted, nothing is written and the current record is returned.
         """
         _aware(now)
-        record = self.agency(agency_id)
+        record = self._snapshot.agency(agency_id)
         if not categories or not jurisdictions:
             raise ConfigError("a grant needs at least one category and one jurisdiction")
         try:
@@ -309,25 +326,6 @@ class Federation:
         )
         return updated
 
-    def agencies(self) -> list[AgencyRecord]:
-        """Every enrolled agency, sorted by id."""
-        return [self._records[name] for name in sorted(self._records)]
-
-    def agency(self, agency_id: str) -> AgencyRecord:
-        """The record of ``agency_id``; ConfigError listing the known ids if unknown."""
-        record = self._records.get(agency_id)
-        if record is None:
-            known = ", ".join(sorted(self._records)) or "none yet"
-            raise ConfigError(
-                f"agency {agency_id!r} is not in the directory of {self.home} (known: "
-                f"{known}); enrol it with `fusionbus agency add {agency_id} --name NAME`"
-            )
-        return record
-
-    def trust_store(self) -> TrustStore:
-        """A trust store over the verified records, as they are now."""
-        return DirectoryTrustStore(self._records.values())
-
     def identity(self, agency_id: str, *, record: AgencyRecord | None = None) -> Identity:
         """``agency_id``'s private keys from this home, checked against its record: this
         home's, or ``record`` (the agency's current one, from a live directory, say).
@@ -338,7 +336,9 @@ class Federation:
         """
         if record is not None and record.id != agency_id:
             raise ConfigError(f"the record given for {agency_id!r} is {record.id!r}'s")
-        return self._keys.identity(record if record is not None else self.agency(agency_id))
+        return self._keys.identity(
+            record if record is not None else self._snapshot.agency(agency_id)
+        )
 
     def rotate_keys(
         self, agency_id: str, *, now: datetime, valid_for: timedelta = timedelta(days=365)
@@ -350,7 +350,7 @@ class Federation:
         (:meth:`AgencyKeyFiles.rotate <broker.federation._keyfiles.AgencyKeyFiles.rotate>`).
         """
         _aware(now)
-        record = self.agency(agency_id)
+        record = self._snapshot.agency(agency_id)
         if not self.holds_keys(agency_id):
             raise ConfigError(
                 f"this home ({self.home}) does not hold {agency_id!r}'s private keys: it was "
@@ -387,7 +387,7 @@ class Federation:
         _aware(now)
         if not reason.strip():
             raise ConfigError("a revocation needs a reason (--reason TEXT), for the audit trail")
-        record = self.agency(agency_id)
+        record = self._snapshot.agency(agency_id)
         updated = lifecycle.revoked(record, None if kid is None else [kid], now=now)
         if updated is record:
             return record
@@ -406,43 +406,5 @@ class Federation:
         """The root-signed head naming every agency's current revision at ``now`` (admin
         only): published after the records, it lets a reader with no state detect a
         rolled-back directory topic (:mod:`broker.federation.head`)."""
-        revisions = {record.id: record.revision for record in self._records.values()}
+        revisions = {record.id: record.revision for record in self._snapshot.records.values()}
         return sign_head(revisions, self.root_key(), now=_aware(now))
-
-    def signed_records(self) -> dict[str, bytes]:
-        """Every agency's root-signed record, verified, as the compact JWS bytes on disk."""
-        tokens = {}
-        for agency_id in sorted(self._records):
-            path = self._layout.record(agency_id)
-            token = read_limited(path, MAX_RECORD_BYTES).strip()
-            if verify_record(token, self._root, source=str(path)) != self._records[agency_id]:
-                raise ConfigError(f"{path} changed since the directory was loaded; load it again")
-            tokens[agency_id] = token
-        return tokens
-
-    def recipients_for(
-        self,
-        *,
-        sender: str,
-        category: str,
-        jurisdiction: str,
-        tlp: str,
-        named_recipients: Sequence[str],
-        now: datetime,
-    ) -> list[AgencyRecord]:
-        """The agencies to encrypt a report to; see :mod:`broker.federation.policy`."""
-        return policy.recipients_for(
-            self._records,
-            sender=sender,
-            category=category,
-            jurisdiction=jurisdiction,
-            tlp=tlp,
-            named_recipients=named_recipients,
-            now=_aware(now),
-        )
-
-    def entitled(self, agency_id: str, *, category: str, jurisdiction: str) -> bool:
-        """Whether ``agency_id`` may receive ``category`` reports about ``jurisdiction``."""
-        return policy.entitled(
-            self._records, agency_id, category=category, jurisdiction=jurisdiction
-        )

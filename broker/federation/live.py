@@ -7,12 +7,14 @@ Compaction keeps the latest record per agency, which is the whole directory.
 :class:`LiveDirectory` reads the topic from the beginning, feeds every record to a
 :class:`~broker.federation.view.DirectoryView` (root signature, rollback and consistency
 checks; refused records are logged and skipped), then keeps following it in a background
-task. It is a :class:`~broker.trust.TrustStore` and answers ``recipients_for`` and
-``entitled``, so a running ``Publisher``/``Subscriber`` given it sees directory changes
-within about a second, without a restart::
+task. It is a :class:`~broker.federation.snapshot.Directory`: its :attr:`~LiveDirectory.
+snapshot` is the view's current :class:`~broker.federation.snapshot.DirectorySnapshot`,
+replaced whenever a record is accepted, so a running ``Publisher``/``Subscriber`` given it
+sees directory changes within about a second, without a restart::
 
     async with LiveDirectory.for_home(home, settings) as live:
-        async with Publisher(identity, live, recipient_policy(live), settings) as publisher:
+        policy = DisseminationPolicy(live)
+        async with Publisher(identity, live, policy, settings) as publisher:
             ...
 """
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -29,17 +31,16 @@ from typing import Self
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from broker.admin import ensure_topics
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.errors import ConfigError, FusionbusError, TransportError
-from broker.federation._home import HomeLayout
 from broker.federation.directory import read_root_public
 from broker.federation.head import HEAD_KEY
-from broker.federation.records import AgencyRecord
+from broker.federation.snapshot import DirectorySnapshot
 from broker.federation.view import DirectoryView
+from broker.home import HomeLayout
+from broker.provisioning.topics import ensure_topics
 from broker.topics import DIRECTORY_TOPIC
 from broker.transport import kafka_error, map_kafka_errors
-from broker.trust import EncryptionKeyRecord, SigningKeyRecord
 
 __all__ = ["LiveDirectory", "publish_directory"]
 
@@ -108,7 +109,8 @@ class LiveDirectory:
         layout = HomeLayout(home)
         root = read_root_public(layout.root_public, home)
         layout.directory_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-        return cls(DirectoryView(root, state=layout.live_state), settings, topic=topic)
+        view = DirectoryView(root, state=layout.live_state, origin=f"the directory topic {topic!r}")
+        return cls(view, settings, topic=topic)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -131,7 +133,7 @@ class LiveDirectory:
             raise
         self._consumer = consumer
         self._task = asyncio.create_task(self._follow(consumer), name="fusionbus-directory")
-        log.info("directory.live", topic=self._topic, agencies=len(self.view.agencies()))
+        log.info("directory.live", topic=self._topic, agencies=len(self.snapshot.records))
         problem = self.view.head_problem(datetime.now(UTC))
         if problem is not None:
             log.warning("directory.head_stale", topic=self._topic, problem=problem)
@@ -195,32 +197,7 @@ class LiveDirectory:
         if consumer is not None:
             await consumer.stop()
 
-    # The view's questions, answered from what has been accepted so far.
-
-    def signing_key(self, kid: str, /) -> SigningKeyRecord | None:
-        return self.view.signing_key(kid)
-
-    def encryption_key(self, kid: str, /) -> EncryptionKeyRecord | None:
-        return self.view.encryption_key(kid)
-
-    def recipients_for(
-        self,
-        *,
-        sender: str,
-        category: str,
-        jurisdiction: str,
-        tlp: str,
-        named_recipients: Sequence[str],
-        now: datetime,
-    ) -> list[AgencyRecord]:
-        return self.view.recipients_for(
-            sender=sender,
-            category=category,
-            jurisdiction=jurisdiction,
-            tlp=tlp,
-            named_recipients=named_recipients,
-            now=now,
-        )
-
-    def entitled(self, agency_id: str, *, category: str, jurisdiction: str) -> bool:
-        return self.view.entitled(agency_id, category=category, jurisdiction=jurisdiction)
+    @property
+    def snapshot(self) -> DirectorySnapshot:
+        """The directory as accepted so far (the view's current snapshot)."""
+        return self.view.snapshot

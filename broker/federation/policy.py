@@ -14,14 +14,17 @@ Rules (``docs/federation.md``), for a report of ``category`` about ``jurisdictio
 4. The **sender** is always a recipient, so its own systems can read what it published;
    it must be enrolled and reachable.
 
-The result is sorted by agency id.
+The result is sorted by agency id. :func:`recipients_for` and :func:`entitled` apply the
+rules to a set of records (a :class:`~broker.federation.snapshot.DirectorySnapshot` asks
+them); :class:`DisseminationPolicy` is the named policy a publisher takes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from broker.errors import AuthorizationError, ConfigError, SchemaValidationError
 from broker.federation.records import AgencyRecord
@@ -29,7 +32,10 @@ from schemas.jurisdiction import normalise_jurisdiction
 from schemas.report import Report
 from schemas.vocab import Tlp, is_registered_category
 
-__all__ = ["Directory", "entitled", "recipient_policy", "recipients_for"]
+if TYPE_CHECKING:
+    from broker.federation.snapshot import Directory
+
+__all__ = ["DisseminationPolicy", "entitled", "recipients_for"]
 
 
 def _subject(category: str, jurisdiction: str) -> str:
@@ -111,30 +117,16 @@ def recipients_for(
     return [chosen[name] for name in sorted(chosen)]
 
 
-class Directory(Protocol):
-    """What answers the policy: a :class:`~broker.federation.Federation` (files) or a
-    :class:`~broker.federation.LiveDirectory` (the topic)."""
+@dataclass(frozen=True, slots=True)
+class DisseminationPolicy:
+    """The rules above, applied to ``directory``'s current snapshot on every call, so a
+    live directory's changes apply at once. A :class:`~producers.Publisher` takes one."""
 
-    def recipients_for(
-        self,
-        *,
-        sender: str,
-        category: str,
-        jurisdiction: str,
-        tlp: str,
-        named_recipients: Sequence[str],
-        now: datetime,
-    ) -> list[AgencyRecord]: ...
+    directory: Directory
 
-
-def recipient_policy(directory: Directory) -> Callable[[Report, datetime], list[str]]:
-    """The policy as a publisher's recipients callable: (report, now) -> encryption kids.
-
-    It asks ``directory`` on every call, so a live directory's changes apply at once.
-    """
-
-    def recipients(report: Report, now: datetime) -> list[str]:
-        chosen = directory.recipients_for(
+    def recipients(self, report: Report, now: datetime) -> list[str]:
+        """The encryption key ids ``report`` must be sealed to at ``now``."""
+        chosen = self.directory.snapshot.recipients_for(
             sender=report.sender,
             category=report.category,
             jurisdiction=report.jurisdiction,
@@ -144,4 +136,8 @@ def recipient_policy(directory: Directory) -> Callable[[Report, datetime], list[
         )
         return [agency.encryption_kid for agency in chosen]
 
-    return recipients
+    def entitled(self, agency: str, *, category: str, jurisdiction: str) -> bool:
+        """Whether ``agency`` holds a grant for ``category`` covering ``jurisdiction``."""
+        return self.directory.snapshot.entitled(
+            agency, category=category, jurisdiction=jurisdiction
+        )

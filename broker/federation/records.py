@@ -104,7 +104,7 @@ class PublicJwk(_Frozen):
 
 
 class KeyEntry(_Frozen):
-    """One public key of an agency and its lifecycle (the fields of ``broker.trust``)."""
+    """One public key of an agency and its lifecycle (what a key record of the snapshot holds)."""
 
     jwk: PublicJwk
     valid_from: UtcDatetime

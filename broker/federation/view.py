@@ -22,14 +22,15 @@ names is refused as a rollback, and one already held is set aside (not used for 
 recipients) until its current revision arrives — so even a view with no state refuses an
 old record that a compacted, rolled-back topic still holds.
 
-The view implements :class:`~broker.trust.TrustStore` and the dissemination policy
-(:meth:`recipients_for`, :meth:`entitled`) over what it accepted so far; a
-:class:`~broker.federation.live.LiveDirectory` feeds it from Kafka in the background.
+What the view accepted so far is its :attr:`~DirectoryView.snapshot`
+(:class:`~broker.federation.snapshot.DirectorySnapshot`: the records in use, their keys,
+their signed bytes and the head), replaced by a new one whenever a record or head is
+accepted; a :class:`~broker.federation.live.LiveDirectory` feeds the view from Kafka in
+the background.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -37,13 +38,11 @@ import orjson
 import structlog
 
 from broker.errors import ConfigError
-from broker.federation import policy
 from broker.federation._home import PUBLIC_FILE_MODE, write_file
 from broker.federation.head import HEAD_KEY, HEAD_MAX_AGE, DirectoryHead, verify_head
 from broker.federation.records import AgencyRecord, verify_record
-from broker.federation.trust import DirectoryTrustStore
+from broker.federation.snapshot import DirectorySnapshot
 from broker.keys import VerifyKey
-from broker.trust import EncryptionKeyRecord, SigningKeyRecord
 
 __all__ = ["DirectoryView"]
 
@@ -55,17 +54,20 @@ _STATE_VERSION = 1
 class DirectoryView:
     """The verified directory, built record by record, refusing rollbacks."""
 
-    def __init__(self, root: VerifyKey, *, state: Path | None = None) -> None:
+    def __init__(
+        self, root: VerifyKey, *, state: Path | None = None, origin: str = "the directory topic"
+    ) -> None:
         self._root = root
+        self._origin = origin
         self._state = state
         self._tokens: dict[str, bytes] = {}
         self._held: dict[str, AgencyRecord] = {}
         """Every accepted record, the newest per agency (persisted)."""
-        self._records: dict[str, AgencyRecord] = {}
-        """The records in use: those the newest head does not show to be superseded."""
         self._head: DirectoryHead | None = None
         self._head_token: bytes | None = None
-        self._trust = DirectoryTrustStore(())
+        self.snapshot = DirectorySnapshot(origin=origin)
+        """The directory as accepted so far: the held records the newest head does not
+        show to be superseded. Replaced, never changed, when the view changes."""
         self.accepted = 0
         self.refused = 0
         if state is not None and state.exists():
@@ -95,13 +97,19 @@ class DirectoryView:
 
     def _refresh(self) -> None:
         """Use the held records the head does not show to be superseded."""
+        self.snapshot = self._snapshot_of(self._held, self._tokens)
+
+    def _snapshot_of(
+        self, held: dict[str, AgencyRecord], tokens: dict[str, bytes]
+    ) -> DirectorySnapshot:
+        """ConfigError if a key is listed for two agencies."""
         wanted = self._head.revisions if self._head is not None else {}
-        self._records = {
-            agency: record
-            for agency, record in self._held.items()
-            if record.revision >= wanted.get(agency, 0)
-        }
-        self._trust = DirectoryTrustStore(self._records.values())
+        return DirectorySnapshot.of(
+            (record for record in held.values() if record.revision >= wanted.get(record.id, 0)),
+            tokens=tokens,
+            head=self._head,
+            origin=self._origin,
+        )
 
     def offer(self, key: bytes | None, value: bytes | None, *, source: str) -> bool:
         """Consider one directory record; True if it changed the view.
@@ -143,16 +151,9 @@ class DirectoryView:
                 f"{current} the directory head of {self._head_issued()} names; refusing it as "
                 "a rollback (the topic may have been rolled back and compacted)"
             )
-        wanted = self._head.revisions if self._head is not None else {}
-        records = {
-            agency: entry
-            for agency, entry in (self._held | {record.id: record}).items()
-            if entry.revision >= wanted.get(agency, 0)
-        }
-        DirectoryTrustStore(records.values())  # refuses a key listed for two agencies
-        self._held = self._held | {record.id: record}
-        self._tokens = self._tokens | {record.id: token}
-        self._refresh()
+        accepted, tokens = self._held | {record.id: record}, self._tokens | {record.id: token}
+        self.snapshot = self._snapshot_of(accepted, tokens)
+        self._held, self._tokens = accepted, tokens
         self.accepted += 1
         self._save()
         log.info("directory.accepted", source=source, agency=record.id, revision=record.revision)
@@ -184,11 +185,6 @@ class DirectoryView:
     def _head_issued(self) -> str:
         return self._head.issued_at.isoformat() if self._head is not None else "(none)"
 
-    @property
-    def head(self) -> DirectoryHead | None:
-        """The newest root-signed head accepted, if any."""
-        return self._head
-
     def head_problem(self, now: datetime, *, max_age: timedelta = HEAD_MAX_AGE) -> str | None:
         """Why the directory may not be current at ``now`` (no head, an old head, agencies
         whose current record is missing), or ``None``: a sentence for a warning at start."""
@@ -205,7 +201,7 @@ class DirectoryView:
                 f"{max_age}: the topic may have been rolled back, or the admin has not "
                 "re-published the directory (`fusionbus federation publish-directory`)"
             )
-        missing = sorted(set(head.revisions) - set(self._records))
+        missing = sorted(set(head.revisions) - set(self.snapshot.records))
         if missing:
             return (
                 f"the directory head names {', '.join(missing)} at revisions this view does "
@@ -233,46 +229,3 @@ class DirectoryView:
         """The revision accepted for ``agency_id``, or ``None``."""
         record = self._held.get(agency_id)
         return None if record is None else record.revision
-
-    def agencies(self) -> list[AgencyRecord]:
-        """Every accepted agency record, sorted by id."""
-        return [self._records[name] for name in sorted(self._records)]
-
-    def agency(self, agency_id: str) -> AgencyRecord | None:
-        return self._records.get(agency_id)
-
-    def signed_records(self) -> dict[str, bytes]:
-        """The records in use as their signed bytes (to pass on, e.g. to files)."""
-        return {agency: self._tokens[agency] for agency in self._records}
-
-    def signing_key(self, kid: str, /) -> SigningKeyRecord | None:
-        return self._trust.signing_key(kid)
-
-    def encryption_key(self, kid: str, /) -> EncryptionKeyRecord | None:
-        return self._trust.encryption_key(kid)
-
-    def recipients_for(
-        self,
-        *,
-        sender: str,
-        category: str,
-        jurisdiction: str,
-        tlp: str,
-        named_recipients: Sequence[str],
-        now: datetime,
-    ) -> list[AgencyRecord]:
-        """The agencies to encrypt a report to, by :mod:`broker.federation.policy`."""
-        return policy.recipients_for(
-            self._records,
-            sender=sender,
-            category=category,
-            jurisdiction=jurisdiction,
-            tlp=tlp,
-            named_recipients=named_recipients,
-            now=now,
-        )
-
-    def entitled(self, agency_id: str, *, category: str, jurisdiction: str) -> bool:
-        return policy.entitled(
-            self._records, agency_id, category=category, jurisdiction=jurisdiction
-        )

@@ -35,9 +35,10 @@ from broker.kafka._distribution import (
     kafka_version,
     recipe_dir,
 )
-from broker.kafka._security import PRINCIPAL_RULES, ClusterTls, NodeTls
+from broker.kafka._security import CLIENT_TRUST_CONFIG, PRINCIPAL_RULES, ClusterTls, NodeTls
 
 __all__ = [
+    "CLIENT_TRUST_CONFIG",
     "DEFAULT_CONTROLLER_PORT",
     "DEFAULT_HOST",
     "DEFAULT_LOG_DIR",

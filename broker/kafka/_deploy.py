@@ -1,6 +1,6 @@
 """The secured configuration of a Kafka cluster on real machines, one node per machine.
 
-``fusionbus kafka config`` composes this with the cluster CA (``broker.federation.pki``):
+``fusionbus kafka config`` composes this with the cluster CA (``broker.provisioning.pki``):
 for each node it writes a folder the operator copies to that node's machine
 (``docs/deploy.md``)::
 

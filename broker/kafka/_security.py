@@ -2,9 +2,15 @@
 
 Every listener (clients, inter-broker, controller quorum) speaks TLS and requires a client
 certificate; the principal is the certificate's CN; the StandardAuthorizer refuses what no
-ACL allows. Node keys go inline into ``server.properties`` (``ssl.keystore.key``): Kafka
-accepts an unencrypted PKCS#8 key only that way (a PEM keystore *file* demands
-``ssl.key.password``), so the file is written 0600 in a 0700 folder.
+ACL allows. The controller listener trusts the node CA alone; the client listener (agencies,
+the admin, inter-broker traffic) trusts the node CA and the issuing CA of each agency in good
+standing, a PEM list the provisioning step replaces on each broker at run time
+(:data:`CLIENT_TRUST_CONFIG`, an ``IncrementalAlterConfigs`` per broker) when an agency is
+revoked, so its certificate stops completing a handshake without a restart.
+
+Node keys go inline into ``server.properties`` (``ssl.keystore.key``): Kafka accepts an
+unencrypted PKCS#8 key only that way (a PEM keystore *file* demands ``ssl.key.password``), so
+the file is written 0600 in a 0700 folder.
 """
 
 from __future__ import annotations
@@ -14,10 +20,19 @@ from dataclasses import dataclass
 
 from broker.config import KafkaSettings
 
-__all__ = ["PRINCIPAL_RULES", "ClusterTls", "NodeTls", "security_properties"]
+__all__ = [
+    "CLIENT_TRUST_CONFIG",
+    "PRINCIPAL_RULES",
+    "ClusterTls",
+    "NodeTls",
+    "security_properties",
+]
 
 #: The certificate's CN is the principal: CN=anf,OU=agency,O=fusionbus -> User:anf.
 PRINCIPAL_RULES = "RULE:^CN=([^,]+).*$/$1/,DEFAULT"
+#: The client listener's trust anchors: a per-broker dynamic config (Kafka refuses it as a
+#: cluster-wide default), PEM certificates one after the other.
+CLIENT_TRUST_CONFIG = "listener.name.client.ssl.truststore.certificates"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +48,18 @@ class NodeTls:
 
 @dataclass(frozen=True, slots=True)
 class ClusterTls:
-    """The TLS material of a secured cluster (made by ``broker.federation.pki.ClusterPki``).
+    """The TLS material of a secured cluster (made by ``broker.provisioning.pki.ClusterPki``).
 
-    ``admin`` is the admin principal's client settings (its bootstrap is replaced by the
-    cluster's); the readiness probe connects with it. ``super_users`` are the node principals
-    and the admin.
+    ``ca_pem`` is the root CA clients trust to check the brokers; ``node_ca_pem`` is what the
+    controller listener trusts; ``client_trust_pem`` is the client listener's starting trust
+    (node CA and agency CAs). ``admin`` is the admin principal's client settings (its
+    bootstrap is replaced by the cluster's); the readiness probe connects with it.
+    ``super_users`` are the node principals and the admin.
     """
 
     ca_pem: str
+    node_ca_pem: str
+    client_trust_pem: str
     nodes: Mapping[int, NodeTls]
     admin: KafkaSettings
     super_users: tuple[str, ...]
@@ -66,7 +85,9 @@ def security_properties(tls: ClusterTls, node_id: int) -> dict[str, str]:
         "ssl.keystore.key": _one_line(node.key_pem),
         "ssl.keystore.certificate.chain": _one_line(node.chain_pem),
         "ssl.truststore.type": "PEM",
-        "ssl.truststore.certificates": _one_line(tls.ca_pem),
+        "ssl.truststore.certificates": _one_line(tls.node_ca_pem),
+        "listener.name.client.ssl.truststore.type": "PEM",
+        CLIENT_TRUST_CONFIG: _one_line(tls.client_trust_pem),
         "ssl.endpoint.identification.algorithm": "https",
         "ssl.principal.mapping.rules": PRINCIPAL_RULES,
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",

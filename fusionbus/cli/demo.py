@@ -26,20 +26,13 @@ from typing import Annotated
 import typer
 
 from broker.config import KafkaSettings
-from broker.federation import Federation, HomeLayout, publish_directory
+from broker.federation import DisseminationPolicy, Federation, publish_directory
 from broker.federation._home import private_dir
 from broker.federation.enrolment import AgencySite
+from broker.home import DirectorySource, HomeLayout, kafka_settings, resolve_home, write_config
 from broker.kafka import EmbeddedKafka
 from fusionbus.cli import _params
-from fusionbus.cli._common import (
-    DirectorySource,
-    HomeOpt,
-    kafka_settings,
-    recipient_policy,
-    resolve_home,
-    sync_cluster,
-    write_config,
-)
+from fusionbus.cli._common import HomeOpt, sync_cluster
 from fusionbus.cli._console import say, visible
 from fusionbus.cli.enrolment import admit_request, import_bundle, make_request
 from fusionbus.cli.kafka import start_cluster
@@ -97,16 +90,19 @@ def up(
     by request as on its own machine, so no agency private key is in the admin's home.
     """
     where = resolve_home(home)
-    previous = EmbeddedKafka(where / "kafka").state()
+    previous = EmbeddedKafka(HomeLayout(where).kafka_dir).state()
     secure = not plaintext and (previous is None or previous.secure)
     state = start_cluster(
-        nodes=1, data_dir=where / "kafka", port=port, secure_home=where if secure else None
+        nodes=1,
+        data_dir=HomeLayout(where).kafka_dir,
+        port=port,
+        secure_home=where if secure else None,
     )
     write_config(where, state.bootstrap, secure=secure, by="fusionbus up")
-    if (where / "federation" / "root.pub.jwk").is_file():
+    if HomeLayout(where).root_public.is_file():
         say("Using the federation already in {home}.", home=where)
         federation = Federation.load(where)
-        held = [r.id for r in federation.agencies() if federation.holds_keys(r.id)]
+        held = [r.id for r in federation.snapshot.agencies() if federation.holds_keys(r.id)]
         if held:
             say(
                 "Note: this admin home holds the private keys of {held} (made by `agency add "
@@ -117,7 +113,7 @@ def up(
             if HomeLayout(where).site(agency).is_dir():
                 enrol_site(where, agency, name)  # finishes an interrupted first run
         federation = Federation.load(where)
-        sync_cluster(federation, where, certify=federation.agencies())
+        sync_cluster(federation, where, certify=federation.snapshot.agencies())
         publish_to_topic(federation, where)
         refresh_sites(where, federation, state.bootstrap, secure=secure)
     else:
@@ -138,7 +134,7 @@ def up(
             "Created a demo federation in {home}: customs, anf and fia, each enrolled by "
             "request from its own home ({sites}/<id>/, holding its keys only; the admin's "
             "home holds none), and published {sent} sample reports from customs' home.",
-            home=where, sites=where / "sites", sent=sent,
+            home=where, sites=HomeLayout(where).sites_dir, sent=sent,
         )  # fmt: skip
     say(
         "\nTry next:\n"
@@ -150,7 +146,7 @@ def up(
         "  fusionbus agency list{flag}\n"
         "(the commands are in .venv/bin when set up by ./dev up; --agency ID runs in the "
         "agency's own home, {sites}/ID/)",
-        flag="" if home is None else f" --home {where}", sites=where / "sites",
+        flag="" if home is None else f" --home {where}", sites=HomeLayout(where).sites_dir,
     )  # fmt: skip
     typer.echo(visible(state.bootstrap))
 
@@ -175,13 +171,13 @@ def publish_to_topic(federation: Federation, where: Path) -> None:
     ``federation publish-directory`` does: the sites read the directory from there."""
     settings = kafka_settings(where, None)
     head = federation.signed_head(now=datetime.now(UTC))
-    asyncio.run(publish_directory(settings, federation.signed_records(), head=head))
+    asyncio.run(publish_directory(settings, federation.snapshot.signed_records(), head=head))
 
 
 def refresh_sites(where: Path, federation: Federation, bootstrap: str, *, secure: bool) -> None:
     """Hand every site the admin's current directory files (grants included), its Kafka
     address, and ``[directory] source = "topic"``, so it follows the live directory."""
-    tokens = list(federation.signed_records().values())
+    tokens = list(federation.snapshot.signed_records().values())
     for agency in DEMO_AGENCIES:
         site = HomeLayout(where).site(agency)
         if HomeLayout(site).record(agency).is_file():
@@ -193,9 +189,8 @@ def refresh_sites(where: Path, federation: Federation, bootstrap: str, *, secure
 
 async def _publish_samples(federation: Federation, settings: KafkaSettings) -> int:
     identity = federation.identity("customs")
-    async with Publisher(
-        identity, federation.trust_store(), recipient_policy(federation), settings
-    ) as publisher:
+    policy = DisseminationPolicy(federation)
+    async with Publisher(identity, federation, policy, settings) as publisher:
         results = await publisher.publish_many(_samples())
     for result in results:
         if isinstance(result, Exception):

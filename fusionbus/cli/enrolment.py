@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from broker.errors import ConfigError
-from broker.federation import Federation, HomeLayout
+from broker.federation import Federation
 from broker.federation._home import read_limited
 from broker.federation.enrolment import (
     MAX_BUNDLE_BYTES,
@@ -28,14 +28,9 @@ from broker.federation.enrolment import (
     read_request,
 )
 from broker.federation.enrolment.site import Requested
+from broker.home import HomeLayout, resolve_home, write_config
 from fusionbus.cli import _params
-from fusionbus.cli._common import (
-    HomeOpt,
-    kafka_hint,
-    resolve_home,
-    sync_cluster,
-    write_config,
-)
+from fusionbus.cli._common import HomeOpt, kafka_hint, sync_cluster
 from fusionbus.cli._console import say, visible
 
 __all__ = [
@@ -98,7 +93,7 @@ def import_bundle(home: Path, source: Path) -> Imported:
     where Kafka is in its ``config.toml`` unless it has one."""
     data = read_limited(source, MAX_BUNDLE_BYTES)
     imported = AgencySite(home).import_bundle(data, source=str(source), now=_now())
-    config = home / "config.toml"
+    config = HomeLayout(home).config
     if imported.kafka is not None and not config.exists():
         write_config(
             home, imported.kafka.bootstrap, secure=imported.kafka.security == "mtls",

@@ -5,7 +5,7 @@ side of enrolment by request, are in :mod:`fusionbus.cli.enrolment`).
 On a secured cluster (``config.toml`` says ``security = "mtls"``), ``agency add`` also
 issues the agency's TLS certificate (from its request, or with a key made here), and every
 directory change also brings the cluster's topics and ACLs in line with it
-(``broker.acls``)."""
+(``broker.provisioning.acls``)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ from rich.text import Text
 
 from broker.errors import ConfigError
 from broker.federation import AgencyRecord, Federation, publish_directory
+from broker.home import HomeLayout, kafka_settings, resolve_home
 from broker.topics import DIRECTORY_TOPIC
 from fusionbus.cli import _params
-from fusionbus.cli._common import BootstrapOpt, HomeOpt, kafka_settings, resolve_home, sync_cluster
+from fusionbus.cli._common import BootstrapOpt, HomeOpt, sync_cluster
 from fusionbus.cli._console import json_line, say, visible
 from fusionbus.cli.enrolment import (
     RequestOpt,
@@ -76,7 +77,7 @@ def init(home: HomeOpt = None) -> None:
         "Federation created in {home}.\nRoot key id (compare it out of band): {kid}\n"
         "Trust anchor to distribute: {anchor}\nNext: fusionbus agency add ID --name NAME "
         "--home {home}",
-        home=where, kid=federation.root_kid, anchor=where / "federation" / "root.pub.jwk",
+        home=where, kid=federation.root_kid, anchor=HomeLayout(where).root_public,
     )  # fmt: skip
     typer.echo(visible(federation.root_kid))
 
@@ -105,7 +106,7 @@ def publish_directory_command(
     """
     where = resolve_home(home)
     federation = Federation.load(where)
-    tokens = federation.signed_records()
+    tokens = federation.snapshot.signed_records()
     head = federation.signed_head(now=datetime.now(UTC))
     settings = kafka_settings(where, bootstrap)
     count = asyncio.run(publish_directory(settings, tokens, topic=topic, head=head))
@@ -124,12 +125,12 @@ def sync_acls_command(home: HomeOpt = None) -> None:
     Idempotent; run on the admin's machine (it connects as fusionbus-admin)."""
     where = resolve_home(home)
     federation = Federation.load(where)
-    message = sync_cluster(federation, where, certify=federation.agencies())
+    message = sync_cluster(federation, where, certify=federation.snapshot.agencies())
     if not message:
         say(
             "{config} records no secured cluster (start one with `fusionbus kafka start "
             "--secure`); a plaintext cluster has no ACLs to sync.",
-            config=where / "config.toml",
+            config=HomeLayout(where).config,
         )
         raise typer.Exit(1)
     say("{message}", message=message)
@@ -194,7 +195,7 @@ def add(
     say(
         "Enrolled {id} ({name}); private keys in {keys}.{synced}\nNext: fusionbus agency "
         "grant {id} --category C --jurisdiction J --home {home}",
-        id=record.id, name=record.name, keys=where / "agencies" / record.id, synced=synced,
+        id=record.id, name=record.name, keys=HomeLayout(where).agency_dir(record.id), synced=synced,
         home=where,
     )  # fmt: skip
     say(
@@ -241,7 +242,7 @@ def grant(
     """Entitle an agency to receive every given category in every given jurisdiction."""
     where = resolve_home(home)
     federation = Federation.load(where)
-    before = federation.agency(agency_id).revision
+    before = federation.snapshot.agency(agency_id).revision
     record = federation.grant(
         agency_id, categories=category, jurisdictions=jurisdiction, now=_now()
     )
@@ -281,7 +282,7 @@ def rotate_keys(
             "`fusionbus agency init ID --rotate`), or the ID of an agency whose keys are here"
         )
     federation = Federation.load(where)
-    old = federation.agency(agency_id)
+    old = federation.snapshot.agency(agency_id)
     record = federation.rotate_keys(agency_id, now=_now(), valid_for=timedelta(days=valid_days))
     synced = _synced(federation, where)
     say(
@@ -289,7 +290,7 @@ def rotate_keys(
         "now.\nCopy {keys} to the agency's machine; distribute the directory (fusionbus "
         "federation publish-directory).",
         id=record.id, revision=record.revision, synced=synced, signing=old.signing_kid,
-        encryption=old.encryption_kid, keys=where / "agencies" / record.id,
+        encryption=old.encryption_kid, keys=HomeLayout(where).agency_dir(record.id),
     )  # fmt: skip
     typer.echo(visible(record.signing_kid))
     typer.echo(visible(record.encryption_kid))
@@ -325,7 +326,7 @@ def revoke(
     """
     where = resolve_home(home)
     federation = Federation.load(where)
-    old = federation.agency(agency_id)
+    old = federation.snapshot.agency(agency_id)
     record = federation.revoke(agency_id, kid=key, reason=reason, now=_now())
     before = {e.kid: e.revoked_at for e in (*old.signing_keys, *old.encryption_keys)}
     kids = [
@@ -367,7 +368,7 @@ def list_agencies(
 ) -> None:
     """Show the directory (every record's root signature verified first)."""
     federation = Federation.load(resolve_home(home))
-    records = federation.agencies()
+    records = federation.snapshot.agencies()
     if json:
         for record in records:
             typer.echo(json_line(as_json(record)))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from broker.errors import ConfigError
-from broker.federation import HomeLayout
+from broker.home import HomeLayout
 from broker.logs import configure_logging
 from fusionbus.cli import _params
 from fusionbus.cli._common import HomeOpt

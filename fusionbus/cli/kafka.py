@@ -17,7 +17,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from broker.config import default_home
 from broker.errors import ConfigError
-from broker.federation.pki import ADMIN_PRINCIPAL, ClusterPki, node_principal
+from broker.home import HomeLayout, resolve_home, write_config
 from broker.kafka import (
     DEFAULT_CONTROLLER_PORT,
     DEFAULT_HOST,
@@ -38,8 +38,9 @@ from broker.kafka import (
     new_cluster_id,
     recipe_dir,
 )
+from broker.provisioning.pki import ADMIN_PRINCIPAL, ClusterPki, node_principal
 from fusionbus.cli import _params
-from fusionbus.cli._common import HomeOpt, resolve_home, write_config
+from fusionbus.cli._common import HomeOpt
 from fusionbus.cli._console import err_console, say, visible
 
 __all__ = ["host_names", "kafka_app", "loopback_addresses", "start_cluster"]
@@ -139,7 +140,7 @@ _Addresses = Annotated[
 
 
 def _data_dir(data_dir: Path | None) -> Path:
-    return data_dir if data_dir is not None else default_home() / "kafka"
+    return data_dir if data_dir is not None else HomeLayout(default_home()).kafka_dir
 
 
 def _node_hosts(data_dir: Path, nodes: int, hosts: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -255,7 +256,7 @@ def start(  # noqa: PLR0917 - typer maps each parameter to an option
         )
     where = resolve_home(home)
     if data_dir is None and home is not None:
-        data_dir = where / "kafka"
+        data_dir = HomeLayout(where).kafka_dir
     state = start_cluster(
         nodes=nodes, data_dir=data_dir, port=port, heap_mb=heap_mb,
         secure_home=where if secure else None, hosts=hosts,
@@ -264,8 +265,8 @@ def start(  # noqa: PLR0917 - typer maps each parameter to an option
         write_config(where, state.bootstrap, secure=True, by="fusionbus kafka start --secure")
         say(
             "Cluster CA: {ca}; admin certificate in {admin}. Recorded in {config}.",
-            ca=ClusterPki(where).ca_cert_path, admin=where / "tls" / "admin",
-            config=where / "config.toml",
+            ca=ClusterPki(where).ca_cert_path, admin=HomeLayout(where).admin_tls.cert.parent,
+            config=HomeLayout(where).config,
         )  # fmt: skip
     typer.echo(visible(state.bootstrap))
 
@@ -345,6 +346,8 @@ def _cluster_tls(
     supers = tuple(f"User:{node_principal(i)}" for i in deployment.node_ids)
     return ClusterTls(
         ca_pem=pki.ca_cert_path.read_text(),
+        node_ca_pem=pki.node_ca_cert_path.read_text(),
+        client_trust_pem=pki.client_trust(pki.trusted_agencies()),
         nodes=node_tls,
         admin=admin.settings(deployment.bootstrap),
         super_users=(*supers, f"User:{ADMIN_PRINCIPAL}"),
@@ -480,5 +483,5 @@ def config(  # noqa: PLR0917 - typer maps each parameter to an option
     )  # fmt: skip
     if write_home_config:
         write_config(where, deployment.bootstrap, secure=True, by="fusionbus kafka config")
-        say("Recorded in {config}.", config=where / "config.toml")
+        say("Recorded in {config}.", config=HomeLayout(where).config)
     typer.echo(visible(deployment.bootstrap))

@@ -17,6 +17,8 @@ import typer
 from pydantic import ValidationError
 
 from broker.errors import FusionbusError, SchemaValidationError
+from broker.federation.source import HomeDirectory
+from broker.home import kafka_settings, resolve_home
 from consumers import (
     Delivery,
     Rejected,
@@ -29,9 +31,8 @@ from consumers import (
 from consumers.intake import RawVerdict
 from consumers.raw import tail_raw
 from fusionbus.cli import _params
-from fusionbus.cli._common import BootstrapOpt, HomeOpt, kafka_settings, resolve_home
+from fusionbus.cli._common import BootstrapOpt, HomeOpt
 from fusionbus.cli._console import err_console, json_line, line, out_console, say
-from fusionbus.cli._directory import HomeDirectory
 from producers import Publisher
 from schemas import Report, describe_validation_error, example_report
 
@@ -99,7 +100,7 @@ def publish(
     async def send() -> list[Any]:
         async with (
             directory.started(settings) as use,
-            Publisher(use.identity(), use.trust, use.policy, settings) as publisher,
+            Publisher(use.identity(), use.directory, use.policy, settings) as publisher,
         ):
             return await publisher.publish_many(reports)
 
@@ -192,14 +193,14 @@ def tail(  # noqa: PLR0917 - typer maps each parameter to an option
                 )
             if raw:
                 await tail_raw(
-                    use.trust, settings, _raw_printer(as_json),
+                    use.directory, settings, _raw_printer(as_json),
                     categories=categories, jurisdictions=jurisdictions,
                     from_beginning=from_beginning or since is not None, limit=count,
                     exit_at_end=exit_at_end,
                 )  # fmt: skip
                 return
             subscriber = Subscriber(
-                use.identity(), use.trust, settings,
+                use.identity(), use.directory, settings,
                 categories=categories, jurisdictions=jurisdictions,
                 from_beginning=from_beginning, since=since, on_reject=_reject_printer(as_json),
                 delivered=delivered,

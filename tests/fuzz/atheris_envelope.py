@@ -9,7 +9,7 @@
 
 Each input is an envelope's bytes. ``broker.envelope._wire.parse_envelope`` must return a
 ``ParsedEnvelope`` or raise ``VerificationError``; so must ``verify_envelope`` and
-``Opener.open`` with the trust store and keys of :func:`tests.fuzz.corpus.make_world`, and
+``Opener.open`` with the directory snapshot and keys of :func:`tests.fuzz.corpus.make_world`, and
 ``Intake.process`` / ``RawIntake.process`` of the record on a report topic must not say
 ``internal_error``. Anything else is a crash: libFuzzer stops and writes the input to
 ``crash-<sha1>``; replay it with ``python -m tests.fuzz.atheris_envelope crash-<sha1>``.

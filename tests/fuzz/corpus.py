@@ -1,6 +1,6 @@
 """A deterministic federation and the signed records the fuzzer starts from.
 
-:func:`make_world` builds, from one seed, a dozen agencies in a trust store, an intake for
+:func:`make_world` builds, from one seed, a dozen agencies in a directory snapshot, an intake for
 ``anf`` (narcotics and human trafficking in Pakistan) and a raw intake with the same scope,
 and a list of :class:`Base` records as they sit on their topics:
 
@@ -21,7 +21,7 @@ import hashlib
 import random
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,9 +30,9 @@ import orjson
 from broker._crypto import ContentKey, SigningKey, ecdh_es_a256kw_wrap
 from broker.envelope import Opener, Sealer, header_for
 from broker.envelope._wire import b64e
+from broker.federation import DirectorySnapshot, agency_keys
 from broker.keys import Identity
 from broker.topics import report_topic
-from broker.trust import MemoryTrustStore
 from consumers.delivered import MemoryDelivered
 from consumers.intake import Intake, RawIntake, Record, Source
 from producers.publisher import routing_headers
@@ -69,9 +69,9 @@ AGENCIES = (
     "punjab-police",
 )
 REVOKED = "nab"
-"""An agency in the trust store whose signing key was revoked an hour before NOW."""
+"""An agency in the directory whose signing key was revoked an hour before NOW."""
 UNKNOWN = "isi"
-"""An agency with keys, absent from the trust store."""
+"""An agency with keys, absent from the directory."""
 FALLBACK_TOPIC = "fusionbus.reports.customs.pk.narcotics"
 """Where a signed oddity whose header maps to no topic is put."""
 
@@ -107,7 +107,7 @@ class Base:
 @dataclass(frozen=True, slots=True)
 class World:
     ids: dict[str, Identity]
-    trust: MemoryTrustStore
+    trust: DirectorySnapshot
     bases: tuple[Base, ...]
 
     def clock(self) -> datetime:
@@ -150,16 +150,19 @@ class _Builder:
         self.rng = random.Random(seed)
         self.ids = {a: Identity.generate(a, self.rng.randbytes) for a in (*AGENCIES, REVOKED)}
         self.ids[UNKNOWN] = Identity.generate(UNKNOWN, self.rng.randbytes)
-        self.trust = MemoryTrustStore()
-        for agency in (*AGENCIES, REVOKED):
-            identity = self.ids[agency]
-            self.trust.add_agency(
+        trust = DirectorySnapshot.of_keys(
+            key
+            for agency in (*AGENCIES, REVOKED)
+            for key in agency_keys(
                 agency,
-                identity.signing_key.public,
-                identity.encryption_key,
+                self.ids[agency].signing_key.public,
+                self.ids[agency].encryption_key,
                 valid_from=NOW - timedelta(days=30),
             )
-        self.trust.revoke(self.ids[REVOKED].signing_kid, NOW - timedelta(hours=1))
+        )
+        revoked = trust.signing_key(self.ids[REVOKED].signing_kid)
+        assert revoked is not None
+        self.trust = trust.with_keys(replace(revoked, revoked_at=NOW - timedelta(hours=1)))
         self.sealers: dict[str, Sealer] = {}
         self.bases: list[Base] = []
         self.offset = 0
@@ -278,7 +281,7 @@ def _seal_parts(
     clear: dict[str, Any],
     jws: bytes,
     key: SigningKey,
-    trust: MemoryTrustStore,
+    trust: DirectorySnapshot,
 ) -> bytes:
     cek = rng.randbytes(32)
     protected = b64e(
@@ -327,7 +330,7 @@ def _seal_parts(
 
 
 def make_world(seed: int = 9) -> World:
-    """The federation, its trust store and the base records, all derived from ``seed``."""
+    """The federation, its directory snapshot and the base records, all derived from ``seed``."""
     b = _Builder(seed)
     both = ("anf", "fia")
     b.genuine(

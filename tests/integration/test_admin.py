@@ -6,10 +6,10 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from broker.admin import ensure_topics
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.errors import TransportError
 from broker.kafka import ClusterState, EmbeddedKafka
+from broker.provisioning.topics import ensure_topics
 from broker.topics import report_topic
 
 

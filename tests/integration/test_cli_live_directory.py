@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from broker.config import KafkaSettings
-from broker.federation import Federation, HomeLayout, publish_directory, recipient_policy
+from broker.federation import DisseminationPolicy, Federation, publish_directory
+from broker.home import HomeLayout
 from broker.kafka import ClusterState
 from producers import Publisher
 from schemas import example_report
@@ -63,12 +64,15 @@ def test_a_stale_home_in_topic_mode_seals_no_report_to_an_agency_revoked_in_the_
     kafka: ClusterState, admin: Federation, topic: str, tmp_path: Path
 ) -> None:
     site = stale_site(admin, tmp_path / "customs", "customs", topic_config(kafka.bootstrap, topic))
-    fia_kid = admin.agency("fia").encryption_kid
+    fia_kid = admin.snapshot.agency("fia").encryption_kid
     admin.revoke("fia", reason="compromised laptop", now=datetime.now(UTC))
     cli("federation", "publish-directory", "--home", str(admin.home), "--topic", topic,
         "--bootstrap", kafka.bootstrap)  # fmt: skip
-    assert fia_kid in {e.kid for e in Federation.load(site).agency("fia").encryption_keys}
-    assert Federation.load(site).agency("fia").encryption_key_at(datetime.now(UTC)) is not None
+    assert fia_kid in {e.kid for e in Federation.load(site).snapshot.agency("fia").encryption_keys}
+    assert (
+        Federation.load(site).snapshot.agency("fia").encryption_key_at(datetime.now(UTC))
+        is not None
+    )
 
     report = example_report("cash_smuggling", "PKTOR")
     sent = cli("publish", "--agency", "customs", "--home", str(site),
@@ -84,7 +88,7 @@ def test_a_stale_home_in_topic_mode_seals_no_report_to_an_agency_revoked_in_the_
         if x.get("header", {}).get("message_id") == str(report.message_id)
     ]  # fmt: skip
     assert mine["verified"] is True
-    assert mine["header"]["recipients"] == [admin.agency("customs").encryption_kid]
+    assert mine["header"]["recipients"] == [admin.snapshot.agency("customs").encryption_kid]
     assert fia_kid not in mine["header"]["recipients"]
 
 
@@ -97,15 +101,17 @@ def test_tail_in_topic_mode_rejects_a_report_signed_with_a_key_revoked_in_the_to
 
     async def send() -> tuple[str, int, int]:
         async with Publisher(
-            admin.identity("customs"), admin.trust_store(), recipient_policy(admin), settings
+            admin.identity("customs"), admin.snapshot, DisseminationPolicy(admin), settings
         ) as publisher:
             receipt = await publisher.publish(example_report("narcotics", "PKKHI"))
         return receipt.topic, receipt.partition, receipt.offset
 
     where = asyncio.run(send())
-    admin.revoke("customs", kid=admin.agency("customs").signing_kid, reason="stolen", now=started)
+    admin.revoke(
+        "customs", kid=admin.snapshot.agency("customs").signing_kid, reason="stolen", now=started
+    )
     # No head: the reader must say so on standard error, in one line.
-    asyncio.run(publish_directory(settings, admin.signed_records(), topic=topic))
+    asyncio.run(publish_directory(settings, admin.snapshot.signed_records(), topic=topic))
 
     result = run_cli(
         "tail", "--agency", "anf", "--json", "--from-beginning", "--exit-at-end",

@@ -28,11 +28,10 @@ from stdnum import iso6346
 
 from broker.envelope import Reason, Sealer, open_envelope, seal_report
 from broker.errors import VerificationError
-from broker.federation import Federation
+from broker.federation import DirectorySnapshot, Federation, agency_keys
 from broker.kafka import ClusterState, EmbeddedKafka, KafkaDistribution
 from broker.keys import Identity
 from broker.topics import Header, quarantine_topic, report_topic
-from broker.trust import MemoryTrustStore
 from schemas import Report, example_report
 from tests.integration.cli_helpers import (
     CLI,
@@ -121,9 +120,9 @@ def test_customs_narcotics_report_reaches_anf_only_and_stays_sealed_to_others(
     federation = Federation.load(fb.home)
     now = datetime.now(UTC)
     with pytest.raises(VerificationError) as caught:
-        open_envelope(record.value, federation.identity("fia"), federation.trust_store(), now)
+        open_envelope(record.value, federation.identity("fia"), federation.snapshot, now)
     assert caught.value.reason == Reason.NOT_RECIPIENT
-    opened = open_envelope(record.value, federation.identity("anf"), federation.trust_store(), now)
+    opened = open_envelope(record.value, federation.identity("anf"), federation.snapshot, now)
     assert container.encode() in opened.payload  # the same bytes open for a recipient
 
     # The operator's view: the clear routing header, verified, nothing decrypted.
@@ -189,8 +188,8 @@ def test_forged_tampered_and_replayed_messages_are_quarantined_and_the_next_arri
     [first_id] = fb.publish("customs", [first])
 
     federation = Federation.load(fb.home)
-    trust = federation.trust_store()
-    kids = [federation.agency(a).encryption_kid for a in ("anf", "customs")]
+    trust = federation.snapshot
+    kids = [federation.snapshot.agency(a).encryption_kid for a in ("anf", "customs")]
 
     def now() -> datetime:
         return datetime.now(UTC)
@@ -204,15 +203,16 @@ def test_forged_tampered_and_replayed_messages_are_quarantined_and_the_next_arri
     tampered[at] = ord("A") if tampered[at] != ord("A") else ord("B")
     # Forged: "customs" signing with a key the federation never enrolled.
     mallory = Identity.generate("customs")
-    believed = MemoryTrustStore()
-    believed.add_agency(
-        "customs", mallory.signing_key.public, mallory.encryption_key,
-        valid_from=now() - timedelta(days=1),
+    believed = DirectorySnapshot.of_keys(
+        agency_keys(
+            "customs", mallory.signing_key.public, mallory.encryption_key,
+            valid_from=now() - timedelta(days=1),
+        )
     )  # fmt: skip
     for kid in kids:
         known = trust.encryption_key(kid)
         assert known is not None
-        believed.put(known)
+        believed = believed.with_keys(known)
     forged = seal_report(Sealer(mallory, believed, clock=now), example_report(category, area), kids)
     bad = {"unknown_key": forged, "decrypt_failed": bytes(tampered), "replay": replayed}
     offsets = asyncio.run(

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import orjson
 
-from broker.federation import Federation, HomeLayout
-from broker.federation.pki import ClusterPki
+from broker.federation import Federation
+from broker.home import DirectorySource, HomeConfig, HomeLayout
 from broker.kafka import EmbeddedKafka, KafkaDistribution
 from broker.kafka._probe import broker_count
+from broker.provisioning.pki import ClusterPki
 from broker.topics import DIRECTORY_TOPIC
-from fusionbus.cli._common import DirectorySource, directory_source
 from schemas import example_report
 from tests.conftest import SecureWorld
 from tests.integration.cli_helpers import CLI, clean_env, delivered_ids, failed, json_lines, run_cli
@@ -88,7 +88,7 @@ def test_an_agency_enrolled_by_request_publishes_and_tails_with_its_own_certific
     [line] = [x for x in json_lines(anf) if x.get("report", {}).get("message_id") == mine]
     assert line["header"]["sender"] == agency
     assert line["topic"] == f"fusionbus.reports.{agency}.pk-sd.narcotics"
-    signing = Federation.load(site).agency(agency).signing_kid
+    signing = Federation.load(site).snapshot.agency(agency).signing_kid
     assert line["header"]["sender_kid"] == signing
     assert signing in {k.public for k in private_keys(site)}
     assert signing not in {k.public for k in private_keys(admin)}
@@ -139,8 +139,8 @@ def test_up_keeps_every_agency_key_out_of_the_admins_home_and_its_next_steps_run
         assert_homes_separate(home)
         for agency in ("customs", "anf", "fia"):  # the sites follow the directory topic
             site = HomeLayout(home).site(agency)
-            assert directory_source(site) == DirectorySource("topic", DIRECTORY_TOPIC)
-        assert directory_source(home) == DirectorySource("files")
+            assert HomeConfig.read(site).directory == DirectorySource("topic", DIRECTORY_TOPIC)
+        assert HomeConfig.read(home).directory == DirectorySource("files")
         steps = try_next(first.stderr)
         assert len(steps) == 6, first.stderr
         outputs = {step: run_as_written(step, work) for step in steps}

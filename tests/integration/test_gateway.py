@@ -27,8 +27,8 @@ import pytest
 from httpx_sse import aconnect_sse
 
 from broker.federation import Federation
+from broker.home import write_config
 from broker.kafka import ClusterState
-from fusionbus.cli._common import write_config
 from schemas import example_report
 from tests.integration.cli_helpers import CLI, clean_env, failed, run_cli
 

@@ -146,7 +146,7 @@ async def _through_the_api(
     for limit in (GENUINE // 2, None):
         delivered_store = SqliteDelivered(store)
         subscriber = Subscriber(
-            federation.identity(reader), federation.trust_store(),
+            federation.identity(reader), federation.snapshot,
             KafkaSettings(bootstrap=bootstrap), categories=[CATEGORY], jurisdictions=[PLACE],
             group_id=group, delivered=delivered_store, on_reject=on_reject, on_skip=on_skip,
         )  # fmt: skip

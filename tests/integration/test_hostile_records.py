@@ -19,14 +19,14 @@ import orjson
 import pytest
 from aiokafka import ConsumerRecord
 
-from broker.admin import ensure_topics
 from broker.config import KafkaSettings
 from broker.envelope import Sealer, seal_report
 from broker.envelope._wire import b64d, b64e
+from broker.federation import DirectorySnapshot, agency_keys
 from broker.kafka import ClusterState
 from broker.keys import Identity
+from broker.provisioning.topics import ensure_topics
 from broker.topics import Header, quarantine_topic, report_topic
-from broker.trust import MemoryTrustStore
 from consumers import Delivery, SqliteDelivered, Subscriber
 from schemas import Report, example_report
 
@@ -52,12 +52,14 @@ async def test_hostile_records_are_quarantined_and_every_report_arrives_once(
     suffix = uuid.uuid4().hex[:6]
     sender, reader = f"cu-{suffix}", f"an-{suffix}"
     ids = {a: Identity.generate(a) for a in (sender, reader)}
-    trust = MemoryTrustStore()
-    for agency, ident in ids.items():
-        trust.add_agency(
+    trust = DirectorySnapshot.of_keys(
+        key
+        for agency, ident in ids.items()
+        for key in agency_keys(
             agency, ident.signing_key.public, ident.encryption_key,
             valid_from=datetime.now(UTC) - timedelta(days=1),
-        )  # fmt: skip
+        )
+    )  # fmt: skip
     settings = KafkaSettings(bootstrap=kafka.bootstrap)
     # A category and area no other test writes, so the subscription reads only these topics.
     primary = report_topic(sender, "PK-JK", "cultural_property")

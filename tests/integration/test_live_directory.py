@@ -23,14 +23,9 @@ from aiokafka import AIOKafkaProducer
 from structlog.testing import capture_logs
 
 from broker.config import KafkaSettings, aiokafka_kwargs
-from broker.federation import (
-    Federation,
-    HomeLayout,
-    LiveDirectory,
-    publish_directory,
-    recipient_policy,
-)
+from broker.federation import DisseminationPolicy, Federation, LiveDirectory, publish_directory
 from broker.federation.head import sign_head
+from broker.home import HomeLayout
 from broker.kafka import ClusterState
 from broker.keys import SigningKey, load_private_pem
 from consumers import Delivery, Source, Subscriber
@@ -67,7 +62,7 @@ def publish_cli(admin: Federation, bootstrap: str, topic: str) -> None:
         capture_output=True, text=True, timeout=60, env=env, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == str(len(admin.agencies()))
+    assert result.stdout.strip() == str(len(admin.snapshot.agencies()))
 
 
 async def until(condition: object, seconds: float = 10.0) -> float:
@@ -84,13 +79,13 @@ async def test_a_party_starting_later_catches_up_and_refuses_forged_and_rolled_b
     kafka: ClusterState, admin: Federation, topic: str, tmp_path: Path
 ) -> None:
     settings = KafkaSettings(bootstrap=kafka.bootstrap)
-    before_revocation = admin.signed_records()
+    before_revocation = admin.snapshot.signed_records()
     admin.revoke("fia", reason="compromised laptop", now=datetime.now(UTC))
     publish_cli(admin, kafka.bootstrap, topic)
 
     home = agency_home(admin, tmp_path / "anf-machine")
-    fia = admin.agency("fia")
-    header, payload, signature = admin.signed_records()["anf"].split(b".")
+    fia = admin.snapshot.agency("fia")
+    header, payload, signature = admin.snapshot.signed_records()["anf"].split(b".")
     producer = AIOKafkaProducer(**aiokafka_kwargs(settings, "producer"))
     await producer.start()
     try:
@@ -105,21 +100,21 @@ async def test_a_party_starting_later_catches_up_and_refuses_forged_and_rolled_b
         await producer.stop()
 
     async with LiveDirectory.for_home(home, settings, topic=topic) as live:  # starts later
-        assert [a.id for a in live.view.agencies()] == ["anf", "customs", "fia"]
-        assert live.view.agency("fia") == fia  # the revocation stands
+        assert [a.id for a in live.snapshot.agencies()] == ["anf", "customs", "fia"]
+        assert live.snapshot.agency("fia") == fia  # the revocation stands
         assert live.view.refused == 4
-        assert live.view.head is not None  # publish-directory wrote a fresh head
-        assert live.view.head.revisions["fia"] == fia.revision
+        assert live.snapshot.head is not None  # publish-directory wrote a fresh head
+        assert live.snapshot.head.revisions["fia"] == fia.revision
         assert live.view.head_problem(datetime.now(UTC)) is None
-        assert live.signing_key(fia.signing_kid) is not None
-        assert live.entitled("anf", category="narcotics", jurisdiction="PKKHI")
+        assert live.snapshot.signing_key(fia.signing_kid) is not None
+        assert live.snapshot.entitled("anf", category="narcotics", jurisdiction="PKKHI")
 
     # Restarted against a topic that replays only the old record: still refused, because the
     # highest revision accepted was kept in the home.
     replay = f"{topic}-replay"
     await publish_directory(settings, {"fia": before_revocation["fia"]}, topic=replay)
     async with LiveDirectory.for_home(home, settings, topic=replay) as live:
-        assert live.view.agency("fia") == fia
+        assert live.snapshot.agency("fia") == fia
         assert live.view.refused == 1
 
 
@@ -128,31 +123,33 @@ async def test_a_running_publisher_follows_grants_and_revocations_within_seconds
     kafka: ClusterState, admin: Federation, topic: str, tmp_path: Path
 ) -> None:
     settings = KafkaSettings(bootstrap=kafka.bootstrap)
-    await publish_directory(settings, admin.signed_records(), topic=topic)
+    await publish_directory(settings, admin.snapshot.signed_records(), topic=topic)
     home = agency_home(admin, tmp_path / "customs-machine", "customs")
     identity = Federation.load(admin.home).identity("customs")  # keys as on its machine
-    fia_kid = admin.agency("fia").encryption_kid
+    fia_kid = admin.snapshot.agency("fia").encryption_kid
 
     async with (
         LiveDirectory.for_home(home, settings, topic=topic) as live,
-        Publisher(identity, live, recipient_policy(live), settings) as publisher,
+        Publisher(identity, live, DisseminationPolicy(live), settings) as publisher,
     ):
         first = await publisher.publish(example_report("arms", "PKKHI"))
         assert fia_kid not in first.recipients  # nobody but customs is granted arms
 
         admin.grant("fia", categories=["arms"], jurisdictions=["PK"], now=datetime.now(UTC))
-        await publish_directory(settings, admin.signed_records(), topic=topic)
-        waited = await until(lambda: live.entitled("fia", category="arms", jurisdiction="PK"))
+        await publish_directory(settings, admin.snapshot.signed_records(), topic=topic)
+        waited = await until(
+            lambda: live.snapshot.entitled("fia", category="arms", jurisdiction="PK")
+        )
         assert waited < 5
         second = await publisher.publish(example_report("arms", "PKKHI"))
         assert fia_kid in second.recipients
 
         admin.revoke("fia", reason="compromised", now=datetime.now(UTC))
-        await publish_directory(settings, admin.signed_records(), topic=topic)
-        await until(lambda: live.view.revision("fia") == admin.agency("fia").revision, 5)
+        await publish_directory(settings, admin.snapshot.signed_records(), topic=topic)
+        await until(lambda: live.view.revision("fia") == admin.snapshot.agency("fia").revision, 5)
         third = await publisher.publish(example_report("arms", "PKKHI"))
         assert fia_kid not in third.recipients
-        assert third.recipients == (admin.agency("customs").encryption_kid,)
+        assert third.recipients == (admin.snapshot.agency("customs").encryption_kid,)
 
 
 @pytest.mark.asyncio
@@ -161,10 +158,10 @@ async def test_a_running_subscriber_rejects_reports_of_a_key_revoked_while_it_ru
 ) -> None:
     settings = KafkaSettings(bootstrap=kafka.bootstrap)
     started = datetime.now(UTC) - timedelta(seconds=1)
-    await publish_directory(settings, admin.signed_records(), topic=topic)
+    await publish_directory(settings, admin.snapshot.signed_records(), topic=topic)
     customs = Federation.load(admin.home)
     async with Publisher(
-        customs.identity("customs"), customs.trust_store(), recipient_policy(customs), settings
+        customs.identity("customs"), customs.snapshot, DisseminationPolicy(customs), settings
     ) as publisher:
         before = example_report("narcotics", "PKKHI")
         receipt = await publisher.publish(before)  # signed while the key was good
@@ -184,10 +181,15 @@ async def test_a_running_subscriber_rejects_reports_of_a_key_revoked_while_it_ru
 
     async with LiveDirectory.for_home(home, settings, topic=topic) as live:
         admin.revoke(
-            "customs", kid=admin.agency("customs").signing_kid, reason="stolen", now=started
+            "customs",
+            kid=admin.snapshot.agency("customs").signing_kid,
+            reason="stolen",
+            now=started,
         )
-        await publish_directory(settings, admin.signed_records(), topic=topic)
-        await until(lambda: live.view.revision("customs") == admin.agency("customs").revision)
+        await publish_directory(settings, admin.snapshot.signed_records(), topic=topic)
+        await until(
+            lambda: live.view.revision("customs") == admin.snapshot.agency("customs").revision
+        )
         subscriber = Subscriber(
             Federation.load(admin.home).identity("anf"), live, settings,
             categories=["narcotics"], jurisdictions=["PK"], since=started, on_reject=on_reject,
@@ -214,19 +216,21 @@ async def test_a_fresh_reader_refuses_a_rolled_back_compacted_topic_by_its_head(
     fia (appended again, the newer one compacted away) beside the current head. A reader
     with no state (a new machine) must not take fia back as a recipient."""
     settings = KafkaSettings(bootstrap=kafka.bootstrap)
-    before = admin.signed_records()
+    before = admin.snapshot.signed_records()
     admin.revoke("fia", reason="compromised", now=datetime.now(UTC))
     root = load_private_pem(HomeLayout(admin.home).root_private.read_bytes())
     assert isinstance(root, SigningKey)
-    head = sign_head({r.id: r.revision for r in admin.agencies()}, root, now=datetime.now(UTC))
-    rolled_back = {**admin.signed_records(), "fia": before["fia"]}  # what compaction left
+    head = sign_head(
+        {r.id: r.revision for r in admin.snapshot.agencies()}, root, now=datetime.now(UTC)
+    )
+    rolled_back = {**admin.snapshot.signed_records(), "fia": before["fia"]}  # what compaction left
     await publish_directory(settings, rolled_back, topic=topic, head=head)
 
     fresh = agency_home(admin, tmp_path / "new-machine")
     with capture_logs() as logs:
         async with LiveDirectory.for_home(fresh, settings, topic=topic) as live:
-            assert "fia" not in {a.id for a in live.view.agencies()}
-            assert live.view.revision("fia") == admin.agency("fia").revision - 1
+            assert "fia" not in {a.id for a in live.snapshot.agencies()}
+            assert live.view.revision("fia") == admin.snapshot.agency("fia").revision - 1
             assert "fia" in (live.view.head_problem(datetime.now(UTC)) or "")
     assert any(e["event"] == "directory.behind_head" for e in logs)
     assert any(e["event"] == "directory.head_stale" for e in logs)
@@ -237,4 +241,4 @@ async def test_a_fresh_reader_refuses_a_rolled_back_compacted_topic_by_its_head(
     async with LiveDirectory.for_home(
         agency_home(admin, tmp_path / "other"), settings, topic=bare
     ) as live:
-        assert "fia" in {a.id for a in live.view.agencies()}
+        assert "fia" in {a.id for a in live.snapshot.agencies()}

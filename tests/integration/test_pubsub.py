@@ -1,12 +1,14 @@
 """Publisher -> Kafka -> Subscriber with real keys on the real embedded Kafka.
 
-The trust store here is in memory; the federation directory supplies it in production.
+The directory here is a snapshot of bare keys with no grants, so each test names its
+recipients (:class:`Fixed`); the federation directory and its policy do that in production.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -15,10 +17,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.envelope import Sealer, seal_report
+from broker.federation import (
+    DirectorySnapshot,
+    DisseminationPolicy,
+    EncryptionKeyRecord,
+    SigningKeyRecord,
+    agency_keys,
+)
 from broker.kafka import ClusterState
 from broker.keys import Identity
 from broker.topics import Header, quarantine_topic, report_topic
-from broker.trust import MemoryTrustStore
 from consumers import Delivery, MemoryDelivered, Subscriber
 from producers import Publisher
 from schemas import Report, example_report
@@ -26,7 +34,7 @@ from schemas import Report, example_report
 
 @dataclass
 class World:
-    trust: MemoryTrustStore
+    trust: DirectorySnapshot
     ids: dict[str, Identity]
     settings: KafkaSettings
 
@@ -34,9 +42,19 @@ class World:
         return [self.ids[a].encryption_kid for a in agencies]
 
 
+@dataclass(frozen=True, slots=True)
+class Fixed(DisseminationPolicy):
+    """A policy naming the same recipients for every report."""
+
+    kids: Sequence[str] = ()
+
+    def recipients(self, report: Report, now: datetime) -> list[str]:
+        return list(self.kids)
+
+
 @pytest.fixture
 def world(kafka: ClusterState) -> World:
-    trust = MemoryTrustStore()
+    keys: list[SigningKeyRecord | EncryptionKeyRecord] = []
     ids: dict[str, Identity] = {}
     since = datetime.now(UTC) - timedelta(days=1)
     # Unique agency ids per test, so quarantine topics do not mix between tests.
@@ -45,8 +63,10 @@ def world(kafka: ClusterState) -> World:
         agency = f"{name}-{suffix}" if name != "customs" else "customs"
         ident = Identity.generate(agency)
         ids[name] = ident
-        trust.add_agency(agency, ident.signing_key.public, ident.encryption_key, valid_from=since)
-    return World(trust, ids, KafkaSettings(bootstrap=kafka.bootstrap))
+        keys += agency_keys(
+            agency, ident.signing_key.public, ident.encryption_key, valid_from=since
+        )
+    return World(DirectorySnapshot.of_keys(keys), ids, KafkaSettings(bootstrap=kafka.bootstrap))
 
 
 def unique_report(jurisdiction: str = "PKKHI", category: str = "narcotics") -> Report:
@@ -81,9 +101,8 @@ async def collect(subscriber: Subscriber, wanted: set[uuid.UUID]) -> list[Delive
 async def test_anf_receives_customs_narcotics_report_and_fia_does_not(world: World) -> None:
     report = unique_report()
     recipients = world.kids("customs", "anf")
-    async with Publisher(
-        world.ids["customs"], world.trust, lambda r, now: recipients, world.settings
-    ) as publisher:
+    policy = Fixed(world.trust, recipients)
+    async with Publisher(world.ids["customs"], world.trust, policy, world.settings) as publisher:
         receipt = await publisher.publish(report)
     assert receipt.topic == report_topic("customs", "PKKHI", "narcotics")
     assert receipt.offset >= 0
@@ -125,13 +144,15 @@ async def test_bad_records_are_quarantined_and_the_next_good_one_arrives(world: 
 
     mallory = Identity.generate("customs")  # claims to be customs, key unknown to the trust
     forged = seal_report(
-        Sealer(mallory, _with_agency(world.trust, mallory), clock=lambda: datetime.now(UTC)),
+        Sealer(mallory, _with_agency(world, mallory), clock=lambda: datetime.now(UTC)),
         unique_report("PK-BA", "arms"),
         [*recipients],
     )
     good_last = unique_report("PK-BA", "arms")
 
-    async with Publisher(customs, world.trust, lambda r, now: recipients, world.settings) as pub:
+    async with Publisher(
+        customs, world.trust, Fixed(world.trust, recipients), world.settings
+    ) as pub:
         await pub.publish(good_first)
         producer = AIOKafkaProducer(**aiokafka_kwargs(world.settings, "producer"))
         await producer.start()
@@ -156,14 +177,18 @@ async def test_bad_records_are_quarantined_and_the_next_good_one_arrives(world: 
     assert sorted(reasons) == sorted(["decrypt_failed", "unknown_key", "malformed", "replay"])
 
 
-def _with_agency(trust: MemoryTrustStore, ident: Identity) -> MemoryTrustStore:
-    """A copy of ``trust`` that also knows ``ident`` (what the forger's own tools believe)."""
-    other = MemoryTrustStore()
+def _with_agency(world: World, ident: Identity) -> DirectorySnapshot:
+    """The world's encryption keys and ``ident``'s keys (what the forger's own tools believe)."""
     since = datetime.now(UTC) - timedelta(days=1)
-    other.add_agency(ident.agency, ident.signing_key.public, ident.encryption_key, valid_from=since)
-    for record in trust._encryption.values():
-        other.put(record)
-    return other
+    known = [world.trust.encryption_key(i.encryption_kid) for i in world.ids.values()]
+    return DirectorySnapshot.of_keys(
+        [
+            *agency_keys(
+                ident.agency, ident.signing_key.public, ident.encryption_key, valid_from=since
+            ),
+            *(record for record in known if record is not None),
+        ]
+    )
 
 
 async def _quarantined(settings: KafkaSettings, topic: str, count: int) -> list[str]:
@@ -189,7 +214,9 @@ async def test_a_restarted_subscriber_loses_nothing_and_repeats_nothing(world: W
     customs, anf = world.ids["customs"], world.ids["anf"]
     recipients = world.kids("customs", "anf")
     reports = [unique_report("PK-KP", "cash_smuggling") for _ in range(300)]
-    async with Publisher(customs, world.trust, lambda r, now: recipients, world.settings) as pub:
+    async with Publisher(
+        customs, world.trust, Fixed(world.trust, recipients), world.settings
+    ) as pub:
         results = await pub.publish_many(reports)
     assert all(not isinstance(r, Exception) for r in results)
     wanted = {r.message_id for r in reports}

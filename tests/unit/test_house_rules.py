@@ -53,7 +53,7 @@ def test_one_compact_jws_helper() -> None:
     assert sorted(set(signers)) == [
         "broker/_crypto.py",
         "broker/_jose.py",
-        "broker/federation/pki.py",
+        "broker/provisioning/pki.py",
     ]
 
 

@@ -14,7 +14,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from broker.errors import ConfigError
-from broker.federation.pki import ClusterPki
 from broker.kafka import (
     ClusterState,
     ClusterTls,
@@ -29,6 +28,7 @@ from broker.kafka import (
     new_cluster_id,
 )
 from broker.kafka._cluster import server_properties
+from broker.provisioning.pki import ClusterPki
 from tests.unit.cli.conftest import cli
 
 HOSTS = ("kafka1.example.internal", "kafka2.example.internal", "kafka3.example.internal")
@@ -173,6 +173,8 @@ def _tls(nodes: int) -> ClusterTls:
 
     return ClusterTls(
         ca_pem="-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n",
+        node_ca_pem="-----BEGIN CERTIFICATE-----\nNODE CA\n-----END CERTIFICATE-----\n",
+        client_trust_pem="-----BEGIN CERTIFICATE-----\nNODE CA\n-----END CERTIFICATE-----\n",
         nodes={i: NodeTls(key_pem=f"KEY{i}\n", chain_pem=f"CHAIN{i}\n") for i in range(1, 4)},
         admin=KafkaSettings(),
         super_users=(*(f"User:fusionbus-node-{i}" for i in range(1, nodes + 1)), "User:admin"),
@@ -258,12 +260,13 @@ def test_kafka_config_writes_a_folder_per_node_for_its_machine(tmp_path: Path) -
     assert recorded["hosts"] == list(HOSTS)
     assert f"format -t {recorded['cluster_id']}" in err
     ca = (tmp_path / "home" / "tls" / "ca.pem").read_text()
+    node_ca = (tmp_path / "home" / "tls" / "node-ca.pem").read_text()
     for node_id, host in enumerate(HOSTS, start=1):
         folder = tmp_path / "out" / f"node-{node_id}"
         props = _props(folder / "server.properties")
         assert props["node.id"] == str(node_id)
         assert props["advertised.listeners"] == f"CLIENT://{host}:9092"
-        assert props["ssl.truststore.certificates"] == ca.strip().replace("\n", "\\n")
+        assert props["ssl.truststore.certificates"] == node_ca.strip().replace("\n", "\\n")
         assert "BEGIN PRIVATE KEY" in props["ssl.keystore.key"]
         assert stat.S_IMODE((folder / "server.properties").stat().st_mode) == 0o600
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700

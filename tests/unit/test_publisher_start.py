@@ -10,8 +10,8 @@ import pytest
 
 from broker.config import KafkaSettings
 from broker.errors import TransportError
+from broker.federation import DirectorySnapshot, DisseminationPolicy
 from broker.keys import Identity
-from broker.trust import MemoryTrustStore
 from producers import Publisher
 
 
@@ -24,8 +24,9 @@ def _closed_port() -> int:
 @pytest.mark.asyncio
 async def test_a_failed_start_closes_its_producer() -> None:
     settings = KafkaSettings(bootstrap=f"127.0.0.1:{_closed_port()}")
+    directory = DirectorySnapshot()
     publisher = Publisher(
-        Identity.generate("customs"), MemoryTrustStore(), lambda r, n: (), settings
+        Identity.generate("customs"), directory, DisseminationPolicy(directory), settings
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

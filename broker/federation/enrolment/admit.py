@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from broker._crypto import certificate_pem, certificate_sha256
 from broker.errors import ConfigError
 from broker.federation import lifecycle
-from broker.federation._home import PUBLIC_FILE_MODE, HomeLayout, KeySettings, write_file
+from broker.federation._home import PUBLIC_FILE_MODE, KeySettings, write_file
 from broker.federation.directory import Federation
 from broker.federation.enrolment._shared import Fingerprints
 from broker.federation.enrolment.bundle import (
@@ -28,8 +28,9 @@ from broker.federation.enrolment.bundle import (
     sign_bundle,
 )
 from broker.federation.enrolment.request import EnrolmentRequest
-from broker.federation.pki import ClusterPki
 from broker.federation.records import AgencyRecord, PublicJwk, sign_record, validation_problems
+from broker.home import HomeLayout
+from broker.provisioning.pki import ClusterPki
 
 __all__ = ["Admission", "admit"]
 
@@ -71,19 +72,24 @@ def admit(
             now=now, valid_for=valid_for,
         )  # fmt: skip
     else:
-        previous = federation.agency(request.id)
+        previous = federation.snapshot.agency(request.id)
         record = _rotated(previous, request, now=now, valid_for=valid_for)
         federation.check_keys(record)
     root = federation.root_key()
     pki = ClusterPki(federation.home, settings=settings)
     certificate = pki.issue_from_request(request.id, request.csr, now=now)
-    others = [token for agency, token in federation.signed_records().items() if agency != record.id]
+    others = [
+        token
+        for agency, token in federation.snapshot.signed_records().items()
+        if agency != record.id
+    ]
     claims = BundleClaims(
         id=record.id,
         issued_at=now,
         record=sign_record(record, root).decode("ascii"),
         directory=tuple(token.decode("ascii") for token in others),
         certificate=certificate_pem(certificate).decode("ascii"),
+        issuer_certificate=pki.agency_ca_cert_path(record.id).read_text(encoding="ascii"),
         ca_certificate=certificate_pem(pki.ca_certificate()).decode("ascii"),
         root_key=PublicJwk.of(root.public),
         kafka=kafka,

@@ -81,13 +81,15 @@ class KafkaHint(Frozen):
 class BundleClaims(Frozen):
     """What the admin hands back (the payload of a response bundle)."""
 
-    v: Literal[1] = 1
+    #: 2: the certificate is signed by the agency's own issuing CA, carried beside the root.
+    v: Literal[2] = 2
     kind: Literal["enrolment-bundle"] = "enrolment-bundle"
     id: AgencyId
     issued_at: UtcDatetime
     record: Token
     directory: tuple[Token, ...] = Field(default=(), max_length=1_000)
     certificate: str = Field(min_length=1, max_length=_MAX_PEM)
+    issuer_certificate: str = Field(min_length=1, max_length=_MAX_PEM)
     ca_certificate: str = Field(min_length=1, max_length=_MAX_PEM)
     root_key: PublicJwk
     kafka: KafkaHint | None = None
@@ -187,19 +189,25 @@ def _certificates(
     claims: BundleClaims, source: str, now: datetime
 ) -> tuple[x509.Certificate, x509.Certificate]:
     cert = _pem_certificate(claims.certificate, "certificate", source)
+    issuer = _pem_certificate(claims.issuer_certificate, "issuer_certificate", source)
     ca = _pem_certificate(claims.ca_certificate, "ca_certificate", source)
     try:
         constraints = ca.extensions.get_extension_for_class(x509.BasicConstraints).value
+        issuing = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
         ca.verify_directly_issued_by(ca)
-        cert.verify_directly_issued_by(ca)
+        issuer.verify_directly_issued_by(ca)
+        cert.verify_directly_issued_by(issuer)
         tls_key_sha256(cert)
     except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound) as exc:
         raise ConfigError(
             f"{source}: the certificate is not an ECDSA P-256 certificate issued by the "
-            f"self-signed cluster CA in the bundle ({exc or type(exc).__name__})"
+            "agency CA in the bundle under the self-signed cluster CA in the bundle "
+            f"({exc or type(exc).__name__})"
         ) from None
     if not constraints.ca:
         raise ConfigError(f"{source}: ca_certificate is not a CA certificate")
+    if not issuing.ca or issuing.path_length != 0:
+        raise ConfigError(f"{source}: issuer_certificate is not an issuing CA (path length 0)")
     names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     if names != [claims.id]:
         raise ConfigError(f"{source}: the certificate names CN={names!r}, not {claims.id!r}")

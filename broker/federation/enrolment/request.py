@@ -34,7 +34,6 @@ from broker.federation.enrolment._shared import (
     self_signed,
     verify_key,
 )
-from broker.federation.pki import refuse_reserved
 from broker.federation.records import (
     AgencyName,
     PublicJwk,
@@ -44,6 +43,7 @@ from broker.federation.records import (
     sign_document,
 )
 from broker.keys import kid_of
+from broker.provisioning.pki import refuse_reserved
 from schemas import AgencyId, UtcDatetime
 
 __all__ = [

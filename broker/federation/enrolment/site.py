@@ -28,7 +28,6 @@ from broker._crypto import SigningKey, certificate_pem
 from broker.errors import ConfigError
 from broker.federation._home import (
     PUBLIC_FILE_MODE,
-    HomeLayout,
     KeySettings,
     read_limited,
     read_private_key,
@@ -46,9 +45,10 @@ from broker.federation.enrolment.request import (
     make_request,
     read_request,
 )
-from broker.federation.pki import ClusterPki
 from broker.federation.records import MAX_RECORD_BYTES, AgencyRecord, PublicJwk, verify_record
+from broker.home import HomeLayout
 from broker.keys import DecryptionKey, VerifyKey
+from broker.provisioning.pki import ClusterPki
 
 __all__ = ["AgencySite", "Imported", "Requested"]
 

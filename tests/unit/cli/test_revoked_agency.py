@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from broker.federation import Federation
-from fusionbus.cli._common import write_config
+from broker.home import write_config
 from schemas import example_report
 from tests.unit.cli.conftest import cli, ok
 
@@ -67,7 +67,7 @@ def test_a_revoked_agency_is_told_so_before_kafka(
 def test_an_agency_whose_signing_key_alone_is_revoked_may_tail_but_not_publish(
     home: Path, tmp_path: Path
 ) -> None:
-    signing_kid = Federation.load(home).agency("anf").signing_kid
+    signing_kid = Federation.load(home).snapshot.agency("anf").signing_kid
     ok("agency", "revoke", "anf", "--key", signing_kid, "--reason", "lost", "--home", str(home))
     closed = ["--home", str(home), "--bootstrap", "127.0.0.1:1"]
 

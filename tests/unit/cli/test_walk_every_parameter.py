@@ -276,7 +276,6 @@ def test_every_parameter_of_every_command_refuses_hostile_values_cleanly(
     report = tmp_path / "report.json"
     report.write_bytes(orjson.dumps(example_report("narcotics", "PKKHI").model_dump(mode="json")))
     walk = Walk(tmp_path, new_home, report, problems=[], exercised=set())
-    started = time.monotonic()
 
     root = typer.main.get_command(app)
     every: set[tuple[str, str]] = set()
@@ -288,8 +287,6 @@ def test_every_parameter_of_every_command_refuses_hostile_values_cleanly(
             if (" ".join(path) or "fusionbus", param.name) not in NOT_WALKED:
                 walk.run(path, command, param)
 
-    elapsed = time.monotonic() - started
     assert not walk.problems, f"{len(walk.problems)} problem(s):\n" + "\n".join(walk.problems)
     assert walk.exercised == every - NOT_WALKED.keys()
     assert len(every) >= 40, sorted(every)  # the tree was read, not an empty group
-    assert elapsed < 60, f"the walk took {elapsed:.0f} s"

@@ -10,9 +10,9 @@ from structlog.testing import capture_logs
 
 from broker.envelope import Opener, Sealer, seal_report
 from broker.errors import Reason
+from broker.federation import DirectorySnapshot, agency_keys
 from broker.keys import Identity
 from broker.topics import Header, report_topic
-from broker.trust import MemoryTrustStore
 from consumers import (
     Accepted,
     Intake,
@@ -30,12 +30,14 @@ from schemas import Report, example_report
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 IDS = {a: Identity.generate(a) for a in ("customs", "anf", "fia")}
-TRUST = MemoryTrustStore()
-for _agency, _identity in IDS.items():
-    TRUST.add_agency(
-        _agency, _identity.signing_key.public, _identity.encryption_key,
+TRUST = DirectorySnapshot.of_keys(
+    key
+    for agency, identity in IDS.items()
+    for key in agency_keys(
+        agency, identity.signing_key.public, identity.encryption_key,
         valid_from=NOW - timedelta(days=1),
-    )  # fmt: skip
+    )
+)  # fmt: skip
 
 
 def _report(sender: str = "customs", category: str = "narcotics", **changes: object) -> Report:

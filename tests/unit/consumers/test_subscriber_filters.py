@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from broker.config import KafkaSettings
+from broker.federation import DirectorySnapshot
 from broker.keys import Identity
-from broker.trust import MemoryTrustStore
 from consumers import MemoryDelivered, Seen, Subscriber
 from consumers.intake import _Scope
 
@@ -40,7 +40,7 @@ def test_clear_headers_only_ever_skip_records(
 def test_a_subscription_to_an_unknown_jurisdiction_is_refused() -> None:
     with pytest.raises(ValueError, match="ISO 3166"):
         Subscriber(
-            Identity.generate("anf"), MemoryTrustStore(), KafkaSettings(),
+            Identity.generate("anf"), DirectorySnapshot(), KafkaSettings(),
             categories=["narcotics"], jurisdictions=["ZZ-QQ"],
         )  # fmt: skip
 

@@ -23,8 +23,8 @@ from pydantic import BaseModel
 from broker.envelope import Limits, MemoryReplayGuard, Reason, verify_envelope
 from broker.envelope._wire import b64e
 from broker.errors import VerificationError
+from broker.federation import DirectorySnapshot
 from broker.keys import Identity
-from broker.trust import MemoryTrustStore
 
 from .conftest import NOW, World, make_world
 from .forge import flip, forge, resign_outer
@@ -443,12 +443,12 @@ def test_revoked_expired_and_unknown_sender_keys() -> None:
         (replace(record, valid_until=NOW - timedelta(hours=1)), Reason.EXPIRED_KEY),
         (replace(record, valid_from=NOW + timedelta(hours=1)), Reason.EXPIRED_KEY),
     ]:
-        world.trust.put(changed)
+        world.trust = world.trust.with_keys(changed)
         assert rejected(data, world) == reason
         assert refused(data, world) == reason
-    world.trust.put(record)
+    world.trust = world.trust.with_keys(record)
     assert world.opener("anf").open(data, NOW).payload
-    empty = MemoryTrustStore()
+    empty = DirectorySnapshot()
     assert reason_of(
         lambda: world.opener("anf").__class__(world.ids["anf"], empty).open(data, NOW)
     ) == (Reason.UNKNOWN_KEY)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from jwcrypto import jwk as jwcrypto_jwk
 
 from broker.errors import ConfigError
+from broker.federation import DirectorySnapshot, SigningKeyRecord
 from broker.keys import (
     DecryptionKey,
     EncryptionKey,
@@ -19,7 +21,6 @@ from broker.keys import (
     public_jwk,
     public_key_from_jwk,
 )
-from broker.trust import MemoryTrustStore, SigningKeyRecord, key_problem
 
 from .conftest import NOW
 
@@ -88,13 +89,13 @@ def test_key_lifecycle_rules() -> None:
     key = SigningKey.generate().public
     day = timedelta(days=1)
     record = SigningKeyRecord(kid_of(key), "anf", key, NOW - day, NOW + day)
-    assert key_problem(record, now=NOW, made_at=NOW) is None
-    assert key_problem(record, now=NOW, made_at=NOW - 2 * day) is not None
-    assert key_problem(record, now=NOW, made_at=NOW + day)[0] == "expired_key"  # type: ignore[index]
-    store = MemoryTrustStore([record])
-    store.revoke(record.kid, NOW)
-    revoked = store.signing_key(record.kid)
+    assert record.problem(now=NOW, made_at=NOW) is None
+    assert record.problem(now=NOW, made_at=NOW - 2 * day) is not None
+    assert record.problem(now=NOW, made_at=NOW + day)[0] == "expired_key"  # type: ignore[index]
+    store = DirectorySnapshot.of_keys([record])
+    revoked = store.with_keys(replace(record, revoked_at=NOW)).signing_key(record.kid)
     assert revoked is not None
-    assert key_problem(revoked, now=NOW, made_at=NOW - day / 2)[0] == "revoked_key"  # type: ignore[index]
-    with pytest.raises(KeyError):
-        store.revoke("nope", NOW)
+    assert revoked.problem(now=NOW, made_at=NOW - day / 2)[0] == "revoked_key"  # type: ignore[index]
+    assert store.signing_key(record.kid) == record  # a snapshot never changes
+    with pytest.raises(ValueError, match="thumbprint"):
+        store.with_keys(replace(record, kid="nope"))

@@ -91,24 +91,24 @@ def test_epochs_are_per_recipient_set_and_end_when_a_recipient_key_changes(world
     assert sealer.epochs_started == 2
     sealer.seal(world.header(), b"")  # ... and the first one is still warm
     assert sealer.epochs_started == 2
-    world.trust.revoke(world.ids["customs"].encryption_kid, NOW + timedelta(days=1))
+    world.revoke(world.ids["customs"].encryption_kid, NOW + timedelta(days=1))
     sealer.seal(world.header(), b"")  # an unrelated record changed: no new epoch
     assert sealer.epochs_started == 2
-    world.trust.revoke(world.ids["fia"].encryption_kid, NOW + timedelta(days=1))
+    world.revoke(world.ids["fia"].encryption_kid, NOW + timedelta(days=1))
     sealer.seal(world.header(), b"")  # a recipient record changed
     assert sealer.epochs_started == 3
 
 
 def test_sealing_refuses_revoked_unknown_or_foreign_keys(world: World) -> None:
     sealer = world.sealer()
-    world.trust.revoke(world.ids["fia"].encryption_kid, NOW)
+    world.revoke(world.ids["fia"].encryption_kid, NOW)
     with pytest.raises(AuthorizationError, match="revoked"):
         sealer.seal(world.header(), b"")
-    with pytest.raises(AuthorizationError, match="not in the trust store"):
+    with pytest.raises(AuthorizationError, match="not in the directory"):
         sealer.seal(world.header(to=("anf",), recipients=("unknown-kid",)), b"")
     with pytest.raises(ConfigError, match="sender"):
         sealer.seal(world.header(sender="anf", to=("anf",)), b"")
-    world.trust.revoke(world.ids["customs"].signing_kid, NOW)
+    world.revoke(world.ids["customs"].signing_kid, NOW)
     with pytest.raises(AuthorizationError, match="cannot sign"):
         sealer.seal(world.header(to=("anf",)), b"")
     with pytest.raises(ConfigError):

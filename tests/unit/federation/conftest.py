@@ -10,7 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from broker.federation import JWS_TYP, AgencyRecord, Federation, HomeLayout, sign_record
+from broker.federation import JWS_TYP, AgencyRecord, Federation, sign_record
+from broker.home import HomeLayout
 from broker.keys import SigningKey, kid_of, load_private_pem
 
 NOW = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)

@@ -75,6 +75,6 @@ def agency_keys_of(admin: Path, sites: dict[str, Path]) -> dict[str, set[str]]:
     TLS certificate's key (from its own home)."""
     federation = Federation.load(admin)
     return {
-        agency: agency_public_keys(federation.agency(agency), site)
+        agency: agency_public_keys(federation.snapshot.agency(agency), site)
         for agency, site in sites.items()
     }

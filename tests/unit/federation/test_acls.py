@@ -1,11 +1,11 @@
-"""ACLs computed from the directory (``broker.acls.desired_acls``): pure, no Kafka."""
+"""ACLs computed from the directory (``broker.provisioning.acls.desired_acls``): pure, no Kafka."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from broker.acls import Acl, desired_acls, platform_topics
 from broker.federation import Federation
+from broker.provisioning.acls import Acl, desired_acls, platform_topics
 from broker.topics import report_topic
 
 from .conftest import NOW
@@ -20,7 +20,7 @@ def of(acls: frozenset[Acl], who: str) -> set[tuple[str, str, str, str]]:
 def test_each_agency_reads_exactly_its_granted_topics_of_every_sender(
     federation: Federation,
 ) -> None:
-    acls = desired_acls(federation.agencies(), now=NOW)
+    acls = desired_acls(federation.snapshot.agencies(), now=NOW)
     fia = of(acls, "User:fia")  # human_trafficking in PK-SD only
     reads = {name for kind, _, name, op in fia if kind == "topic" and op == "READ"}
     assert reads == {
@@ -40,7 +40,7 @@ def test_each_agency_reads_exactly_its_granted_topics_of_every_sender(
 def test_every_agency_writes_only_its_own_reports_and_creates_and_alters_nothing(
     federation: Federation,
 ) -> None:
-    acls = desired_acls(federation.agencies(), now=NOW)
+    acls = desired_acls(federation.snapshot.agencies(), now=NOW)
     for agency in AGENCIES:
         mine = of(acls, f"User:{agency}")
         writes = {(kind, pattern, name) for kind, pattern, name, op in mine if op == "WRITE"}
@@ -62,7 +62,7 @@ def test_no_acl_lets_an_agency_describe_a_report_topic_it_may_not_read(
 ) -> None:
     # Kafka implies DESCRIBE (ListOffsets, OffsetsForTimes) from READ and WRITE only; no
     # explicit DESCRIBE and no WRITE wider than the agency's own prefix may exist.
-    acls = desired_acls(federation.agencies(), now=NOW)
+    acls = desired_acls(federation.snapshot.agencies(), now=NOW)
     assert not any(a.operation == "DESCRIBE" for a in acls)
     narcotics = report_topic("customs", "PK-BA", "narcotics")
 
@@ -82,33 +82,33 @@ def test_a_revoked_agency_gets_no_acl_and_its_topics_are_no_longer_read(
 ) -> None:
     federation.revoke("fia", reason="compromised", now=NOW)
     later = NOW + timedelta(seconds=1)
-    acls = desired_acls(federation.agencies(), now=later)
+    acls = desired_acls(federation.snapshot.agencies(), now=later)
     assert of(acls, "User:fia") == set()
     assert of(acls, "User:anf")
     assert not any(a.name.startswith("fusionbus.reports.fia.") for a in acls)
-    reports, quarantines = platform_topics(federation.agencies(), now=later)
+    reports, quarantines = platform_topics(federation.snapshot.agencies(), now=later)
     assert not any(t.startswith("fusionbus.reports.fia.") for t in reports)
     assert "fusionbus.quarantine.fia" in quarantines
 
 
 def test_a_grant_adds_read_acls_and_topics_and_is_idempotent(federation: Federation) -> None:
-    before = desired_acls(federation.agencies(), now=NOW)
+    before = desired_acls(federation.snapshot.agencies(), now=NOW)
     federation.grant("fia", categories=["arms"], jurisdictions=["PKKHI"], now=NOW)
-    after = desired_acls(federation.agencies(), now=NOW)
+    after = desired_acls(federation.snapshot.agencies(), now=NOW)
     added = {str(a) for a in after - before}
     assert added == {
         f"User:fia READ topic:literal:fusionbus.reports.{sender}.pk-sd.arms" for sender in AGENCIES
     }
     federation.grant("fia", categories=["arms"], jurisdictions=["PKKHI"], now=NOW)
-    assert desired_acls(federation.agencies(), now=NOW) == after
-    reports, quarantines = platform_topics(federation.agencies(), now=NOW)
+    assert desired_acls(federation.snapshot.agencies(), now=NOW) == after
+    reports, quarantines = platform_topics(federation.snapshot.agencies(), now=NOW)
     assert {f"fusionbus.reports.{s}.pk-sd.arms" for s in AGENCIES} <= set(reports)
     assert quarantines == [f"fusionbus.quarantine.{a}" for a in AGENCIES]
 
 
 def test_the_admin_creates_every_topic_the_acls_name(federation: Federation) -> None:
-    acls = desired_acls(federation.agencies(), now=NOW)
-    reports, _ = platform_topics(federation.agencies(), now=NOW)
+    acls = desired_acls(federation.snapshot.agencies(), now=NOW)
+    reports, _ = platform_topics(federation.snapshot.agencies(), now=NOW)
     read = {a.name for a in acls if a.operation == "READ" and a.name.startswith("fusionbus.rep")}
     assert set(reports) == read
     assert len(reports) == 3 * (8 + 8 + 8 + 1)  # senders x (contraband, narcotics, precursors
@@ -116,9 +116,9 @@ def test_the_admin_creates_every_topic_the_acls_name(federation: Federation) -> 
 
 
 def test_a_new_agency_can_be_read_by_everyone_granted_at_once(federation: Federation) -> None:
-    before = desired_acls(federation.agencies(), now=NOW)
+    before = desired_acls(federation.snapshot.agencies(), now=NOW)
     federation.add_agency("pcg", "Pakistan Coast Guards", now=NOW)
-    added = desired_acls(federation.agencies(), now=NOW) - before
+    added = desired_acls(federation.snapshot.agencies(), now=NOW) - before
     assert Acl("User:anf", "topic", "literal", report_topic("pcg", "PK", "narcotics"), "READ") in (
         added
     )

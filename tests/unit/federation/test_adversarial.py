@@ -9,14 +9,8 @@ import orjson
 import pytest
 
 from broker.errors import ConfigError
-from broker.federation import (
-    JWS_TYP,
-    AgencyRecord,
-    Federation,
-    HomeLayout,
-    canonical_json,
-    sign_record,
-)
+from broker.federation import JWS_TYP, AgencyRecord, Federation, canonical_json, sign_record
+from broker.home import HomeLayout
 from broker.keys import DecryptionKey, SigningKey, kid_of
 from tests.unit.federation.conftest import NOW, forge, publish, record_dict, root_key
 
@@ -44,7 +38,7 @@ def test_a_flipped_byte_anywhere_is_refused(federation: Federation, home: Path) 
 
 def test_a_record_re_signed_by_another_key_is_refused(federation: Federation, home: Path) -> None:
     path = HomeLayout(home).record("anf")
-    record = federation.agency("anf").with_grants([], now=NOW)
+    record = federation.snapshot.agency("anf").with_grants([], now=NOW)
     mallory = SigningKey.generate()
     path.write_bytes(sign_record(record, mallory))
     refused(home, str(path), "not by the federation root", kid_of(mallory))
@@ -55,16 +49,16 @@ def test_a_record_claiming_the_root_kid_but_signed_by_another_key_is_refused(
 ) -> None:
     path = HomeLayout(home).record("anf")
     header = {"alg": "Ed25519", "kid": federation.root_kid, "typ": JWS_TYP}
-    payload = canonical_json(federation.agency("anf"))
+    payload = canonical_json(federation.snapshot.agency("anf"))
     path.write_bytes(forge(payload, SigningKey.generate(), header))
     refused(home, str(path), "root signature does not verify")
 
 
 def test_an_unsigned_record_is_refused(federation: Federation, home: Path) -> None:
     path = HomeLayout(home).record("anf")
-    path.write_bytes(canonical_json(federation.agency("anf")))
+    path.write_bytes(canonical_json(federation.snapshot.agency("anf")))
     refused(home, str(path), "not a signed directory record")
-    token = sign_record(federation.agency("anf"), root_key(home))
+    token = sign_record(federation.snapshot.agency("anf"), root_key(home))
     path.write_bytes(token.rsplit(b".", 1)[0] + b".")
     refused(home, str(path), "not a signed directory record")
 
@@ -85,7 +79,9 @@ def test_other_jws_headers_are_refused(
     root = root_key(home)
     path = HomeLayout(home).record("anf")
     path.write_bytes(
-        forge(canonical_json(federation.agency("anf")), root, header | {"kid": kid_of(root)})
+        forge(
+            canonical_json(federation.snapshot.agency("anf")), root, header | {"kid": kid_of(root)}
+        )
     )
     refused(home, str(path), "unexpected JWS header")
 
@@ -99,7 +95,7 @@ def test_a_record_filed_under_another_agency_is_refused(federation: Federation, 
 def test_a_truncated_jwk_in_a_root_signed_record_is_refused(
     federation: Federation, home: Path
 ) -> None:
-    value = record_dict(federation.agency("anf"))
+    value = record_dict(federation.snapshot.agency("anf"))
     value["encryption_keys"][0]["jwk"]["x"] = value["encryption_keys"][0]["jwk"]["x"][:20]
     path = HomeLayout(home).record("anf")
     path.write_bytes(forge(orjson.dumps(value, option=orjson.OPT_SORT_KEYS), root_key(home)))
@@ -109,15 +105,15 @@ def test_a_truncated_jwk_in_a_root_signed_record_is_refused(
 def test_a_jwk_whose_kid_is_not_its_thumbprint_is_refused(
     federation: Federation, home: Path
 ) -> None:
-    value = record_dict(federation.agency("anf"))
-    value["signing_keys"][0]["jwk"]["kid"] = federation.agency("fia").signing_kid
+    value = record_dict(federation.snapshot.agency("anf"))
+    value["signing_keys"][0]["jwk"]["kid"] = federation.snapshot.agency("fia").signing_kid
     path = HomeLayout(home).record("anf")
     path.write_bytes(forge(orjson.dumps(value, option=orjson.OPT_SORT_KEYS), root_key(home)))
     refused(home, str(path), "thumbprint")
 
 
 def test_swapped_key_kinds_are_refused(federation: Federation, home: Path) -> None:
-    value = record_dict(federation.agency("anf"))
+    value = record_dict(federation.snapshot.agency("anf"))
     value["signing_keys"], value["encryption_keys"] = (
         value["encryption_keys"],
         value["signing_keys"],
@@ -128,7 +124,7 @@ def test_swapped_key_kinds_are_refused(federation: Federation, home: Path) -> No
 
 
 def test_a_non_canonical_payload_is_refused(federation: Federation, home: Path) -> None:
-    value = record_dict(federation.agency("anf"))
+    value = record_dict(federation.snapshot.agency("anf"))
     path = HomeLayout(home).record("anf")
     path.write_bytes(forge(orjson.dumps(value, option=orjson.OPT_INDENT_2), root_key(home)))
     refused(home, str(path), "not the record's canonical JSON")
@@ -137,14 +133,14 @@ def test_a_non_canonical_payload_is_refused(federation: Federation, home: Path) 
 def test_unknown_fields_and_format_versions_are_refused(federation: Federation, home: Path) -> None:
     path = HomeLayout(home).record("anf")
     for change in ({"v": 2}, {"admin": True}, {"kind": "root"}):
-        value = record_dict(federation.agency("anf")) | change
+        value = record_dict(federation.snapshot.agency("anf")) | change
         path.write_bytes(forge(orjson.dumps(value, option=orjson.OPT_SORT_KEYS), root_key(home)))
         refused(home, str(path), "signed but not a valid agency record")
 
 
 def test_one_key_listed_for_two_agencies_is_refused(federation: Federation, home: Path) -> None:
-    value = record_dict(federation.agency("fia"))
-    value["encryption_keys"] = record_dict(federation.agency("anf"))["encryption_keys"]
+    value = record_dict(federation.snapshot.agency("fia"))
+    value["encryption_keys"] = record_dict(federation.snapshot.agency("anf"))["encryption_keys"]
     publish(home, AgencyRecord.model_validate(value))
     refused(home, "listed for both 'anf' and 'fia'")
 
@@ -234,7 +230,7 @@ def test_a_key_swapped_for_another_agencys_is_refused(federation: Federation, ho
 
 def test_expired_records_still_load(federation: Federation, home: Path) -> None:
     federation.add_agency("old", "Old", now=NOW - timedelta(days=800), valid_for=timedelta(days=1))
-    assert Federation.load(home).agency("old").encryption_key_at(NOW) is None
+    assert Federation.load(home).snapshot.agency("old").encryption_key_at(NOW) is None
 
 
 def test_a_directory_entry_that_is_not_a_file_is_refused(

@@ -67,11 +67,11 @@ def test_init_add_grant_list(tmp_path: Path) -> None:
     }
     fed = Federation.load(home)
     assert fed.root_kid == root_kid
-    assert anf["signing_kid"] == fed.agency("anf").signing_kid
-    assert anf["encryption_kid"] == fed.agency("anf").encryption_kid
+    assert anf["signing_kid"] == fed.snapshot.agency("anf").signing_kid
+    assert anf["encryption_kid"] == fed.snapshot.agency("anf").encryption_kid
     table = ok("agency", "list", "--home", str(home))
     assert "Anti Narcotics Force" in table
-    assert fed.agency("anf").encryption_kid in table
+    assert fed.snapshot.agency("anf").encryption_kid in table
     assert "narcotics: AF, PK; precursor_chemicals: AF, PK" in table
 
 
@@ -98,10 +98,10 @@ def test_rotate_keys_then_revoke_as_an_operator_does(tmp_path: Path) -> None:
     ok("federation", "init", home=home)
     ok("agency", "add", "customs", "--name", "Pakistan Customs", home=home)
     ok("agency", "add", "anf", "--name", "Anti Narcotics Force", home=home)
-    before = Federation.load(home).agency("anf")
+    before = Federation.load(home).snapshot.agency("anf")
 
     signing_kid, encryption_kid = ok("agency", "rotate-keys", "anf", home=home).split()
-    after = Federation.load(home).agency("anf")
+    after = Federation.load(home).snapshot.agency("anf")
     assert (after.signing_kid, after.encryption_kid) == (signing_kid, encryption_kid)
     assert after.revision == before.revision + 1
     assert [e.kid for e in after.encryption_keys] == [before.encryption_kid, encryption_kid]
@@ -118,7 +118,7 @@ def test_rotate_keys_then_revoke_as_an_operator_does(tmp_path: Path) -> None:
     assert revoked == [before.signing_kid]
     everything = ok("agency", "revoke", "anf", "--reason", "compromised", home=home).split()
     assert set(everything) == {before.encryption_kid, signing_kid, encryption_kid}
-    final = Federation.load(home).agency("anf")
+    final = Federation.load(home).snapshot.agency("anf")
     assert final.revision == after.revision + 2
     assert all(e.revoked_at is not None for e in (*final.signing_keys, *final.encryption_keys))
     again = run("agency", "revoke", "anf", "--reason", "compromised", home=home)

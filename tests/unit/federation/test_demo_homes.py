@@ -13,19 +13,23 @@ from datetime import UTC, datetime
 from fnmatch import fnmatch
 from pathlib import Path
 
-from broker.federation import Federation, HomeLayout
+from broker.federation import Federation
+from broker.home import HomeLayout
 from fusionbus.cli.demo import DEMO_AGENCIES, enrol_site, refresh_sites
 from tests.unit.federation.homes import agency_keys_of, private_keys
 
 ADMINS_OWN = (
     "federation/root.key.pem",
     "tls/ca.key.pem",
+    "tls/node-ca.key.pem",
+    "tls/agency-cas/*/ca.key.pem",  # the CA that signs an agency's certificate, not its key
     "tls/admin/key.pem",
     "tls/nodes/node-*/key.pem",
     "kafka/node-*/server.properties",  # the node's key, inline
 )
-"""Where the admin's home may hold private keys: the root's, the CA's, its own client key,
-and the Kafka nodes' (the admin runs the embedded cluster)."""
+"""Where the admin's home may hold private keys: the root's, the CAs' (root, node, each
+agency's issuing CA), its own client key, and the Kafka nodes' (the admin runs the embedded
+cluster)."""
 
 
 def demo(where: Path) -> None:
@@ -77,8 +81,10 @@ def test_up_makes_one_home_per_agency_and_the_admin_holds_no_agency_key(tmp_path
     assert (where / "sites").stat().st_mode & 0o777 == 0o700
     for agency, site in sites_of(where).items():
         federation = Federation.load(site)
-        assert [r.id for r in federation.agencies()] == sorted(DEMO_AGENCIES)
-        assert federation.agencies() == Federation.load(where).agencies()  # grants included
+        assert [r.id for r in federation.snapshot.agencies()] == sorted(DEMO_AGENCIES)
+        assert (
+            federation.snapshot.agencies() == Federation.load(where).snapshot.agencies()
+        )  # grants included
         assert federation.identity(agency).agency == agency
         assert 'bootstrap = "127.0.0.1:9092"' in (site / "config.toml").read_text()
 

@@ -11,7 +11,8 @@ import orjson
 import pytest
 
 from broker.errors import ConfigError
-from broker.federation import Federation, HomeLayout
+from broker.federation import Federation
+from broker.home import HomeLayout
 from broker.keys import SigningKey, kid_of, public_key_from_jwk
 from tests.unit.federation.conftest import ENROLLED, NOW
 
@@ -22,10 +23,10 @@ def mode(path: Path) -> int:
 
 def test_a_reloaded_directory_equals_the_one_written(federation: Federation, home: Path) -> None:
     again = Federation.load(home)
-    assert again.agencies() == federation.agencies()
-    assert [a.id for a in again.agencies()] == ["anf", "customs", "fia"]
+    assert again.snapshot.agencies() == federation.snapshot.agencies()
+    assert [a.id for a in again.snapshot.agencies()] == ["anf", "customs", "fia"]
     assert again.root_kid == federation.root_kid
-    anf = again.agency("anf")
+    anf = again.snapshot.agency("anf")
     assert anf.name == "Anti Narcotics Force"
     assert [str(g) for g in anf.grants] == ["narcotics@PK", "precursor_chemicals@PK"]
     assert anf.revision == 2
@@ -45,7 +46,7 @@ def test_the_home_layout_and_modes(federation: Federation, home: Path) -> None:
         assert mode(layout.encryption_key(agency)) == 0o600
         assert layout.record(agency).is_file()
         jwks = orjson.loads(layout.jwks(agency).read_bytes())
-        record = federation.agency(agency)
+        record = federation.snapshot.agency(agency)
         kids = [public_key_from_jwk(k) for k in jwks["keys"]]
         assert [kid_of(k) for k in kids] == [record.signing_kid, record.encryption_kid]
         assert all("d" not in k for k in jwks["keys"])
@@ -81,7 +82,7 @@ def test_load_without_a_federation_says_what_to_run(tmp_path: Path) -> None:
 
 def test_an_empty_federation_has_no_agencies(home: Path) -> None:
     Federation.init(home, now=NOW)
-    assert Federation.load(home).agencies() == []
+    assert Federation.load(home).snapshot.agencies() == []
 
 
 def test_add_refuses_duplicates_and_bad_ids(federation: Federation) -> None:
@@ -135,7 +136,7 @@ def test_grant_accumulates_and_is_idempotent(federation: Federation, home: Path)
     assert more.revision == 3
     assert more.issued_at == NOW
     assert [str(g) for g in more.grants] == ["human_trafficking@PK-SD", "migrant_smuggling@PKKHI"]
-    assert Federation.load(home).agency("fia") == more
+    assert Federation.load(home).snapshot.agency("fia") == more
 
 
 def test_grant_refuses_unknown_codes_and_agencies(federation: Federation) -> None:
@@ -156,7 +157,7 @@ def test_naive_times_are_refused(home: Path) -> None:
 
 def test_identity_loads_the_enrolled_keys(federation: Federation, home: Path) -> None:
     me = Federation.load(home).identity("anf")
-    record = federation.agency("anf")
+    record = federation.snapshot.agency("anf")
     assert me.agency == "anf"
     assert me.signing_kid == record.signing_kid
     assert me.encryption_kid == record.encryption_kid
@@ -176,9 +177,9 @@ def test_identity_refuses_keys_the_directory_does_not_list(
         federation.identity("fia")
 
 
-def test_the_trust_store_answers_from_the_records(federation: Federation) -> None:
-    trust = federation.trust_store()
-    anf = federation.agency("anf")
+def test_the_snapshot_answers_from_the_records(federation: Federation) -> None:
+    trust = federation.snapshot
+    anf = federation.snapshot.agency("anf")
     signing = trust.signing_key(anf.signing_kid)
     encryption = trust.encryption_key(anf.encryption_kid)
     assert signing is not None

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.federation import AgencyRecord, HomeLayout
+from broker.federation import AgencyRecord
+from broker.home import HomeLayout
 
 DOC = Path(__file__).parents[3] / "docs" / "federation.md"
 

@@ -14,7 +14,7 @@ import pytest
 
 from broker._crypto import TlsKey, certificate_pem
 from broker.errors import ConfigError
-from broker.federation import Federation, HomeLayout
+from broker.federation import Federation
 from broker.federation.enrolment import (
     BUNDLE_TYP,
     MAX_BUNDLE_BYTES,
@@ -23,9 +23,10 @@ from broker.federation.enrolment import (
     read_bundle,
     sign_bundle,
 )
-from broker.federation.pki import ClusterPki
 from broker.federation.records import PublicJwk, canonical_json, sign_record
+from broker.home import HomeLayout
 from broker.keys import SigningKey, kid_of
+from broker.provisioning.pki import ClusterPki
 from tests.unit.federation.conftest import NOW, forge, root_key
 from tests.unit.federation.enrol import admitted, enrolled, imported, request
 from tests.unit.federation.homes import private_keys
@@ -65,9 +66,9 @@ def test_an_imported_enrolment_is_usable_and_only_this_home_holds_its_keys(
     assert not done.rotated
     assert done.directory == 1  # customs' record came with anf's bundle
     site = Federation.load(anf_site)
-    assert [r.id for r in site.agencies()] == ["anf", "customs"]
+    assert [r.id for r in site.snapshot.agencies()] == ["anf", "customs"]
     identity = site.identity("anf")
-    record = Federation.load(admin).agency("anf")
+    record = Federation.load(admin).snapshot.agency("anf")
     assert (identity.signing_kid, identity.encryption_kid) == (
         record.signing_kid,
         record.encryption_kid,
@@ -176,11 +177,13 @@ def test_a_fresh_home_shows_which_root_signed_so_it_can_be_compared(
     [
         ({"id": "fia"}, "holds the record of 'anf', not of 'fia'"),
         ({"ca_certificate": "junk"}, "ca_certificate is not a PEM certificate"),
+        ({"issuer_certificate": "junk"}, "issuer_certificate is not a PEM certificate"),
         ({"certificate": "-----BEGIN CERTIFICATE-----\n"}, "certificate is not a PEM"),
         ({"record": "a.b.c"}, "(record)"),
         ({"kafka": {"bootstrap": "no port", "security": "mtls"}}, "kafka.bootstrap"),
         ({"admin": True}, "not a valid response bundle"),
-        ({"v": 2}, "not a valid response bundle"),
+        ({"v": 1}, "not a valid response bundle"),  # single-CA bundles are of the past
+        ({"v": 3}, "not a valid response bundle"),
     ],
 )
 def test_a_root_signed_but_invalid_bundle_is_refused(
@@ -199,7 +202,23 @@ def test_a_certificate_not_issued_by_the_bundled_ca_is_refused(admin: Path, tmp_
     claims = bundle_claims(admitted(admin, request(site, "anf")).bundle)
     other_ca = ClusterPki(tmp_path / "other-admin").ensure_ca(now=NOW)
     forged = claims.model_copy(update={"ca_certificate": certificate_pem(other_ca).decode()})
-    refused_import(site, sign_bundle(forged, root_key(admin)), "issued by the self-signed")
+    refused_import(site, sign_bundle(forged, root_key(admin)), "under the self-signed")
+
+
+def test_a_certificate_not_issued_by_the_bundled_agency_ca_is_refused(
+    admin: Path, tmp_path: Path
+) -> None:
+    """The issuing CA must be the one that signed the certificate, and a CA the root signed
+    for issuing leaves only (path length 0): the node CA, say, is refused."""
+    site = tmp_path / "anf"
+    claims = bundle_claims(admitted(admin, request(site, "anf")).bundle)
+    ClusterPki(admin).issue_agency("fia")
+    fia_ca = ClusterPki(admin).agency_ca_cert_path("fia").read_text()
+    forged = claims.model_copy(update={"issuer_certificate": fia_ca})
+    refused_import(site, sign_bundle(forged, root_key(admin)), "issued by the agency CA")
+    root = ClusterPki(admin).ca_cert_path.read_text()
+    forged = claims.model_copy(update={"issuer_certificate": root})
+    refused_import(site, sign_bundle(forged, root_key(admin)), "issued by the agency CA")
 
 
 def test_a_directory_record_signed_by_another_key_is_refused(admin: Path, tmp_path: Path) -> None:
@@ -239,12 +258,12 @@ def test_a_rotation_bundle_installs_the_new_keys_and_keeps_the_old_decryption_ke
 ) -> None:
     site = tmp_path / "anf"
     enrolled(admin, site, "anf")
-    old = Federation.load(site).agency("anf")
+    old = Federation.load(site).snapshot.agency("anf")
     old_tls = ClusterPki(site).agency_files("anf").key.read_bytes()
     done = imported(site, admitted(admin, request(site, "anf", rotate=True)))
     assert done.rotated
-    record = Federation.load(site).agency("anf")
-    assert record == Federation.load(admin).agency("anf")
+    record = Federation.load(site).snapshot.agency("anf")
+    assert record == Federation.load(admin).snapshot.agency("anf")
     assert record.revision == old.revision + 1
     assert record.signing_kid != old.signing_kid
     identity = Federation.load(site).identity("anf")
@@ -266,8 +285,8 @@ def test_an_older_bundle_is_refused_as_a_rollback(admin: Path, tmp_path: Path) -
     imported(site, first)
     federation = Federation.load(admin)
     federation.grant("anf", categories=["narcotics"], jurisdictions=["PK"], now=NOW)
-    AgencySite(site).install_directory(federation.signed_records().values())
-    assert Federation.load(site).agency("anf").revision == 2
+    AgencySite(site).install_directory(federation.snapshot.signed_records().values())
+    assert Federation.load(site).snapshot.agency("anf").revision == 2
     refused_import(site, first.bundle.read_bytes(), "older than the revision 2", "rollback")
 
 
@@ -276,12 +295,12 @@ def test_install_directory_never_rolls_a_record_back(admin: Path, tmp_path: Path
     enrolled(admin, site, "anf")
     enrolled(admin, tmp_path / "fia", "fia")
     federation = Federation.load(admin)
-    old = federation.signed_records()["fia"]
+    old = federation.snapshot.signed_records()["fia"]
     federation.grant("fia", categories=["human_trafficking"], jurisdictions=["PK"], now=NOW)
-    new = Federation.load(admin).signed_records()["fia"]
+    new = Federation.load(admin).snapshot.signed_records()["fia"]
     assert AgencySite(site).install_directory([new]) == 1
     AgencySite(site).install_directory([old])
-    assert Federation.load(site).agency("fia").revision == 2
+    assert Federation.load(site).snapshot.agency("fia").revision == 2
 
 
 def test_the_admins_home_refuses_to_make_or_import_agency_keys(admin: Path, tmp_path: Path) -> None:

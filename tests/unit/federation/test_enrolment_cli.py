@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from broker.federation import Federation
-from fusionbus.cli._common import resolve_home
+from broker.home import resolve_home
 from tests.unit.cli.conftest import cli, logging_restored
 from tests.unit.federation.homes import private_keys
 
@@ -113,7 +113,7 @@ def test_keys_rotate_by_request_and_the_old_decryption_key_stays(
     request_file = ok("agency", "init", "anf", "--name", "ANF", "--home", str(site)).strip()
     bundle = ok("agency", "add", "--request", request_file, home=admin).strip()
     ok("agency", "import", bundle, "--home", str(site))
-    before = Federation.load(site).agency("anf")
+    before = Federation.load(site).snapshot.agency("anf")
 
     rotation = run("agency", "init", "anf", "--rotate", "--home", str(site))
     assert rotation.returncode == 0, rotation.stderr

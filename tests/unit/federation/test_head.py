@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from broker.errors import ConfigError
-from broker.federation import DirectoryView, Federation, HomeLayout
+from broker.federation import DirectoryView, Federation
 from broker.federation.directory import read_root_public
 from broker.federation.head import HEAD_KEY, HEAD_MAX_AGE, sign_head, verify_head
+from broker.home import HomeLayout
 from broker.keys import SigningKey
 from tests.unit.federation.conftest import NOW, root_key
 
@@ -20,7 +21,7 @@ def _view(home: Path, state: Path | None = None) -> DirectoryView:
 
 
 def _head(federation: Federation, home: Path, *, at: datetime = NOW) -> bytes:
-    revisions = {r.id: r.revision for r in federation.agencies()}
+    revisions = {r.id: r.revision for r in federation.snapshot.agencies()}
     return sign_head(revisions, root_key(home), now=at)
 
 
@@ -28,9 +29,9 @@ def _head(federation: Federation, home: Path, *, at: datetime = NOW) -> bytes:
 def rolled_back(federation: Federation, home: Path) -> tuple[dict[str, bytes], bytes, bytes]:
     """What a Kafka operator can serve after revoking fia: the pre-revocation records (an
     old record appended, the newer one compacted away) and the current head."""
-    before = federation.signed_records()
+    before = federation.snapshot.signed_records()
     federation.revoke("fia", reason="compromised", now=NOW)
-    return before, federation.signed_records()["fia"], _head(federation, home)
+    return before, federation.snapshot.signed_records()["fia"], _head(federation, home)
 
 
 def test_a_fresh_view_sets_aside_a_record_the_head_shows_superseded(
@@ -40,12 +41,12 @@ def test_a_fresh_view_sets_aside_a_record_the_head_shows_superseded(
     view = _view(home)
     for agency, token in before.items():  # the compacted topic: fia's old record survives
         assert view.offer(agency.encode(), token, source=f"topic/{agency}")
-    assert "fia" in {a.id for a in view.agencies()}  # no head yet: it cannot know
+    assert "fia" in {a.id for a in view.snapshot.agencies()}  # no head yet: it cannot know
     assert view.offer(HEAD_KEY, head, source="topic/_head")
-    assert "fia" not in {a.id for a in view.agencies()}
-    fia_kid = federation.agency("fia").encryption_keys[-1].jwk.kid
-    assert view.encryption_key(fia_kid) is None
-    assert "fia" not in view.signed_records()
+    assert "fia" not in {a.id for a in view.snapshot.agencies()}
+    fia_kid = federation.snapshot.agency("fia").encryption_keys[-1].jwk.kid
+    assert view.snapshot.encryption_key(fia_kid) is None
+    assert "fia" not in view.snapshot.signed_records()
     assert view.head_problem(NOW) is not None
     assert "fia" in (view.head_problem(NOW) or "")
 
@@ -70,7 +71,7 @@ def test_the_head_and_its_guard_survive_a_restart(
     first = _view(home, state)
     assert first.offer(HEAD_KEY, head, source="h")
     again = _view(home, state)
-    assert again.head is not None
+    assert again.snapshot.head is not None
     assert not again.offer(b"fia", before["fia"], source="topic/fia")
 
 
@@ -103,7 +104,7 @@ def test_a_head_not_signed_by_the_root_is_refused(federation: Federation, home: 
 
 def test_a_missing_or_old_head_is_reported_at_start(federation: Federation, home: Path) -> None:
     view = _view(home)
-    for agency, token in federation.signed_records().items():
+    for agency, token in federation.snapshot.signed_records().items():
         view.offer(agency.encode(), token, source=agency)
     assert "no root-signed head" in (view.head_problem(NOW) or "")
     view.offer(HEAD_KEY, _head(federation, home), source="h")

@@ -10,11 +10,11 @@ import pytest
 
 from broker.envelope import Opener, Reason, Sealer, open_report, seal_report, verify_envelope
 from broker.errors import AuthorizationError, ConfigError, VerificationError
-from broker.federation import Federation, HomeLayout
+from broker.federation import DirectorySnapshot, Federation
 from broker.federation import _home as home_files
 from broker.federation.lifecycle import CLOCK_SKEW, KEEP_ENDED_KEYS
+from broker.home import HomeLayout
 from broker.keys import kid_of
-from broker.trust import EncryptionKeyRecord, SigningKeyRecord, TrustStore
 from schemas import Report, example_report
 from tests.unit.federation.conftest import NOW
 
@@ -23,7 +23,7 @@ LATER = NOW + timedelta(minutes=10)
 
 
 def recipients(fed: Federation, report: Report, now: datetime) -> list[str]:
-    chosen = fed.recipients_for(
+    chosen = fed.snapshot.recipients_for(
         sender=report.sender,
         category=report.category,
         jurisdiction=report.jurisdiction,
@@ -35,12 +35,12 @@ def recipients(fed: Federation, report: Report, now: datetime) -> list[str]:
 
 
 def seal(fed: Federation, report: Report, now: datetime, kids: list[str] | None = None) -> bytes:
-    sealer = Sealer(fed.identity("customs"), fed.trust_store(), clock=lambda: now)
+    sealer = Sealer(fed.identity("customs"), fed.snapshot, clock=lambda: now)
     return seal_report(sealer, report, kids if kids is not None else recipients(fed, report, now))
 
 
 def open_as(fed: Federation, agency: str, envelope: bytes, now: datetime) -> Report:
-    opener = Opener(fed.identity(agency), fed.trust_store())
+    opener = Opener(fed.identity(agency), fed.snapshot)
     return open_report(opener, envelope, now, parse=Report.model_validate_json).content
 
 
@@ -51,16 +51,10 @@ def refusal(fed: Federation, agency: str, envelope: bytes, now: datetime) -> str
 
 
 class Switchable:
-    """A trust store whose contents the test swaps, as a live directory's do."""
+    """A directory whose snapshot the test swaps, as a live directory's is replaced."""
 
-    def __init__(self, store: TrustStore) -> None:
-        self.store = store
-
-    def signing_key(self, kid: str, /) -> SigningKeyRecord | None:
-        return self.store.signing_key(kid)
-
-    def encryption_key(self, kid: str, /) -> EncryptionKeyRecord | None:
-        return self.store.encryption_key(kid)
+    def __init__(self, snapshot: DirectorySnapshot) -> None:
+        self.snapshot = snapshot
 
 
 def test_after_a_rotation_old_reports_still_open_and_new_ones_use_the_new_keys(
@@ -68,9 +62,8 @@ def test_after_a_rotation_old_reports_still_open_and_new_ones_use_the_new_keys(
 ) -> None:
     old_report = example_report(now=BEFORE)
     old_envelope = seal(federation, old_report, BEFORE)
-    old_anf, old_customs = federation.agency("anf"), federation.agency("customs")
-    old_identity, old_trust = federation.identity("customs"), federation.trust_store()
-    old_trust = Switchable(old_trust)
+    old_anf, old_customs = federation.snapshot.agency("anf"), federation.snapshot.agency("customs")
+    old_identity, old_trust = federation.identity("customs"), Switchable(federation.snapshot)
 
     anf = federation.rotate_keys("anf", now=NOW)
     customs = federation.rotate_keys("customs", now=NOW)
@@ -95,7 +88,7 @@ def test_after_a_rotation_old_reports_still_open_and_new_ones_use_the_new_keys(
 
     new_report = example_report(now=NOW)
     new_envelope = seal(reader, new_report, NOW)
-    header = verify_envelope(new_envelope, reader.trust_store(), NOW)
+    header = verify_envelope(new_envelope, reader.snapshot, NOW)
     assert header.sender_kid == customs.signing_kid != old_customs.signing_kid
     assert set(header.recipients) == {anf.encryption_kid, customs.encryption_kid}
     assert open_as(reader, "anf", new_envelope, NOW) == new_report
@@ -110,7 +103,7 @@ def test_after_a_rotation_old_reports_still_open_and_new_ones_use_the_new_keys(
 def test_the_sealer_starts_a_new_epoch_when_a_recipient_record_changes(
     federation: Federation, home: Path
 ) -> None:
-    trust = Switchable(federation.trust_store())
+    trust = Switchable(federation.snapshot)
     sealer = Sealer(federation.identity("customs"), trust, clock=lambda: NOW)
     queued = example_report(now=NOW - timedelta(minutes=1))  # made before the rotation
     kids = recipients(federation, queued, NOW)
@@ -119,7 +112,7 @@ def test_the_sealer_starts_a_new_epoch_when_a_recipient_record_changes(
     assert sealer.epochs_started == 1
 
     federation.rotate_keys("anf", now=NOW)
-    trust.store = Federation.load(home).trust_store()
+    trust.snapshot = Federation.load(home).snapshot
     seal_report(sealer, queued, kids)  # same kids, but ANF's old key record changed
     assert sealer.epochs_started == 2
 
@@ -133,7 +126,7 @@ def test_the_sealer_starts_a_new_epoch_when_a_recipient_record_changes(
 def test_a_report_signed_with_a_revoked_key_is_rejected_whatever_time_it_claims(
     federation: Federation, home: Path
 ) -> None:
-    customs_kid = federation.agency("customs").signing_kid
+    customs_kid = federation.snapshot.agency("customs").signing_kid
     envelope = seal(federation, example_report(now=BEFORE), BEFORE)  # before the revocation
     record = federation.revoke("customs", kid=customs_kid, reason="laptop stolen", now=NOW)
     assert record.revision == 3
@@ -143,7 +136,7 @@ def test_a_report_signed_with_a_revoked_key_is_rejected_whatever_time_it_claims(
     reader = Federation.load(home)
     assert refusal(reader, "anf", envelope, NOW) == Reason.REVOKED_KEY
     with pytest.raises(VerificationError) as info:
-        verify_envelope(envelope, reader.trust_store(), NOW)  # the platform, too
+        verify_envelope(envelope, reader.snapshot, NOW)  # the platform, too
     assert info.value.reason == Reason.REVOKED_KEY
     # Before the revocation time (by the receiver's clock) the same record still accepts it:
     assert open_as(reader, "anf", envelope, NOW - timedelta(seconds=1)).created_at == BEFORE
@@ -156,14 +149,14 @@ def test_a_report_signed_with_a_revoked_key_is_rejected_whatever_time_it_claims(
 def test_a_revoked_agency_cannot_open_reports_published_after_the_revocation(
     federation: Federation, home: Path
 ) -> None:
-    anf_kid = federation.agency("anf").encryption_kid
+    anf_kid = federation.snapshot.agency("anf").encryption_kid
     federation.revoke("anf", reason="compromised", now=NOW)
     reader = Federation.load(home)
-    assert all(e.revoked_at == NOW for e in reader.agency("anf").encryption_keys)
-    assert all(e.revoked_at == NOW for e in reader.agency("anf").signing_keys)
+    assert all(e.revoked_at == NOW for e in reader.snapshot.agency("anf").encryption_keys)
+    assert all(e.revoked_at == NOW for e in reader.snapshot.agency("anf").signing_keys)
 
     report = example_report(now=NOW)  # narcotics: ANF is entitled, but unreachable
-    assert recipients(reader, report, NOW) == [reader.agency("customs").encryption_kid]
+    assert recipients(reader, report, NOW) == [reader.snapshot.agency("customs").encryption_kid]
     envelope = seal(reader, report, NOW)
     assert refusal(reader, "anf", envelope, NOW) == Reason.NOT_RECIPIENT  # holds its keys
     with pytest.raises(AuthorizationError, match="revoked"):
@@ -202,8 +195,8 @@ def test_an_interrupted_rotation_leaves_usable_keys(
     monkeypatch.setattr("broker.federation._keyfiles.replace_file", home_files.replace_file)
     reader = Federation.load(home)
     identity = reader.identity("anf")
-    assert identity.signing_kid == reader.agency("anf").signing_kid
-    assert identity.encryption_kid == reader.agency("anf").encryption_kid
+    assert identity.signing_kid == reader.snapshot.agency("anf").signing_kid
+    assert identity.encryption_kid == reader.snapshot.agency("anf").encryption_kid
     assert len(identity.decryption_keys) == 2
 
     record = reader.rotate_keys("anf", now=LATER)  # and the next rotation tidies up
@@ -217,7 +210,7 @@ def test_an_interrupted_rotation_leaves_usable_keys(
 def test_keys_that_ended_long_ago_are_dropped_and_wrong_input_is_refused(
     federation: Federation,
 ) -> None:
-    first = federation.agency("fia")
+    first = federation.snapshot.agency("fia")
     federation.rotate_keys("fia", now=NOW)
     record = federation.rotate_keys("fia", now=NOW + KEEP_ENDED_KEYS + timedelta(days=1))
     assert first.signing_kid not in {e.kid for e in record.signing_keys}

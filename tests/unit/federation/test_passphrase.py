@@ -8,7 +8,8 @@ import pytest
 from pydantic import SecretStr
 
 from broker.errors import ConfigError
-from broker.federation import Federation, HomeLayout, KeySettings
+from broker.federation import Federation, KeySettings
+from broker.home import HomeLayout
 from tests.unit.federation.conftest import NOW
 
 SECRET = KeySettings(passphrase=SecretStr("correct horse battery staple"))
@@ -21,7 +22,7 @@ def test_keys_are_written_encrypted_and_load_with_the_passphrase(home: Path) -> 
     for path in (layout.root_private, layout.signing_key("anf"), layout.encryption_key("anf")):
         assert path.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     identity = Federation.load(home, settings=SECRET).identity("anf")
-    assert identity.signing_kid == fed.agency("anf").signing_kid
+    assert identity.signing_kid == fed.snapshot.agency("anf").signing_kid
 
 
 def test_the_passphrase_comes_from_the_environment(

@@ -23,7 +23,7 @@ def to(
 ) -> list[str]:
     return [
         r.id
-        for r in fed.recipients_for(
+        for r in fed.snapshot.recipients_for(
             sender=sender,
             category=category,
             jurisdiction=jurisdiction,
@@ -37,19 +37,21 @@ def to(
 def test_a_country_grant_covers_its_ports(federation: Federation) -> None:
     assert to(federation, jurisdiction="PKKHI") == ["anf", "customs"]
     assert to(federation, jurisdiction="PK-BA") == ["anf", "customs"]
-    assert federation.entitled("anf", category="narcotics", jurisdiction="pkkhi")
+    assert federation.snapshot.entitled("anf", category="narcotics", jurisdiction="pkkhi")
 
 
 def test_a_subdivision_grant_covers_only_its_subtree(federation: Federation) -> None:
     assert to(federation, "human_trafficking", jurisdiction="PKKHI") == ["customs", "fia"]
     assert to(federation, "human_trafficking", jurisdiction="PK-PB") == ["customs"]
     assert to(federation, "human_trafficking", jurisdiction="PK") == ["customs"]
-    assert not federation.entitled("fia", category="human_trafficking", jurisdiction="PK-PB")
+    assert not federation.snapshot.entitled(
+        "fia", category="human_trafficking", jurisdiction="PK-PB"
+    )
 
 
 def test_fia_granted_only_human_trafficking_gets_no_narcotics(federation: Federation) -> None:
     assert "fia" not in to(federation, "narcotics", jurisdiction="PK-SD")
-    assert not federation.entitled("fia", category="narcotics", jurisdiction="PK-SD")
+    assert not federation.snapshot.entitled("fia", category="narcotics", jurisdiction="PK-SD")
 
 
 def test_the_sender_is_always_included(federation: Federation) -> None:
@@ -94,14 +96,14 @@ def test_agencies_with_not_yet_valid_keys_are_left_out(federation: Federation) -
 
 
 def test_agencies_with_revoked_keys_are_left_out(federation: Federation, home: Path) -> None:
-    value = record_dict(federation.agency("anf"))
+    value = record_dict(federation.snapshot.agency("anf"))
     value["encryption_keys"][0]["revoked_at"] = (NOW - timedelta(hours=1)).isoformat()
     value["revision"] += 1
     publish(home, AgencyRecord.model_validate(value))
     reloaded = Federation.load(home)
     assert to(reloaded) == ["customs"]
-    assert federation.agency("anf").encryption_key_at(NOW) is not None
-    assert reloaded.agency("anf").encryption_key_at(NOW) is None
+    assert federation.snapshot.agency("anf").encryption_key_at(NOW) is not None
+    assert reloaded.snapshot.agency("anf").encryption_key_at(NOW) is None
 
 
 def test_a_sender_that_cannot_read_its_own_report_is_refused(federation: Federation) -> None:
@@ -120,4 +122,4 @@ def test_bad_inputs_are_validation_errors(federation: Federation) -> None:
     with pytest.raises(SchemaValidationError, match=r"TLP 2\.0"):
         to(federation, tlp="TLP:WHITE")
     with pytest.raises(ConfigError, match="known"):
-        federation.entitled("fbr", category="narcotics", jurisdiction="PK")
+        federation.snapshot.entitled("fbr", category="narcotics", jurisdiction="PK")

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from broker.errors import ConfigError
-from broker.federation import Federation, HomeLayout
+from broker.federation import Federation
+from broker.home import HomeLayout
 from tests.unit.federation.conftest import NOW
 
 
@@ -17,7 +18,10 @@ def test_a_copied_back_pre_revocation_record_is_refused(federation: Federation, 
     saved = home.parent / "fia-before-revocation.jws"
     shutil.copy(layout.record("fia"), saved)
     federation.revoke("fia", reason="compromised", now=NOW)
-    assert Federation.load(home).agency("fia").revision == federation.agency("fia").revision
+    assert (
+        Federation.load(home).snapshot.agency("fia").revision
+        == federation.snapshot.agency("fia").revision
+    )
     shutil.copy(saved, layout.record("fia"))  # the attack: the old, validly signed record
     with pytest.raises(ConfigError, match="rollback"):
         Federation.load(home)
@@ -44,9 +48,9 @@ def test_the_guard_holds_for_a_home_that_only_ever_loaded_the_newer_record(
 def test_newer_records_move_the_guard_up_and_a_corrupt_guard_is_an_error(
     federation: Federation, home: Path
 ) -> None:
-    revision = federation.agency("fia").revision
+    revision = federation.snapshot.agency("fia").revision
     federation.grant("fia", categories=["arms"], jurisdictions=["PK"], now=NOW)
-    assert Federation.load(home).agency("fia").revision == revision + 1
+    assert Federation.load(home).snapshot.agency("fia").revision == revision + 1
     HomeLayout(home).accepted_revisions.write_text("not json")
     with pytest.raises(ConfigError, match="not a revision record"):
         Federation.load(home)

@@ -41,10 +41,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     ResourceType,
 )
 
-from broker.admin import ensure_topics
 from broker.config import KafkaSettings, confluent_config
 from broker.errors import AuthorizationError
 from broker.federation.records import AgencyRecord
+from broker.provisioning.topics import ensure_topics
 from broker.topics import DIRECTORY_TOPIC, quarantine_topic, report_topics, sender_prefix
 from broker.transport import map_confluent_errors
 
@@ -53,6 +53,7 @@ __all__ = [
     "AclChanges",
     "apply_directory",
     "desired_acls",
+    "in_good_standing",
     "platform_topics",
     "sync_acls",
 ]
@@ -88,8 +89,9 @@ def principal(agency: str) -> str:
     return f"User:{agency}"
 
 
-def _senders(records: Iterable[AgencyRecord], now: datetime) -> list[AgencyRecord]:
-    """The agencies that may publish at ``now``: those with a usable encryption key."""
+def in_good_standing(records: Iterable[AgencyRecord], now: datetime) -> list[AgencyRecord]:
+    """The agencies with access at ``now``: those with a usable encryption key. The others
+    (revoked, or their keys ended) get no ACL and no TLS trust."""
     return [r for r in records if r.encryption_key_at(now) is not None]
 
 
@@ -102,7 +104,7 @@ def _granted_topics(record: AgencyRecord, senders: list[str]) -> list[str]:
 
 def desired_acls(records: Iterable[AgencyRecord], *, now: datetime) -> frozenset[Acl]:
     """Every ACL the directory calls for at ``now`` (see the module docstring)."""
-    active = _senders(records, now)  # revoked or ended: no access at all
+    active = in_good_standing(records, now)  # revoked or ended: no access at all
     senders = [r.id for r in active]
     acls: set[Acl] = set()
     for record in active:
@@ -123,7 +125,7 @@ def platform_topics(
     """(the report topics :func:`desired_acls` names: every sender's topics in every grant;
     the quarantine topic of every agency): what the admin creates, since agencies may not."""
     records = list(records)
-    active = _senders(records, now)
+    active = in_good_standing(records, now)
     senders = [r.id for r in active]
     reports: set[str] = set()
     for record in active:
