@@ -2,7 +2,7 @@
 
 :func:`provision` is what the admin runs after every change of the directory. First, locally,
 the issuing CA of every agency no longer in good standing (no usable encryption key: revoked,
-or ended) is retired, so nothing can re-issue under it even if the cluster is unreachable now;
+or ended) is retired, so nothing can be signed under it again, even if the cluster is unreachable;
 then the topics the grants need are created, the ACLs made exactly the directory's (an agency
 out of standing loses them all, which also stops what its open connections may do); last, every
 broker's client listener is told to trust only the node CA and the CAs of agencies in good
@@ -101,7 +101,7 @@ async def provision(
 
 
 def sync_home(federation: Federation, home: Path, *, certify: Sequence[AgencyRecord] = ()) -> str:
-    """On the secured cluster ``home``'s ``config.toml`` names (the admin's home): issue TLS
+    """On the secured cluster ``home``'s ``config.toml`` names (the admin's home): make TLS
     certificates for those of ``certify`` whose keys the home holds (enrolled with ``agency
     add ID --name``; an agency enrolled by request got its certificate in its bundle and
     keeps its key), then :func:`provision` from the directory with the admin's certificate.

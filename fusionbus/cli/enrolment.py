@@ -67,7 +67,7 @@ def admit_request(
     home: Path, source: Path, *, valid_days: int, rotation: bool
 ) -> tuple[Federation, Admission]:
     """``agency add --request`` (``rotation``: ``agency rotate-keys --request``) in the
-    admin's ``home``: verify the request, sign the record, issue the certificate, write the
+    admin's ``home``: verify the request, sign the record and the certificate, write the
     bundle, and bring the secured cluster's topics and ACLs in line."""
     now = _now()
     request = read_request(read_limited(source, MAX_REQUEST_BYTES), source=str(source), now=now)

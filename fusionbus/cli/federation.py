@@ -171,7 +171,7 @@ def add(
     """Enrol an agency from its request (--request FILE), or make its keys here (ID --name).
 
     With --request: verify the request the agency made on its own machine (`fusionbus agency
-    init`), sign its directory record, issue its certificate from its CSR, and write the
+    init`), sign its directory record and a certificate for its CSR, and write the
     response bundle for it; prints the bundle's path. With ID --name, for tests and
     one-machine labs only: the keys are made here, in this home, which then holds the
     agency's private keys.
