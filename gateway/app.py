@@ -52,13 +52,14 @@ from gateway.idempotency import (
     parse_key,
 )
 from gateway.ingest import parse_batch, parse_report
+from gateway.openapi import document as openapi_document
 from gateway.problems import PROBLEM_JSON, FieldError, Problem
 from gateway.received import Filters, StoredReport
 from gateway.service import Gateway
 from gateway.tokens import Permission, Principal
 from schemas import Precedence, Report, is_registered_category
 
-__all__ = ["create_app", "serve"]
+__all__ = ["api_routes", "create_app", "serve"]
 
 log = structlog.get_logger(__name__)
 
@@ -92,10 +93,20 @@ def create_app(gateway: Gateway, *, kafka: bool = True) -> FastAPI:
     app.state.gateway = gateway
     install_problem_handlers(app)
     app.add_middleware(AccessLog)
+    api_routes(app)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(_: Reader) -> Response:
+        return json_response(openapi_document())
+
+    return app
+
+
+def api_routes(app: FastAPI) -> None:
+    """Every route of the API (what ``gateway.openapi`` describes), on ``app``."""
     _health_routes(app)
     _ingest_routes(app)
     _read_routes(app)
-    return app
 
 
 def _health_routes(app: FastAPI) -> None:

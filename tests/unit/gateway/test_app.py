@@ -20,6 +20,7 @@ import pytest_asyncio
 from broker.config import KafkaSettings
 from broker.errors import FusionbusError, TransportError
 from gateway.app import create_app
+from gateway.openapi import document as openapi_document
 from gateway.service import Gateway
 from gateway.settings import load_settings
 from gateway.tokens import Role
@@ -99,6 +100,7 @@ async def test_every_v1_route_needs_a_token(world: World) -> None:
         ("GET", f"/v1/status/{uuid.uuid4()}"),
         ("POST", "/v1/reports"),
         ("POST", "/v1/reports:batch"),
+        ("GET", "/openapi.json"),
     ]:
         response = await world.client.request(method, path)
         is_problem(response, 401, "token-missing")
@@ -297,3 +299,12 @@ async def test_reads_filter_page_and_redact(world: World) -> None:
         "invalid-cursor",
     )
     is_problem(await world.client.get("/v1/nothing", headers=viewer), 404, "not-found")
+
+
+async def test_the_openapi_document_is_served_to_a_token_holder(world: World) -> None:
+    response = await world.client.get("/openapi.json", headers=world.token(Role.VIEWER))
+    assert response.status_code == 200, response.text
+    assert response.json() == openapi_document()
+    routes = create_app(world.gateway, kafka=False).routes
+    served = {str(getattr(route, "path", "")) for route in routes}
+    assert set(response.json()["paths"]) == served - {"/openapi.json"}

@@ -1,0 +1,169 @@
+"""The gateway's OpenAPI 3.1 document: FastAPI's description of the routes, completed.
+
+FastAPI sees the routes and their parameters; the ingest routes read their bodies
+themselves (to bound the size and keep the exact bytes for idempotency), so their request
+bodies, the 202 answer and the problem documents are added here, with the ``Report`` schema
+pydantic generates. The document does not depend on the agency. It is served, to
+authenticated callers, at ``/openapi.json`` and committed as ``docs/openapi.json``:
+``python -m gateway.openapi`` rewrites it, ``--check`` exits 1 if it is stale (a unit test
+runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from gateway.problems import PROBLEM_JSON
+from schemas._base import SCHEMA_VERSION
+from schemas.report import Report
+
+__all__ = ["OPENAPI_PATH", "REGENERATE", "document", "main", "render"]
+
+OPENAPI_PATH = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
+REGENERATE = "python -m gateway.openapi"
+_REF = "#/components/schemas/{model}"
+
+_PROBLEM = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "description": "urn:fusionbus:problem:<kind>"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "each wrong field, by JSON Pointer into the body (or parameter name)",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "pointer": {"type": "string"},
+                    "parameter": {"type": "string"},
+                    "detail": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+_ACCEPTED = {
+    "type": "object",
+    "description": "what was published: each report's message id and status URL",
+    "additionalProperties": True,
+}
+_PROBLEMS = {
+    "400": "a malformed body or Idempotency-Key",
+    "401": "no token, or one that is unknown, revoked or of another agency",
+    "403": "the token's role may not do this",
+    "409": "the same Idempotency-Key is still in flight, or the report was posted before",
+    "413": "the body is over the size limit",
+    "415": "the body is not application/json",
+    "422": "not a valid report (each field named), or the key was used with another body",
+    "503": "Kafka is not reachable",
+}
+
+
+def _problems(codes: list[str]) -> dict[str, Any]:
+    ref = {"$ref": _REF.format(model="Problem")}
+    return {
+        c: {"description": _PROBLEMS[c], "content": {PROBLEM_JSON: {"schema": ref}}} for c in codes
+    }
+
+
+def _ingest(path: dict[str, Any], body: dict[str, Any], what: str) -> None:
+    operation = path["post"]
+    operation["requestBody"] = {
+        "required": True,
+        "description": what,
+        "content": {"application/json": {"schema": body}},
+    }
+    operation["parameters"] = [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "a retry with the same key and body never publishes twice",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        }
+    ]
+    operation["responses"] = {
+        "202": {
+            "description": "sealed and acknowledged by Kafka",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": _ACCEPTED}},
+        },
+        **_problems(["400", "401", "403", "409", "413", "415", "422", "503"]),
+    }
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The OpenAPI document, as a JSON-ready dict (built once)."""
+    from gateway.app import api_routes  # noqa: PLC0415 - app imports this module
+
+    app = FastAPI()
+    api_routes(app)
+    doc = get_openapi(
+        title="fusionbus gateway",
+        version=SCHEMA_VERSION,
+        openapi_version="3.1.0",
+        description=(
+            "An agency's gateway: its systems post reports to be sealed and published; its "
+            "people and systems read what the agency received, and follow it live (SSE). "
+            "Every /v1 route needs `Authorization: Bearer <token>` (docs/gateway.md)."
+        ),
+        routes=app.routes,
+    )
+    components = doc.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    report = Report.model_json_schema(mode="validation", ref_template=_REF)
+    schemas.update(report.pop("$defs", {}))
+    schemas["Report"] = report
+    schemas["Problem"] = _PROBLEM
+    components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    paths = doc["paths"]
+    report_ref = {"$ref": _REF.format(model="Report")}
+    _ingest(paths["/v1/reports"], report_ref, "one report")
+    _ingest(paths["/v1/reports:batch"], {"type": "array", "items": report_ref}, "reports")
+    for name, path in paths.items():
+        for operation in path.values():
+            if name.startswith("/v1/"):
+                operation["security"] = [{"bearer": []}]
+                operation.setdefault("responses", {}).update(_problems(["401", "403"]))
+    paths["/v1/feed"]["get"]["responses"]["200"] = {
+        "description": "Server-Sent Events: report, heartbeat, gap and disconnect events",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+    return doc
+
+
+def render() -> str:
+    return json.dumps(document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=REGENERATE, description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail if the document is stale")
+    args = parser.parse_args(argv)
+    text = render()
+    current = OPENAPI_PATH.read_text(encoding="utf-8") if OPENAPI_PATH.exists() else None
+    if current == text:
+        return 0
+    if args.check:
+        sys.stderr.write(f"stale {OPENAPI_PATH.name}; run {REGENERATE} and commit it\n")
+        return 1
+    OPENAPI_PATH.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
