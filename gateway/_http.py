@@ -16,7 +16,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.problems import PROBLEM_JSON, FieldError, Problem
 from gateway.service import Gateway
-from gateway.tokens import Permission, Principal, Refusal, TokenRefused, check_token
+from gateway.sessions import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, csrf_matches
+from gateway.tokens import (
+    Permission,
+    Principal,
+    Refusal,
+    TokenRefused,
+    check_token,
+    check_token_id,
+)
 
 __all__ = [
     "AccessLog",
@@ -25,6 +33,7 @@ __all__ = [
     "json_response",
     "read_body",
     "requires",
+    "session_principal",
 ]
 
 access_log = structlog.get_logger("gateway.access")
@@ -52,9 +61,57 @@ def problem_response(problem: Problem, instance: str) -> Response:
     )
 
 
+def session_principal(request: Request) -> Principal:
+    """The principal of the request's session cookie, or a 401 Problem (no session, an
+    unknown or expired one, its token revoked) or a 403 (an unsafe method without the CSRF
+    header). The request's principal is set on success."""
+    gateway = gateway_of(request)
+    now = gateway.clock()
+    session = gateway.sessions.find(request.cookies.get(SESSION_COOKIE, ""), now)
+    if session is None:
+        raise Problem(
+            401,
+            "session-unknown",
+            "Not authenticated",
+            detail="no session, or it ended (logged out, expired or the gateway restarted): "
+            "log in again at /login",
+            headers={"WWW-Authenticate": _REALM},
+        )
+    try:
+        principal = check_token_id(session.token_id, gateway.tokens.find, now)
+    except TokenRefused as exc:
+        gateway.sessions.close(session.id)
+        raise _refused(exc) from None
+    request.state.principal = principal
+    if request.method not in SAFE_METHODS and not csrf_matches(
+        session, request.headers.get(CSRF_HEADER)
+    ):
+        raise Problem(
+            403,
+            "csrf-failed",
+            "The request lacks the session's CSRF token",
+            detail="a request authenticated by the session cookie that changes anything must "
+            "send the value of the fbgw_csrf cookie in the X-CSRF-Token header",
+        )
+    return principal
+
+
+def _refused(exc: TokenRefused) -> Problem:
+    challenge = _REALM if exc.reason is Refusal.MISSING else f'{_REALM}, error="invalid_token"'
+    return Problem(
+        401,
+        f"token-{str(exc.reason).replace('_', '-')}",
+        "Not authenticated",
+        detail=exc.detail,
+        headers={"WWW-Authenticate": challenge},
+    )
+
+
 async def _authenticate(request: Request) -> Principal:
     gateway = gateway_of(request)
     header = request.headers.get("authorization")
+    if header is None and SESSION_COOKIE in request.cookies:
+        return session_principal(request)
     presented: str | None = None
     if header is not None:
         scheme, _, value = header.strip().partition(" ")
@@ -62,14 +119,7 @@ async def _authenticate(request: Request) -> Principal:
     try:
         principal = check_token(presented, gateway.agency, gateway.tokens.find, gateway.clock())
     except TokenRefused as exc:
-        challenge = _REALM if exc.reason is Refusal.MISSING else f'{_REALM}, error="invalid_token"'
-        raise Problem(
-            401,
-            f"token-{str(exc.reason).replace('_', '-')}",
-            "Not authenticated",
-            detail=exc.detail,
-            headers={"WWW-Authenticate": challenge},
-        ) from None
+        raise _refused(exc) from None
     request.state.principal = principal
     return principal
 

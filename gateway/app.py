@@ -8,8 +8,10 @@
 Routes (``docs/gateway.md``): ``GET /healthz``, ``GET /readyz`` (unauthenticated, no data);
 with a Bearer token: ``POST /v1/reports``, ``POST /v1/reports:batch``,
 ``GET /v1/status/{message_id}``, ``GET /v1/reports``, ``GET /v1/reports/{message_id}``,
-``GET /v1/feed`` (Server-Sent Events), ``GET /v1/me``, ``GET /v1/stats``. Every error is an
-RFC 9457 problem document (:mod:`gateway.problems`).
+``GET /v1/feed`` (Server-Sent Events), ``GET /v1/me``, ``GET /v1/stats`` — a browser may
+authenticate them with the session cookie instead; the dashboard and its login
+(:mod:`gateway.dashboard`). Every error is an RFC 9457 problem document
+(:mod:`gateway.problems`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from gateway._http import (
     requires,
 )
 from gateway.cursor import CursorError
+from gateway.dashboard import dashboard_routes
 from gateway.feed import Start, feed_events
 from gateway.idempotency import (
     Answer,
@@ -94,6 +97,7 @@ def create_app(gateway: Gateway, *, kafka: bool = True) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(AccessLog)
     api_routes(app)
+    dashboard_routes(app)
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(_: Reader) -> Response:

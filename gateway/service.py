@@ -34,6 +34,7 @@ from gateway.feed import Hub
 from gateway.idempotency import IdempotencyStore
 from gateway.ingest import StatusStore
 from gateway.received import ReceivedStore
+from gateway.sessions import SessionStore
 from gateway.settings import GatewaySettings
 from gateway.tokens import TokenStore
 from producers import Published, Publisher
@@ -82,6 +83,7 @@ class Gateway:
         self.received = ReceivedStore(self.files)
         self.codec = CursorCodec.for_files(self.files)
         self.hub = Hub()
+        self.sessions = SessionStore()
         self.sender: Sender | None = None
         self.subscribing = False
         self._delivered = SqliteDelivered(self.files.private(self.files.delivered))

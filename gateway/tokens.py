@@ -36,6 +36,7 @@ __all__ = [
     "TokenRefused",
     "TokenStore",
     "check_token",
+    "check_token_id",
     "permits",
 ]
 
@@ -142,6 +143,24 @@ def check_token(
     info = find(token_id)
     if info is None or not hmac.compare_digest(info.digest, _digest(secret)):
         raise TokenRefused(Refusal.UNKNOWN, "the access token is not known to this gateway")
+    return _live(info, now)
+
+
+def check_token_id(
+    token_id: str, find: Callable[[str], TokenInfo | None], now: datetime
+) -> Principal:
+    """The principal of the token ``token_id`` (a browser session's, whose secret was checked
+    at login), or TokenRefused when that token is gone or revoked."""
+    info = find(token_id)
+    if info is None:
+        raise TokenRefused(
+            Refusal.UNKNOWN, "the session's access token is not known to this gateway"
+        )
+    return _live(info, now)
+
+
+def _live(info: TokenInfo, now: datetime) -> Principal:
+    token_id = info.id
     if info.revoked_at is not None and info.revoked_at <= now:
         raise TokenRefused(
             Refusal.REVOKED,

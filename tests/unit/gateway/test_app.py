@@ -20,6 +20,7 @@ import pytest_asyncio
 from broker.config import KafkaSettings
 from broker.errors import FusionbusError, TransportError
 from gateway.app import create_app
+from gateway.dashboard import PAGES
 from gateway.openapi import document as openapi_document
 from gateway.service import Gateway
 from gateway.settings import load_settings
@@ -307,4 +308,4 @@ async def test_the_openapi_document_is_served_to_a_token_holder(world: World) ->
     assert response.json() == openapi_document()
     routes = create_app(world.gateway, kafka=False).routes
     served = {str(getattr(route, "path", "")) for route in routes}
-    assert set(response.json()["paths"]) == served - {"/openapi.json"}
+    assert set(response.json()["paths"]) == served - {"/openapi.json", *PAGES}

@@ -1,0 +1,314 @@
+// The fusionbus gateway dashboard: a live table of the reports this agency received.
+// Every piece of report text goes into the page through textContent and DOM calls only;
+// tests/unit/gateway/test_dashboard.py fails if this file ever parses strings as HTML.
+"use strict";
+
+(function () {
+  const FILTERS = ["category", "jurisdiction", "precedence"];
+  const HISTORY_MS = 24 * 3600 * 1000; // the first connect replays the last day
+  const RECONNECT_MS = [500, 1000, 2000, 5000];
+  const byId = (id) => document.getElementById(id);
+  const rows = new Map(); // message id -> {tr, item}
+  let source = null;
+  let lastEventId = null;
+  let failures = 0;
+  let since = new Date(Date.now() - HISTORY_MS).toISOString();
+
+  function text(tag, value, className) {
+    const node = document.createElement(tag);
+    node.textContent = value === null || value === undefined ? "" : String(value);
+    if (className) node.className = className;
+    return node;
+  }
+
+  function setState(state, detail) {
+    const node = byId("state");
+    node.dataset.state = state;
+    node.textContent = detail ? state + ": " + detail : state;
+  }
+
+  function notice(message) {
+    byId("notice").textContent = message || "";
+  }
+
+  function csrf() {
+    const found = document.cookie.split("; ").find((c) => c.startsWith("fbgw_csrf="));
+    return found ? decodeURIComponent(found.slice("fbgw_csrf=".length)) : "";
+  }
+
+  // -- filters in the URL ----------------------------------------------------------------
+
+  function currentFilters() {
+    const query = new URLSearchParams(window.location.search);
+    const filters = new URLSearchParams();
+    for (const name of FILTERS) {
+      for (const value of query.getAll(name)) if (value) filters.append(name, value);
+    }
+    return filters;
+  }
+
+  function showFilters() {
+    const filters = currentFilters();
+    for (const name of FILTERS) byId("f-" + name).value = filters.get(name) || "";
+  }
+
+  function applyFilters(event) {
+    event.preventDefault();
+    const filters = new URLSearchParams();
+    for (const name of FILTERS) {
+      const value = byId("f-" + name).value.trim();
+      if (value) filters.set(name, value);
+    }
+    const query = filters.toString();
+    window.history.pushState(null, "", query ? "/?" + query : "/");
+    restart();
+  }
+
+  // -- the table --------------------------------------------------------------------------
+
+  function age(iso) {
+    const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+    if (seconds < 60) return seconds + " s";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min";
+    if (seconds < 86400) return Math.floor(seconds / 3600) + " h";
+    return Math.floor(seconds / 86400) + " d";
+  }
+
+  function validity(item) {
+    const report = item.report || {};
+    const until = report.valid_until || item.header.expires_at;
+    const from = report.valid_from;
+    const now = Date.now();
+    if (from && Date.parse(from) > now) return { label: "from " + from, state: "pending" };
+    if (until && Date.parse(until) <= now) return { label: "expired " + until, state: "expired" };
+    return { label: until ? "until " + until : "valid", state: "valid" };
+  }
+
+  function place(item) {
+    const report = item.report;
+    const where = report && report.location && report.location.place;
+    return where ? item.header.jurisdiction + " / " + where : item.header.jurisdiction;
+  }
+
+  function addRow(item) {
+    const header = item.header;
+    const id = header.message_id;
+    if (rows.has(id)) return;
+    const tr = document.createElement("tr");
+    tr.dataset.messageId = id;
+    tr.className = "precedence-" + String(header.precedence).toLowerCase();
+    tr.tabIndex = 0;
+    tr.append(
+      text("td", header.precedence, "precedence"),
+      text("td", header.sender),
+      text("td", header.category),
+      text("td", place(item)),
+      text("td", header.tlp, "tlp"),
+      text("td", age(header.created_at), "age"),
+      text("td", "", "validity"),
+      text("td", item.redacted ? "(redacted: " + header.tlp + ")" : item.report.title, "title"),
+    );
+    const valid = validity(item);
+    const cell = tr.querySelector(".validity");
+    cell.textContent = valid.label;
+    cell.dataset.validity = valid.state;
+    tr.addEventListener("click", () => openDetail(id));
+    tr.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") openDetail(id);
+    });
+    rows.set(id, { tr, item });
+    byId("rows").prepend(tr);
+    byId("empty").hidden = true;
+  }
+
+  function refreshAges() {
+    for (const { tr, item } of rows.values()) {
+      tr.querySelector(".age").textContent = age(item.header.created_at);
+    }
+  }
+
+  function clearRows() {
+    rows.clear();
+    byId("rows").replaceChildren();
+    byId("empty").hidden = false;
+  }
+
+  // -- the detail view --------------------------------------------------------------------
+
+  function pairs(list, entries) {
+    list.replaceChildren();
+    for (const [name, value] of entries) {
+      if (value === null || value === undefined || value === "") continue;
+      const shown = Array.isArray(value) ? value.map(flat).join(", ") : flat(value);
+      list.append(text("dt", name), text("dd", shown));
+    }
+  }
+
+  function flat(value) {
+    if (value !== null && typeof value === "object") {
+      return Object.entries(value)
+        .map(([k, v]) => k + ": " + flat(v))
+        .join("; ");
+    }
+    return String(value);
+  }
+
+  async function openDetail(id) {
+    const panel = byId("detail");
+    const answer = await fetch("/v1/reports/" + encodeURIComponent(id), {
+      credentials: "same-origin",
+    });
+    const body = await answer.json();
+    panel.hidden = false;
+    if (!answer.ok) {
+      byId("d-title").textContent = body.title || "The report cannot be shown";
+      pairs(byId("d-summary"), [["why", body.detail]]);
+      for (const part of ["d-narrative", "d-action"]) byId(part).textContent = "";
+      for (const part of ["d-evaluation", "d-handling", "d-subjects"]) byId(part).replaceChildren();
+      return;
+    }
+    const report = body.report;
+    const header = body.header;
+    byId("d-title").textContent = report.title;
+    pairs(byId("d-summary"), [
+      ["message id", header.message_id],
+      ["sender", header.sender],
+      ["precedence", header.precedence],
+      ["category", header.category],
+      ["jurisdiction", header.jurisdiction],
+      ["place", report.location && report.location.place],
+      ["location", report.location && report.location.description],
+      ["created", report.created_at],
+      ["observed", report.observed_at],
+      ["valid", validity(body).label],
+      ["received", body.received_at],
+    ]);
+    byId("d-narrative").textContent = report.narrative;
+    byId("d-action").textContent = report.requested_action || "none";
+    const evaluation = report.evaluation || {};
+    pairs(byId("d-evaluation"), [
+      ["source reliability", evaluation.source_reliability],
+      ["information credibility", evaluation.information_credibility],
+    ]);
+    const handling = report.handling || {};
+    pairs(byId("d-handling"), [
+      ["TLP", handling.tlp],
+      ["conditions", (handling.conditions || []).length ? handling.conditions : "none"],
+      ["named recipients", handling.named_recipients],
+    ]);
+    const subjects = byId("d-subjects");
+    subjects.replaceChildren();
+    for (const subject of report.subjects || []) {
+      const li = document.createElement("li");
+      const dl = document.createElement("dl");
+      pairs(dl, Object.entries(subject));
+      li.append(dl);
+      subjects.append(li);
+    }
+    if (!(report.subjects || []).length) subjects.append(text("li", "none"));
+    panel.dataset.messageId = id;
+  }
+
+  // -- the feed ---------------------------------------------------------------------------
+
+  function feedUrl() {
+    const query = currentFilters();
+    query.set("since", since);
+    if (lastEventId) query.set("last_event_id", lastEventId);
+    return "/v1/feed?" + query.toString();
+  }
+
+  function connect() {
+    setState(lastEventId ? "reconnecting" : "connecting");
+    source = new EventSource(feedUrl(), { withCredentials: true });
+    source.onopen = () => {
+      failures = 0;
+      setState("live");
+    };
+    source.addEventListener("report", (event) => {
+      lastEventId = event.lastEventId || lastEventId;
+      addRow(JSON.parse(event.data));
+    });
+    source.addEventListener("heartbeat", (event) => {
+      lastEventId = event.lastEventId || lastEventId;
+    });
+    source.addEventListener("gap", () => {
+      notice("Some reports were removed by retention before this page read them.");
+    });
+    source.addEventListener("disconnect", () => reconnect("the gateway ended the feed"));
+    source.onerror = () => reconnect("connection lost");
+  }
+
+  async function reconnect(why) {
+    if (source) source.close();
+    source = null;
+    failures += 1;
+    setState("reconnecting", why);
+    const me = await fetch("/v1/me", { credentials: "same-origin" }).catch(() => null);
+    if (me && me.status === 401) {
+      window.location.assign("/login");
+      return;
+    }
+    if (me && me.ok && failures > 2) {
+      // Signed in yet the feed keeps failing: most likely a filter the gateway refuses.
+      const probe = await fetch(feedUrl().replace("/v1/feed", "/v1/reports") + "&limit=1");
+      if (probe.status === 400) {
+        const problem = await probe.json();
+        setState("error", problem.detail || "the filters are not valid");
+        return;
+      }
+    }
+    const delay = RECONNECT_MS[Math.min(failures - 1, RECONNECT_MS.length - 1)];
+    window.setTimeout(connect, delay);
+  }
+
+  function restart() {
+    if (source) source.close();
+    source = null;
+    lastEventId = null;
+    failures = 0;
+    since = new Date(Date.now() - HISTORY_MS).toISOString();
+    clearRows();
+    byId("detail").hidden = true;
+    notice("");
+    showFilters();
+    connect();
+  }
+
+  // -- start ------------------------------------------------------------------------------
+
+  async function whoAmI() {
+    const answer = await fetch("/v1/me", { credentials: "same-origin" });
+    if (answer.status === 401) {
+      window.location.assign("/login");
+      return;
+    }
+    const me = await answer.json();
+    byId("who").textContent = me.agency + " · " + me.role;
+  }
+
+  async function logout() {
+    await fetch("/logout", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrf() },
+    });
+    window.location.assign("/login");
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    byId("filters").addEventListener("submit", applyFilters);
+    byId("clear").addEventListener("click", () => {
+      window.history.pushState(null, "", "/");
+      restart();
+    });
+    byId("close-detail").addEventListener("click", () => {
+      byId("detail").hidden = true;
+    });
+    byId("logout").addEventListener("click", logout);
+    window.addEventListener("popstate", restart);
+    window.setInterval(refreshAges, 5000);
+    whoAmI();
+    restart();
+  });
+})();
