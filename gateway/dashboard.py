@@ -47,7 +47,7 @@ _HEADERS = {
     "connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
     "base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make the form's Origin "null"
     "Cache-Control": "no-store",
 }
 _LOGIN = """<!doctype html>

@@ -87,7 +87,8 @@
   function place(item) {
     const report = item.report;
     const where = report && report.location && report.location.place;
-    return where ? item.header.jurisdiction + " / " + where : item.header.jurisdiction;
+    const jurisdiction = item.header.jurisdiction;
+    return where && where !== jurisdiction ? jurisdiction + " / " + where : jurisdiction;
   }
 
   function addRow(item) {
@@ -139,6 +140,7 @@
     list.replaceChildren();
     for (const [name, value] of entries) {
       if (value === null || value === undefined || value === "") continue;
+      if (Array.isArray(value) && !value.length) continue;
       const shown = Array.isArray(value) ? value.map(flat).join(", ") : flat(value);
       list.append(text("dt", name), text("dd", shown));
     }

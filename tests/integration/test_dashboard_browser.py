@@ -1,0 +1,229 @@
+"""The dashboard in headless Chromium, on two real gateways over the session's Kafka.
+
+Debian's ``chromium`` (``/usr/bin/chromium``) driven by Playwright: an operator of the
+receiving agency logs in through the form, a report posted over HTTP to the sending agency's
+gateway appears in the table within two seconds, a filter changes the URL and the rows, and
+the detail view shows hostile markup in the report as literal text. Fresh agencies and their
+own category and area (wildlife in Sindh, PK-SD). With ``FUSIONBUS_DASHBOARD_SCREENSHOT`` set
+to a path (``docs/dashboard.png``) the screenshot is written there too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from broker.federation import Federation
+from broker.home import write_config
+from broker.kafka import ClusterState
+from schemas import example_report
+from tests.integration.cli_helpers import clean_env, failed, run_cli
+from tests.integration.test_gateway import Running, bearer, ready, start_gateway, stop
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+CHROMIUM = Path("/usr/bin/chromium")
+CATEGORY = "wildlife"
+PLACE = "PKKHI"  # Karachi, in PK-SD
+HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
+
+
+@dataclass
+class Gateways:
+    home: Path
+    sender: str
+    receiver: str
+    out: Running
+    inbox: Running
+    env: dict[str, str]
+
+    def token(self, agency: str, role: str) -> str:
+        result = run_cli(
+            "gateway", "token", "create", "--agency", agency, "--role", role, "--home",
+            str(self.home), env=self.env,
+        )  # fmt: skip
+        assert result.returncode == 0, failed(result)
+        return result.stdout.splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def gateways(kafka: ClusterState, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateways]:
+    base = tmp_path_factory.mktemp("dashboard")
+    home = base / "home"
+    tag = uuid.uuid4().hex[:6]
+    sender, receiver = f"dashout{tag}", f"dashin{tag}"
+    now = datetime.now(UTC).replace(microsecond=0)
+    federation = Federation.init(home, now=now)
+    federation.add_agency(sender, "Sending agency", now=now)
+    federation.add_agency(receiver, "Receiving agency", now=now)
+    federation.grant(receiver, categories=[CATEGORY], jurisdictions=["PK-SD"], now=now)
+    write_config(home, kafka.bootstrap, secure=False, by=__name__)
+    env = clean_env(FUSIONBUS_GATEWAY_FEED_HEARTBEAT_S="1")
+    out = start_gateway(home, sender, env, base / "out.log")
+    try:
+        inbox = start_gateway(home, receiver, env, base / "inbox.log")
+    except BaseException:
+        stop(out)
+        raise
+    try:
+        yield Gateways(home, sender, receiver, out, inbox, env)
+    finally:
+        stop(out)
+        stop(inbox)
+
+
+@pytest.fixture
+def chromium() -> Path:
+    """Debian's Chromium; a failure saying how to install it when it is missing."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the dashboard test drives Debian's Chromium. Install it "
+            "with `apt-get update && apt-get install -y chromium` (as root; `./dev test` "
+            "does it)"
+        )
+    return CHROMIUM
+
+
+@pytest_asyncio.fixture
+async def browser(chromium: Path) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+def report(precedence: str, title: str, **changes: Any) -> dict[str, Any]:
+    document = example_report(CATEGORY, PLACE).model_dump(mode="json")
+    for name in ("message_id", "created_at", "sender"):
+        del document[name]
+    return document | {"precedence": precedence, "title": title} | changes
+
+
+async def post(client: httpx.AsyncClient, url: str, token: str, body: dict[str, Any]) -> str:
+    answer = await client.post(
+        f"{url}/v1/reports",
+        content=orjson.dumps(body),
+        headers=bearer(token) | {"Content-Type": "application/json"},
+    )
+    assert answer.status_code == 202, answer.text
+    message_id: str = answer.json()["message_id"]
+    return message_id
+
+
+def row(page: Page, message_id: str) -> Any:
+    return page.locator(f'tr[data-message-id="{message_id}"]')
+
+
+async def test_an_operator_watches_filters_and_opens_reports_in_chromium(  # noqa: PLR0915 - one story
+    gateways: Gateways, browser: Browser, tmp_path: Path
+) -> None:
+    system = gateways.token(gateways.sender, "system")
+    operator = gateways.token(gateways.receiver, "operator")
+    inbox = gateways.inbox.url
+    async with httpx.AsyncClient(timeout=60) as client:
+        await ready(client, gateways.out.url)
+        await ready(client, inbox)
+        page = await browser.new_page(viewport={"width": 1500, "height": 820})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+        # Not logged in: the dashboard sends the browser to the form; log in through it.
+        await page.goto(f"{inbox}/")
+        await expect(page).to_have_url(f"{inbox}/login")
+        await page.fill("#token", operator)
+        await page.click("button[type=submit]")
+        await expect(page).to_have_url(f"{inbox}/")
+        await expect(page.locator("#state")).to_have_text("live", timeout=10_000)
+        await expect(page.locator("#who")).to_have_text(f"{gateways.receiver} · operator")
+
+        # The first reports wait for the receiving gateway's subscriber to be assigned.
+        early = {
+            level: await post(client, gateways.out.url, system, report(level, title))
+            for level, title in [
+                ("ROUTINE", "Pangolin scales declared as fish meal"),
+                ("PRIORITY", "Falcons in hand luggage, flight PK-301"),
+                ("IMMEDIATE", "Ivory in a marble-tile container"),
+            ]
+        }
+        for message_id in early.values():
+            await expect(row(page, message_id)).to_be_visible(timeout=60_000)
+
+        # Now live: a report posted to the other agency's gateway shows within two seconds.
+        posted = time.monotonic()
+        hostile = await post(
+            client, gateways.out.url, system,
+            report("FLASH", f"Turtles {HOSTILE}", narrative=f"Seen at berth 7. {HOSTILE}",
+                   requested_action=f"Hold the container. {HOSTILE}"),
+        )  # fmt: skip
+        await expect(row(page, hostile)).to_be_visible(timeout=2_000)
+        assert time.monotonic() - posted < 2.5  # the POST's own round trip included
+        hostile_row = row(page, hostile)
+        await expect(hostile_row.locator(".title")).to_have_text(f"Turtles {HOSTILE}")
+        await expect(hostile_row.locator(".precedence")).to_have_text("FLASH")
+        await expect(hostile_row).to_have_class("precedence-flash")
+        await expect(hostile_row.locator("td").nth(1)).to_have_text(gateways.sender)
+        await expect(hostile_row.locator("td").nth(3)).to_have_text("PKKHI")
+        shown = await page.locator("#rows tr").count()
+        assert shown == 4
+
+        # A filter goes into the URL and to the feed.
+        await page.select_option("#f-precedence", "FLASH")
+        await page.click("#apply")
+        await expect(page).to_have_url(f"{inbox}/?precedence=FLASH")
+        await expect(row(page, hostile)).to_be_visible(timeout=10_000)
+        await expect(row(page, early["ROUTINE"])).to_have_count(0)
+        await expect(page.locator("#rows tr")).to_have_count(1)
+        # It survives a reload: the page reads it back from the URL.
+        await page.reload()
+        await expect(page.locator("#f-precedence")).to_have_value("FLASH")
+        await expect(row(page, hostile)).to_be_visible(timeout=10_000)
+        await expect(page.locator("#rows tr")).to_have_count(1)
+        await page.select_option("#f-precedence", "")
+        await page.fill("#f-category", CATEGORY)
+        await page.click("#apply")
+        await expect(page).to_have_url(f"{inbox}/?category={CATEGORY}")
+        await expect(page.locator("#rows tr")).to_have_count(4, timeout=10_000)
+
+        # The detail view shows the hostile markup as text, and none of it ran.
+        await row(page, hostile).click()
+        detail = page.locator("#detail")
+        await expect(detail).to_be_visible()
+        await expect(page.locator("#d-title")).to_have_text(f"Turtles {HOSTILE}")
+        await expect(page.locator("#d-narrative")).to_have_text(f"Seen at berth 7. {HOSTILE}")
+        await expect(page.locator("#d-action")).to_have_text(f"Hold the container. {HOSTILE}")
+        await expect(page.locator("#d-evaluation")).to_contain_text("source reliability")
+        await expect(page.locator("#d-handling")).to_contain_text("TLP:")
+        await expect(page.locator("#d-subjects li").first).to_be_visible()
+        assert await page.locator("img, #detail script, #rows script").count() == 0
+        assert await page.evaluate("window.__pwned") is None
+        assert errors == []
+
+        shot = tmp_path / "dashboard.png"
+        await page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+        keep = os.environ.get("FUSIONBUS_DASHBOARD_SCREENSHOT")
+        if keep:
+            shutil.copyfile(shot, keep)
+
+        # Logging out ends the session: the dashboard sends the browser back to the form.
+        await page.click("#logout")
+        await expect(page).to_have_url(f"{inbox}/login")
+        await page.goto(f"{inbox}/")
+        await expect(page).to_have_url(f"{inbox}/login")
