@@ -3,13 +3,16 @@
 Debian's ``chromium`` (``/usr/bin/chromium``) driven by Playwright: an operator of the
 receiving agency logs in through the form, a report posted over HTTP to the sending agency's
 gateway appears in the table within two seconds, a filter changes the URL and the rows, and
-the detail view shows hostile markup in the report as literal text. Fresh agencies and their
+the detail view shows hostile markup in the report as literal text, and a cut connection
+(through a relay the test controls) is resumed with ``?last_event_id=`` without losing the
+report posted meanwhile. Fresh agencies and their
 own category and area (wildlife in Sindh, PK-SD). With ``FUSIONBUS_DASHBOARD_SCREENSHOT`` set
 to a path (``docs/dashboard.png``) the screenshot is written there too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import time
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -109,6 +113,66 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
             await launched.close()
 
 
+class Link:
+    """A TCP relay between the browser and a gateway that the test can cut and mend, as a
+    network would drop and restore the dashboard's connections."""
+
+    def __init__(self, target: str) -> None:
+        parts = urlsplit(target)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.url = ""
+        self.down = False
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Link:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.cut()
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+        for task in self._tasks:
+            task.cancel()
+
+    def cut(self) -> None:
+        """Drop every open connection, and refuse new ones until :meth:`mend`."""
+        self.down = True
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    def mend(self) -> None:
+        self.down = False
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            writer.transport.abort()
+            return
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._writers |= {writer, up_writer}
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await source.read(65536):
+                sink.write(chunk)
+                await sink.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            sink.transport.abort()
+            self._writers.discard(sink)
+
+
 def report(precedence: str, title: str, **changes: Any) -> dict[str, Any]:
     document = example_report(CATEGORY, PLACE).model_dump(mode="json")
     for name in ("message_id", "created_at", "sender"):
@@ -136,10 +200,10 @@ async def test_an_operator_watches_filters_and_opens_reports_in_chromium(  # noq
 ) -> None:
     system = gateways.token(gateways.sender, "system")
     operator = gateways.token(gateways.receiver, "operator")
-    inbox = gateways.inbox.url
-    async with httpx.AsyncClient(timeout=60) as client:
+    async with httpx.AsyncClient(timeout=60) as client, Link(gateways.inbox.url) as link:
+        inbox = link.url
         await ready(client, gateways.out.url)
-        await ready(client, inbox)
+        await ready(client, gateways.inbox.url)
         page = await browser.new_page(viewport={"width": 1500, "height": 820})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -221,6 +285,22 @@ async def test_an_operator_watches_filters_and_opens_reports_in_chromium(  # noq
         keep = os.environ.get("FUSIONBUS_DASHBOARD_SCREENSHOT")
         if keep:
             shutil.copyfile(shot, keep)
+
+        # Cut off, it says so, reconnects with the last event id and misses nothing.
+        feeds: list[str] = []
+        page.on("request", lambda r: feeds.append(r.url) if "/v1/feed" in r.url else None)
+        link.cut()
+        await expect(page.locator("#state")).to_contain_text("reconnecting", timeout=10_000)
+        missed = await post(
+            client, gateways.out.url, system, report("ROUTINE", "Parrots in crates")
+        )
+        await asyncio.sleep(1)
+        link.mend()
+        await expect(row(page, missed)).to_be_visible(timeout=15_000)
+        await expect(page.locator("#state")).to_have_text("live")
+        assert feeds, "the dashboard did not reconnect"
+        assert all("last_event_id=" in url for url in feeds), feeds
+        await expect(page.locator("#rows tr")).to_have_count(5)
 
         # Logging out ends the session: the dashboard sends the browser back to the form.
         await page.click("#logout")
