@@ -89,16 +89,25 @@ def gateways(kafka: ClusterState, tmp_path_factory: pytest.TempPathFactory) -> I
         stop(inbox)
 
 
-@pytest.fixture
-def chromium() -> Path:
-    """Debian's Chromium; a failure saying how to install it when it is missing."""
-    if not CHROMIUM.exists():
+def need_chromium(path: Path) -> Path:
+    """``path`` if Chromium is there; otherwise the test fails saying how to install it."""
+    if not path.exists():
         pytest.fail(
-            f"{CHROMIUM} is missing: the dashboard test drives Debian's Chromium. Install it "
+            f"{path} is missing: the dashboard test drives Debian's Chromium. Install it "
             "with `apt-get update && apt-get install -y chromium` (as root; `./dev test` "
             "does it)"
         )
-    return CHROMIUM
+    return path
+
+
+@pytest.fixture
+def chromium() -> Path:
+    return need_chromium(CHROMIUM)
+
+
+async def test_a_missing_chromium_fails_with_the_install_command(tmp_path: Path) -> None:
+    with pytest.raises(pytest.fail.Exception, match=r"apt-get install -y chromium"):
+        need_chromium(tmp_path / "chromium")
 
 
 @pytest_asyncio.fixture
@@ -301,6 +310,25 @@ async def test_an_operator_watches_filters_and_opens_reports_in_chromium(  # noq
         assert feeds, "the dashboard did not reconnect"
         assert all("last_event_id=" in url for url in feeds), feeds
         await expect(page.locator("#rows tr")).to_have_count(5)
+
+        # A viewer sees a TLP:RED report's routing header only, and is told why not more.
+        viewer = await browser.new_context()
+        other = await viewer.new_page()
+        await other.goto(f"{inbox}/login")
+        await other.fill("#token", gateways.token(gateways.receiver, "viewer"))
+        await other.click("button[type=submit]")
+        await expect(other.locator("#state")).to_have_text("live", timeout=10_000)
+        red = report("PRIORITY", "Named recipients only")
+        red["handling"] = {"tlp": "TLP:RED", "named_recipients": [gateways.receiver]}
+        secret = await post(client, gateways.out.url, system, red)
+        await expect(row(page, secret).locator(".title")).to_have_text("Named recipients only")
+        await expect(row(other, secret).locator(".title")).to_have_text("(redacted: TLP:RED)")
+        await row(other, secret).click()
+        await expect(other.locator("#d-title")).to_have_text(
+            "This report's handling does not allow your role to read it"
+        )
+        await expect(other.locator("#d-narrative")).to_have_text("")
+        await viewer.close()
 
         # Logging out ends the session: the dashboard sends the browser back to the form.
         await page.click("#logout")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -17,6 +17,7 @@ from broker.config import KafkaSettings
 from gateway.app import create_app
 from gateway.dashboard import STATIC
 from gateway.service import Gateway
+from gateway.sessions import SessionStore
 from gateway.settings import load_settings
 from gateway.tokens import Role
 from tests.unit.gateway.test_app import FakeSender, report_body
@@ -196,3 +197,14 @@ async def test_cookies_are_secure_off_loopback(browser: Browser) -> None:
     assert answer.status_code == 303
     for cookie in answer.headers.get_list("set-cookie"):
         assert "Secure" in cookie
+
+
+async def test_a_session_ends_after_its_lifetime() -> None:
+    store = SessionStore(timedelta(hours=1))
+    now = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    session = store.open("abc", now)
+    assert store.find(session.id, now + timedelta(minutes=59)) == session
+    assert store.find(session.id, now + timedelta(hours=1)) is None
+    assert store.find(session.csrf, now) is None  # the CSRF secret is not a session id
+    store.open("def", now + timedelta(hours=2))
+    assert len(store) == 1  # expired sessions are dropped as new ones open
