@@ -1,8 +1,9 @@
-"""The agency gateway: HTTP ingest, reads and a live feed over one agency's own keys.
+"""The agency gateway: HTTP ingest, reads, a live feed and a web dashboard over one agency's
+own keys.
 
 Each agency runs one next to its home (``fusionbus gateway --agency ID``): it seals and
 publishes what the agency's systems POST, opens what the agency receives, and serves it to
-the agency's authenticated people and systems (``docs/gateway.md``).
+the agency's authenticated people (in a browser, at ``/``) and systems (``docs/gateway.md``).
 """
 
 from gateway.settings import GatewaySettings, load_settings
