@@ -10,14 +10,13 @@ runs it). Output is deterministic: sorted keys, two-space indent, trailing newli
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from broker.generated import render_json, write_or_check
 from broker.topics import (
     DIRECTORY_TOPIC,
     QUARANTINE_HEADERS,
@@ -253,22 +252,11 @@ def document() -> dict[str, Any]:
 
 
 def render() -> str:
-    return json.dumps(document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return render_json(document())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=REGENERATE, description=__doc__)
-    parser.add_argument("--check", action="store_true", help="fail if the document is stale")
-    args = parser.parse_args(argv)
-    text = render()
-    current = ASYNCAPI_PATH.read_text(encoding="utf-8") if ASYNCAPI_PATH.exists() else None
-    if current == text:
-        return 0
-    if args.check:
-        sys.stderr.write(f"stale {ASYNCAPI_PATH.name}; run {REGENERATE} and commit it\n")
-        return 1
-    ASYNCAPI_PATH.write_text(text, encoding="utf-8")
-    return 0
+    return write_or_check(ASYNCAPI_PATH, render(), prog=REGENERATE, description=__doc__, argv=argv)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,6 @@ runs it).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from functools import cache
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from broker.generated import render_json, write_or_check
 from gateway.problems import PROBLEM_JSON
 from schemas._base import SCHEMA_VERSION
 from schemas.report import Report
@@ -147,22 +146,11 @@ def document() -> dict[str, Any]:
 
 
 def render() -> str:
-    return json.dumps(document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return render_json(document())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=REGENERATE, description=__doc__)
-    parser.add_argument("--check", action="store_true", help="fail if the document is stale")
-    args = parser.parse_args(argv)
-    text = render()
-    current = OPENAPI_PATH.read_text(encoding="utf-8") if OPENAPI_PATH.exists() else None
-    if current == text:
-        return 0
-    if args.check:
-        sys.stderr.write(f"stale {OPENAPI_PATH.name}; run {REGENERATE} and commit it\n")
-        return 1
-    OPENAPI_PATH.write_text(text, encoding="utf-8")
-    return 0
+    return write_or_check(OPENAPI_PATH, render(), prog=REGENERATE, description=__doc__, argv=argv)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,7 @@ import asyncio
 import os
 import shutil
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,12 +27,11 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from broker.federation import Federation
-from broker.home import write_config
 from broker.kafka import ClusterState
 from schemas import example_report
-from tests.integration.cli_helpers import clean_env, failed, run_cli
-from tests.integration.test_gateway import Running, bearer, ready, start_gateway, stop
+from tests.integration.cli_helpers import clean_env
+from tests.integration.test_gateway import World as Gateways
+from tests.integration.test_gateway import bearer, gateway_pair, ready
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -45,48 +41,12 @@ PLACE = "PKKHI"  # Karachi, in PK-SD
 HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
 
 
-@dataclass
-class Gateways:
-    home: Path
-    sender: str
-    receiver: str
-    out: Running
-    inbox: Running
-    env: dict[str, str]
-
-    def token(self, agency: str, role: str) -> str:
-        result = run_cli(
-            "gateway", "token", "create", "--agency", agency, "--role", role, "--home",
-            str(self.home), env=self.env,
-        )  # fmt: skip
-        assert result.returncode == 0, failed(result)
-        return result.stdout.splitlines()[-1]
-
-
 @pytest.fixture(scope="module")
 def gateways(kafka: ClusterState, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateways]:
-    base = tmp_path_factory.mktemp("dashboard")
-    home = base / "home"
-    tag = uuid.uuid4().hex[:6]
-    sender, receiver = f"dashout{tag}", f"dashin{tag}"
-    now = datetime.now(UTC).replace(microsecond=0)
-    federation = Federation.init(home, now=now)
-    federation.add_agency(sender, "Sending agency", now=now)
-    federation.add_agency(receiver, "Receiving agency", now=now)
-    federation.grant(receiver, categories=[CATEGORY], jurisdictions=["PK-SD"], now=now)
-    write_config(home, kafka.bootstrap, secure=False, by=__name__)
     env = clean_env(FUSIONBUS_GATEWAY_FEED_HEARTBEAT_S="1")
-    out = start_gateway(home, sender, env, base / "out.log")
-    try:
-        inbox = start_gateway(home, receiver, env, base / "inbox.log")
-    except BaseException:
-        stop(out)
-        raise
-    try:
-        yield Gateways(home, sender, receiver, out, inbox, env)
-    finally:
-        stop(out)
-        stop(inbox)
+    base = tmp_path_factory.mktemp("dashboard")
+    with gateway_pair(kafka, base, "dash", category=CATEGORY, area="PK-SD", env=env) as pair:
+        yield pair
 
 
 def need_chromium(path: Path) -> Path:

@@ -10,6 +10,7 @@ narcotics granted in Balochistan (PK-BA) to the receiver.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import select
 import socket
 import subprocess
@@ -99,21 +100,27 @@ def stop(running: Running) -> None:
     running.err.close()
 
 
-@pytest.fixture(scope="module")
-def world(kafka: ClusterState, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    base = tmp_path_factory.mktemp("gateway")
+@contextlib.contextmanager
+def gateway_pair(
+    kafka: ClusterState,
+    base: Path,
+    prefix: str,
+    *,
+    category: str,
+    area: str,
+    env: dict[str, str],
+) -> Iterator[World]:
+    """Two agencies in one home, ``<prefix>out<tag>`` and ``<prefix>in<tag>`` (granted
+    ``category`` in ``area``), each with its gateway running, for the block."""
     home = base / "home"
     tag = uuid.uuid4().hex[:6]
-    sender, receiver = f"gwout{tag}", f"gwin{tag}"
+    sender, receiver = f"{prefix}out{tag}", f"{prefix}in{tag}"
     now = datetime.now(UTC).replace(microsecond=0)
     federation = Federation.init(home, now=now)
     federation.add_agency(sender, "Sending agency", now=now)
     federation.add_agency(receiver, "Receiving agency", now=now)
-    federation.grant(receiver, categories=["narcotics"], jurisdictions=["PK-BA"], now=now)
+    federation.grant(receiver, categories=[category], jurisdictions=[area], now=now)
     write_config(home, kafka.bootstrap, secure=False, by="tests/integration/test_gateway.py")
-    env = clean_env(
-        FUSIONBUS_GATEWAY_FEED_SEND_TIMEOUT_S="2", FUSIONBUS_GATEWAY_FEED_HEARTBEAT_S="1"
-    )
     out = start_gateway(home, sender, env, base / "out.log")
     try:
         inbox = start_gateway(home, receiver, env, base / "inbox.log")
@@ -125,6 +132,16 @@ def world(kafka: ClusterState, tmp_path_factory: pytest.TempPathFactory) -> Iter
     finally:
         stop(out)
         stop(inbox)
+
+
+@pytest.fixture(scope="module")
+def world(kafka: ClusterState, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    env = clean_env(
+        FUSIONBUS_GATEWAY_FEED_SEND_TIMEOUT_S="2", FUSIONBUS_GATEWAY_FEED_HEARTBEAT_S="1"
+    )
+    base = tmp_path_factory.mktemp("gateway")
+    with gateway_pair(kafka, base, "gw", category="narcotics", area="PK-BA", env=env) as world:
+        yield world
 
 
 def report(**changes: Any) -> dict[str, Any]:
