@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 from broker.errors import FusionbusError
 from broker.logs import configure_logging
 from fusionbus.cli._console import print_error
-from fusionbus.cli.demo import up
+from fusionbus.cli.demo import down, up
 from fusionbus.cli.federation import agency_app, federation_app
 from fusionbus.cli.gateway import gateway_app
 from fusionbus.cli.kafka import kafka_app
@@ -104,6 +104,7 @@ app.add_typer(agency_app, name="agency")
 app.add_typer(report_app, name="report")
 app.add_typer(gateway_app, name="gateway")
 app.command()(up)
+app.command()(down)
 app.command()(publish)
 app.command()(tail)
 

@@ -5,7 +5,9 @@ Starts the embedded Kafka if needed — secured (mutual TLS, ACLs from the direc
 unless ``--plaintext`` is given or the home already holds a plaintext cluster — creates a
 demo federation of Pakistan Customs (``customs``), the Anti Narcotics Force (``anf``) and
 the Federal Investigation Agency (``fia``) with realistic grants, publishes a few sample
-reports from customs' home, and prints what to try next. It publishes the directory (with a
+reports from customs' home, starts each agency's gateway in the background (its dashboard,
+and a fresh operator token to log in with; :mod:`gateway.detached`), and prints what to try
+next. ``fusionbus down`` stops the gateways and Kafka. It publishes the directory (with a
 fresh root-signed head) to its Kafka topic, and each site home reads it from there
 (``[directory] source = "topic"``), as a real agency's machine does.
 
@@ -19,6 +21,8 @@ as it is (an interrupted first run is finished).
 from __future__ import annotations
 
 import asyncio
+import socket
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -36,10 +40,22 @@ from fusionbus.cli._common import HomeOpt, sync_cluster
 from fusionbus.cli._console import say, visible
 from fusionbus.cli.enrolment import admit_request, import_bundle, make_request
 from fusionbus.cli.kafka import start_cluster
+from gateway._files import GatewayFiles
+from gateway.detached import DetachedGateway
+from gateway.tokens import Role, TokenStore
 from producers import Publisher
 from schemas import Precedence, Report, example_report
 
-__all__ = ["DEMO_AGENCIES", "enrol_site", "publish_to_topic", "refresh_sites", "up"]
+__all__ = [
+    "DEMO_AGENCIES",
+    "Dashboard",
+    "down",
+    "enrol_site",
+    "publish_to_topic",
+    "refresh_sites",
+    "start_gateways",
+    "up",
+]
 
 LIVE_DIRECTORY = DirectorySource("topic")
 """Where the demo's site homes read the directory: the default topic, followed live."""
@@ -56,6 +72,11 @@ DEMO_AGENCIES: dict[str, tuple[str, tuple[str, ...]]] = {
         ("human_trafficking", "migrant_smuggling", "cash_smuggling"),
     ),
 }  # fmt: skip
+
+
+GATEWAY_PORT = 8481
+"""The demo's first gateway port: customs 8481, anf 8482, fia 8483."""
+_DEMO_LOGIN = "fusionbus up (demo login)"
 
 
 def _samples() -> list[Report]:
@@ -83,11 +104,29 @@ def up(
             "--plaintext", help="Run Kafka without TLS, authentication or ACLs (quickest)."
         ),
     ] = False,
+    gateways: Annotated[
+        bool,
+        typer.Option(
+            "--gateways/--no-gateways",
+            help="Start each demo agency's gateway and dashboard in the background.",
+        ),
+    ] = True,
+    gateway_port: Annotated[
+        int,
+        typer.Option(
+            parser=_params.whole_number(0, 65_535 - len(DEMO_AGENCIES)),
+            metavar="PORT",
+            help="The first gateway's port (customs; anf and fia take the next ones); 0 picks "
+            "free ones. A busy port is replaced by a free one.",
+        ),
+    ] = GATEWAY_PORT,
 ) -> None:
-    """Start the local fusionbus: embedded Kafka, a demo federation, sample reports.
+    """Start the local fusionbus: embedded Kafka, a demo federation, sample reports, and
+    each agency's gateway with its dashboard.
 
     The admin's home is HOME; each demo agency gets its own home, HOME/sites/ID/, enrolled
     by request as on its own machine, so no agency private key is in the admin's home.
+    Stop it all with `fusionbus down`.
     """
     where = resolve_home(home)
     previous = EmbeddedKafka(HomeLayout(where).kafka_dir).state()
@@ -148,7 +187,78 @@ def up(
         "agency's own home, {sites}/ID/)",
         flag="" if home is None else f" --home {where}", sites=HomeLayout(where).sites_dir,
     )  # fmt: skip
+    if gateways:
+        _say_dashboards(start_gateways(where, gateway_port))
     typer.echo(visible(state.bootstrap))
+
+
+def down(home: HomeOpt = None) -> None:
+    """Stop what `fusionbus up` started: the demo agencies' gateways, then the embedded Kafka."""
+    where = resolve_home(home)
+    for agency in DEMO_AGENCIES:
+        stopped = DetachedGateway(HomeLayout(where).site(agency), agency).stop()
+        if stopped is not None:
+            say("Stopped the gateway of {agency} ({url}).", agency=agency, url=stopped.url)
+    nodes = EmbeddedKafka(HomeLayout(where).kafka_dir).stop()
+    if nodes:
+        say("Stopped Kafka node(s) {nodes}.", nodes=", ".join(map(str, nodes)))
+    else:
+        say("Kafka was not running in {kafka}.", kafka=HomeLayout(where).kafka_dir)
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    """A demo agency's running gateway and a fresh operator token to log in with."""
+
+    agency: str
+    url: str
+    token: str
+    reused: bool
+
+
+def start_gateways(where: Path, first_port: int) -> list[Dashboard]:
+    """Start (or find running) each site's gateway, ports from ``first_port`` (0: free ones,
+    and a busy one is replaced by a free one); each gets a new operator token for its
+    dashboard, and the one ``up`` made before is revoked."""
+    dashboards = []
+    for offset, agency in enumerate(DEMO_AGENCIES):
+        site = HomeLayout(where).site(agency)
+        detached = DetachedGateway(site, agency)
+        running = detached.running()
+        reused = running is not None
+        if running is None:
+            port = first_port + offset if first_port else 0
+            running = detached.start(f"127.0.0.1:{port if _free(port) else 0}")
+        tokens = TokenStore(GatewayFiles(site, agency), agency)
+        now = datetime.now(UTC)
+        try:
+            for info in tokens.all():
+                if info.label == _DEMO_LOGIN and info.revoked_at is None:
+                    tokens.revoke(info.id, now)
+            _, secret = tokens.create(Role.OPERATOR, now, label=_DEMO_LOGIN)
+        finally:
+            tokens.close()
+        dashboards.append(Dashboard(agency, running.url, secret, reused))
+    return dashboards
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _say_dashboards(dashboards: list[Dashboard]) -> None:
+    say("\nDashboards (log in with the operator token; `fusionbus down` stops everything):")
+    for dashboard in dashboards:
+        say(
+            "  {agency:<8} {url}/  token {token}{note}",
+            agency=dashboard.agency, url=dashboard.url, token=dashboard.token,
+            note="  (already running)" if dashboard.reused else "",
+        )  # fmt: skip
 
 
 def enrol_site(where: Path, agency: str, name: str) -> None:

@@ -367,7 +367,7 @@ def test_up_brings_up_a_demo_federation_idempotently_and_stops_cleanly(
     home = tmp_path / "home"
     env = clean_env()
     try:
-        first = run_cli("up", "--home", str(home), "--port", "0", env=env)
+        first = run_cli("up", "--home", str(home), "--port", "0", "--no-gateways", env=env)
         assert first.returncode == 0, failed(first)
         bootstrap = first.stdout.strip().splitlines()[-1]
         host, _, port = bootstrap.rpartition(":")
@@ -397,7 +397,7 @@ def test_up_brings_up_a_demo_federation_idempotently_and_stops_cleanly(
         # admin certificate the README names.
         assert standard_client_round_trip(bootstrap, home / "tls" / "admin")
 
-        again = run_cli("up", "--home", str(home), "--port", "0", env=env)
+        again = run_cli("up", "--home", str(home), "--port", "0", "--no-gateways", env=env)
         assert again.returncode == 0, failed(again)
         assert again.stdout.strip().splitlines()[-1] == bootstrap
         assert "Using the federation already in" in again.stderr

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import shlex
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
+import httpx
 import orjson
 
 from broker.federation import Federation
@@ -24,6 +27,7 @@ from broker.kafka import EmbeddedKafka, KafkaDistribution
 from broker.kafka._probe import broker_count
 from broker.provisioning.pki import ClusterPki
 from broker.topics import DIRECTORY_TOPIC
+from gateway.detached import DetachedGateway
 from schemas import example_report
 from tests.conftest import SecureWorld
 from tests.integration.cli_helpers import CLI, clean_env, delivered_ids, failed, json_lines, run_cli
@@ -123,8 +127,48 @@ def files_of(home: Path) -> dict[str, str]:
         str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(home.rglob("*"))
         if p.is_file() and "kafka" not in p.relative_to(home).parts[:1]
-        and p.name != "config.toml" and p.suffix not in {".sqlite", ".sqlite-wal", ".sqlite-shm"}
+        and p.name not in {"config.toml", "gateway.log", "live-state.json"}
+        and p.suffix not in {".sqlite", ".sqlite-wal", ".sqlite-shm"}
     }  # fmt: skip
+
+
+_DASHBOARD = re.compile(
+    r"^  (?P<agency>[a-z]+) +(?P<url>http://\S+)/  token (?P<token>\S+)(?P<note>.*)$"
+)
+
+
+def dashboards(stderr: str) -> dict[str, tuple[str, str, str]]:
+    """The dashboards ``up`` printed: agency -> (URL, token, note)."""
+    found = {}
+    for line in stderr.splitlines():
+        if (match := _DASHBOARD.match(line)) is not None:
+            found[match["agency"]] = (match["url"], match["token"], match["note"].strip())
+    return found
+
+
+def whoami(url: str, token: str) -> httpx.Response:
+    return httpx.get(f"{url}/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def wait_for_report(url: str, token: str, category: str) -> dict[str, object]:
+    """The first report of ``category`` anf's gateway received (it subscribes on start)."""
+    deadline = time.monotonic() + 90
+    while True:
+        answer = httpx.get(
+            f"{url}/v1/reports", params={"category": category},
+            headers={"Authorization": f"Bearer {token}"}, timeout=10,
+        )  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        if items := answer.json()["items"]:
+            found: dict[str, object] = items[0]
+            return found
+        assert time.monotonic() < deadline, f"no {category} report reached {url}"
+        time.sleep(0.5)
+
+
+def stop_gateways(home: Path) -> None:
+    for agency in ("customs", "anf", "fia"):
+        DetachedGateway(HomeLayout(home).site(agency), agency).stop()
 
 
 def test_up_keeps_every_agency_key_out_of_the_admins_home_and_its_next_steps_run(
@@ -133,7 +177,9 @@ def test_up_keeps_every_agency_key_out_of_the_admins_home_and_its_next_steps_run
     home, work = tmp_path / "home", tmp_path / "work"
     work.mkdir()
     try:
-        first = run_cli("up", "--home", str(home), "--port", "0", env=clean_env())
+        first = run_cli(
+            "up", "--home", str(home), "--port", "0", "--gateway-port", "0", env=clean_env()
+        )
         assert first.returncode == 0, failed(first)
         assert "each enrolled by request from its own home" in " ".join(first.stderr.split())
         assert_homes_separate(home)
@@ -155,14 +201,40 @@ def test_up_keeps_every_agency_key_out_of_the_admins_home_and_its_next_steps_run
             assert HomeLayout(HomeLayout(home).site(agency)).live_state.is_file()
         assert_homes_separate(home)  # running them added no key anywhere
 
+        # Each agency's gateway runs, and the printed token logs in to it as an operator.
+        boards = dashboards(first.stderr)
+        assert sorted(boards) == ["anf", "customs", "fia"], first.stderr
+        for agency, (url, token, note) in boards.items():
+            assert note == ""
+            assert whoami(url, token).json() == {
+                "agency": agency, "token_id": token.split("_")[2], "role": "operator",
+            }  # fmt: skip
+        anf_url, anf_token, _ = boards["anf"]
+        sample = wait_for_report(anf_url, anf_token, "narcotics")
+        assert sample["header"]["sender"] == "customs"  # type: ignore[index]
+        assert whoami(anf_url, boards["fia"][1]).status_code == 401  # fia's token, anf's gateway
+
         before = files_of(home)
-        again = run_cli("up", "--home", str(home), "--port", "0", env=clean_env())
+        again = run_cli(
+            "up", "--home", str(home), "--port", "0", "--gateway-port", "0", env=clean_env()
+        )
         assert again.returncode == 0, failed(again)
         assert "Using the federation already in" in again.stderr
         assert files_of(home) == before  # every key, record, certificate and bundle reused
+        reboards = dashboards(again.stderr)
+        for agency, (url, token, note) in reboards.items():  # the same gateways, new tokens
+            assert (url, note) == (boards[agency][0], "(already running)")
+            assert whoami(url, token).status_code == 200
+            assert whoami(url, boards[agency][1]).status_code == 401  # the first one revoked
 
-        stop = run_cli("kafka", "stop", "--data-dir", str(home / "kafka"), env=clean_env())
+        pids = [DetachedGateway(HomeLayout(home).site(a), a).running() for a in boards]
+        stop = run_cli("down", "--home", str(home), env=clean_env())
         assert stop.returncode == 0, failed(stop)
+        assert "Stopped the gateway of anf" in stop.stderr
         assert java_pids_using(home) == []
+        for running in pids:
+            assert running is not None
+            assert not Path(f"/proc/{running.pid}").exists()
     finally:
+        stop_gateways(home)
         EmbeddedKafka(home / "kafka").stop()

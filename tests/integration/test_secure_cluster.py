@@ -338,7 +338,7 @@ def test_up_runs_the_demo_secured_without_an_extra_step(
 ) -> None:
     home = tmp_path / "home"
     try:
-        first = run("up", "--home", str(home), "--port", "0")
+        first = run("up", "--home", str(home), "--port", "0", "--no-gateways")
         assert first.returncode == 0, first.stderr
         assert "mutual TLS on every listener" in first.stderr
         assert "WARNING" not in first.stderr
