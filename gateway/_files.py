@@ -38,6 +38,11 @@ class GatewayFiles:
         return self.folder / "ingest.sqlite"
 
     @property
+    def sessions(self) -> Path:
+        """Browser sessions: SHA-256 of the session id and of its CSRF secret, token id, expiry."""
+        return self.folder / "sessions.sqlite"
+
+    @property
     def received(self) -> Path:
         """The reports the agency received, opened and verified (plaintext)."""
         return self.folder / "received.sqlite"

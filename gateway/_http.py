@@ -73,14 +73,14 @@ def session_principal(request: Request) -> Principal:
             401,
             "session-unknown",
             "Not authenticated",
-            detail="no session, or it ended (logged out, expired or the gateway restarted): "
+            detail="no session, or it ended (logged out, expired, or its token revoked): "
             "log in again at /login",
             headers={"WWW-Authenticate": _REALM},
         )
     try:
         principal = check_token_id(session.token_id, gateway.tokens.find, now)
     except TokenRefused as exc:
-        gateway.sessions.close(session.id)
+        gateway.sessions.end(session.id)
         raise _refused(exc) from None
     request.state.principal = principal
     if request.method not in SAFE_METHODS and not csrf_matches(

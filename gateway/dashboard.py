@@ -170,7 +170,7 @@ def dashboard_routes(app: FastAPI) -> None:
                     raise
             else:
                 log.info("gateway.logout", token=principal.token_id)
-            gateway.sessions.close(cookie)
+            gateway.sessions.end(cookie)
         answer = RedirectResponse("/login", 303, headers=_HEADERS)
         for name in (SESSION_COOKIE, CSRF_COOKIE):
             answer.delete_cookie(name, path="/", secure=_secure(request), samesite="strict")

@@ -83,13 +83,13 @@ class Gateway:
         self.received = ReceivedStore(self.files)
         self.codec = CursorCodec.for_files(self.files)
         self.hub = Hub()
-        self.sessions = SessionStore()
+        self.sessions = SessionStore(self.files)
         self.sender: Sender | None = None
         self.subscribing = False
         self._delivered = SqliteDelivered(self.files.private(self.files.delivered))
 
     def close(self) -> None:
-        for store in (self.tokens, self.idempotency, self.statuses, self.received):
+        for store in (self.tokens, self.idempotency, self.statuses, self.received, self.sessions):
             store.close()
         self._delivered.close()
 

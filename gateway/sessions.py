@@ -2,17 +2,18 @@
 
 ::
 
-    sessions = SessionStore()
+    sessions = SessionStore(files)               # gateway._files.GatewayFiles
     session = sessions.open(principal, now)      # after the pasted token passed check_token
     found = sessions.find(cookie_value, now)     # None when unknown, logged out or expired
-    sessions.close(cookie_value)
+    sessions.end(cookie_value)                   # logged out
 
 An ``EventSource`` cannot send an ``Authorization`` header, so the dashboard logs in once
 (``POST /login`` with a token) and then carries a session cookie. The cookie holds a random
-256-bit session id, never the token; the gateway keeps, in memory, the SHA-256 of that id
-mapped to the token's id, role and a CSRF secret. Each request re-reads the token's record,
-so a revoked token's sessions stop working from the next request on; a restart of the
-gateway ends every session (the operator logs in again).
+256-bit session id, never the token; the gateway keeps, in ``sessions.sqlite`` (0600), the
+SHA-256 of that id mapped to the token's id, the SHA-256 of a CSRF secret and the expiry, so
+a session survives a restart of the gateway while a copy of the file opens no session. Each
+request re-reads the token's record, so a revoked token's sessions stop working from the
+next request on.
 
 Unsafe requests (anything but GET, HEAD, OPTIONS) authenticated by the cookie must carry
 the CSRF secret in ``X-CSRF-Token``, equal to the readable ``fbgw_csrf`` cookie the login
@@ -26,7 +27,9 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+from gateway._files import GatewayFiles, connect
 
 __all__ = [
     "CSRF_COOKIE",
@@ -44,58 +47,93 @@ CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _LIFETIME = timedelta(hours=12)
 _MAX_SESSIONS = 10_000
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    digest BLOB PRIMARY KEY,
+    csrf_digest BLOB NOT NULL,
+    token_id TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions (expires_at);
+"""
 
 
-def _key(session_id: str) -> bytes:
-    return hashlib.sha256(session_id.encode()).digest()
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
 
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """One logged-in browser: its cookie values (``id`` and ``csrf``) and its token's id."""
+    """One logged-in browser: its cookie's session ``id``, the SHA-256 of its CSRF secret,
+    its token's id. ``csrf``, the secret itself, is known only when the session is opened."""
 
     id: str
-    csrf: str
+    csrf_digest: bytes
     token_id: str
     expires_at: datetime
+    csrf: str = ""
 
 
 class SessionStore:
-    """Sessions in memory, by the SHA-256 of their id; at most ``_MAX_SESSIONS`` kept."""
+    """Sessions in ``<home>/gateway/<agency>/sessions.sqlite``, by the SHA-256 of their id;
+    at most ``_MAX_SESSIONS`` kept (the oldest go first)."""
 
-    def __init__(self, lifetime: timedelta = _LIFETIME) -> None:
+    def __init__(self, files: GatewayFiles, lifetime: timedelta = _LIFETIME) -> None:
         self.lifetime = lifetime
-        self._sessions: dict[bytes, Session] = {}
+        self._db = connect(files, files.sessions)
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
 
     def open(self, token_id: str, now: datetime) -> Session:
         """A new session for ``token_id``, valid for the store's lifetime from ``now``."""
-        self._drop_expired(now)
-        if len(self._sessions) >= _MAX_SESSIONS:
-            oldest = min(self._sessions, key=lambda k: self._sessions[k].expires_at)
-            del self._sessions[oldest]
-        session = Session(
-            secrets.token_urlsafe(32), secrets.token_urlsafe(32), token_id, now + self.lifetime
-        )
-        self._sessions[_key(session.id)] = session
+        session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        session = Session(session_id, _digest(csrf), token_id, now + self.lifetime, csrf)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now.timestamp(),))
+            self._db.execute(
+                "DELETE FROM sessions WHERE digest IN (SELECT digest FROM sessions "
+                "ORDER BY expires_at DESC LIMIT -1 OFFSET ?)",
+                (_MAX_SESSIONS - 1,),
+            )
+            self._db.execute(
+                "INSERT INTO sessions (digest, csrf_digest, token_id, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                (
+                    _digest(session_id),
+                    session.csrf_digest,
+                    token_id,
+                    session.expires_at.timestamp(),
+                ),
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
         return session
 
     def find(self, session_id: str, now: datetime) -> Session | None:
-        found = self._sessions.get(_key(session_id))
-        if found is None or found.expires_at <= now:
+        row = self._db.execute(
+            "SELECT csrf_digest, token_id, expires_at FROM sessions WHERE digest = ?",
+            (_digest(session_id),),
+        ).fetchone()
+        if row is None:
             return None
-        return found
+        expires_at = datetime.fromtimestamp(row[2], UTC)
+        if expires_at <= now:
+            return None
+        return Session(session_id, bytes(row[0]), row[1], expires_at)
 
-    def close(self, session_id: str) -> None:
-        self._sessions.pop(_key(session_id), None)
+    def end(self, session_id: str) -> None:
+        """Log the session out."""
+        self._db.execute("DELETE FROM sessions WHERE digest = ?", (_digest(session_id),))
 
     def __len__(self) -> int:
-        return len(self._sessions)
-
-    def _drop_expired(self, now: datetime) -> None:
-        for key in [k for k, s in self._sessions.items() if s.expires_at <= now]:
-            del self._sessions[key]
+        return int(self._db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0])
 
 
 def csrf_matches(session: Session, presented: str | None) -> bool:
     """Whether ``presented`` (the ``X-CSRF-Token`` header) is the session's CSRF secret."""
-    return presented is not None and hmac.compare_digest(session.csrf.encode(), presented.encode())
+    return presented is not None and hmac.compare_digest(session.csrf_digest, _digest(presented))

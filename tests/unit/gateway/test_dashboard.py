@@ -14,10 +14,11 @@ import pytest
 import pytest_asyncio
 
 from broker.config import KafkaSettings
+from gateway._files import GatewayFiles
 from gateway.app import create_app
 from gateway.dashboard import STATIC
 from gateway.service import Gateway
-from gateway.sessions import SessionStore
+from gateway.sessions import SessionStore, csrf_matches
 from gateway.settings import load_settings
 from gateway.tokens import Role
 from tests.unit.gateway.test_app import FakeSender, report_body
@@ -199,12 +200,39 @@ async def test_cookies_are_secure_off_loopback(browser: Browser) -> None:
         assert "Secure" in cookie
 
 
-async def test_a_session_ends_after_its_lifetime() -> None:
-    store = SessionStore(timedelta(hours=1))
+async def test_a_session_ends_after_its_lifetime(tmp_path: Path) -> None:
+    store = SessionStore(GatewayFiles(tmp_path, "customs"), timedelta(hours=1))
     now = datetime(2026, 12, 1, 9, tzinfo=UTC)
     session = store.open("abc", now)
-    assert store.find(session.id, now + timedelta(minutes=59)) == session
+    found = store.find(session.id, now + timedelta(minutes=59))
+    assert found is not None
+    assert (found.token_id, found.expires_at) == ("abc", now + timedelta(hours=1))
+    assert csrf_matches(found, session.csrf)
+    assert not csrf_matches(found, session.id)
     assert store.find(session.id, now + timedelta(hours=1)) is None
     assert store.find(session.csrf, now) is None  # the CSRF secret is not a session id
     store.open("def", now + timedelta(hours=2))
     assert len(store) == 1  # expired sessions are dropped as new ones open
+    store.close()
+
+
+async def test_a_session_survives_a_restart_and_its_file_opens_none(tmp_path: Path) -> None:
+    files = GatewayFiles(tmp_path, "customs")
+    now = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    first = SessionStore(files)
+    session = first.open("abc", now)
+    first.close()
+    again = SessionStore(files)  # the gateway restarted
+    found = again.find(session.id, now)
+    assert found is not None
+    assert found.token_id == "abc"
+    assert csrf_matches(found, session.csrf)
+    stored = (
+        files.sessions.read_bytes() + files.sessions.with_name("sessions.sqlite-wal").read_bytes()
+    )
+    for secret in (session.id, session.csrf):  # only digests are kept
+        assert secret.encode() not in stored
+    assert oct(files.sessions.stat().st_mode & 0o777) == "0o600"
+    again.end(session.id)
+    assert again.find(session.id, now) is None
+    again.close()
