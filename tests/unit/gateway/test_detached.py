@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import orjson
@@ -38,6 +39,10 @@ def test_another_agencys_gateway_is_not_taken_for_this_one(tmp_path: Path) -> No
     fia = DetachedGateway(tmp_path, "fia")
     sleeper = subprocess.Popen(fia._argv("127.0.0.1:0"), cwd=stand_in.parent)
     try:
+        cmdline = Path(f"/proc/{sleeper.pid}/cmdline")
+        while b"gateway" not in cmdline.read_bytes():  # until the child has exec'd
+            assert sleeper.poll() is None
+            time.sleep(0.01)
         write_state(tmp_path, "fia", sleeper.pid)
         write_state(tmp_path, "anf", sleeper.pid)
         write_state(tmp_path / "elsewhere", "fia", sleeper.pid)
