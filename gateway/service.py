@@ -10,7 +10,10 @@ Everything the HTTP handlers use hangs off one :class:`Gateway`. :meth:`Gateway.
 starts the agency's directory, a :class:`producers.Publisher` signing as the agency, and a
 :class:`consumers.Subscriber` (consumer group ``fusionbus.<agency>.<group>``, delivery state
 in the home) over the agency's grants, whose verified reports go to the received store and
-from there to every feed reader. A subscriber that fails is logged and started again.
+from there to every feed reader. A subscriber that fails is logged and started again; when
+the directory gives the agency other grants (a live directory, ``[directory] source =
+"topic"``: within about a second of the change arriving), the subscriber is replaced by one
+over the new grants, in the same consumer group, without a restart of the gateway.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
 _RESTART_S = 2.0
+_GRANTS_POLL_S = 1.0
+Grants = frozenset[tuple[str, str]]
 _PRUNE_EVERY_S = 600.0
 
 
@@ -118,30 +123,59 @@ class Gateway:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
 
-    async def _subscribe(self, directory: AgencyDirectory) -> None:
-        grants = directory.record.grants
-        categories = sorted({g.category for g in grants})
-        jurisdictions = sorted({g.jurisdiction for g in grants})
-        if not categories:
-            log.warning("gateway.no_grants", agency=self.agency)
-            self.subscribing = True  # nothing to receive is a ready state
-            return
+    async def _subscribe(self, site: AgencyDirectory) -> None:
+        """Run a subscriber over the agency's grants; when the directory changes them (a
+        live directory), start a new one over the new grants."""
         while True:
-            subscriber = Subscriber(
-                directory.identity(), directory.directory, self.kafka,
-                categories=categories, jurisdictions=jurisdictions,
-                group_id=new_group_id(self.agency, self.settings.group),
-                delivered=self._delivered, from_beginning=True, clock=self.clock,
-            )  # fmt: skip
-            self.subscribing = True
+            grants = self._grants(site)
+            watch = asyncio.create_task(self._grants_change(site, grants))
+            if not grants:
+                log.warning("gateway.no_grants", agency=self.agency)
+                self.subscribing = True  # nothing to receive is a ready state
+                await watch
+                continue
+            run = asyncio.create_task(self._run_subscriber(site, grants))
             try:
-                await subscriber.run(self._receive)
-            except FusionbusError as exc:
-                log.error(  # noqa: TRY400 - the message says it all; no traceback in the log
-                    "gateway.subscriber_failed", error=type(exc).__name__, detail=str(exc)
-                )
-            self.subscribing = False
+                await asyncio.wait({run, watch}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (watch, run):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            if watch.done() and not watch.cancelled():
+                log.info("gateway.grants_changed", grants=len(self._grants(site)))
+                self.subscribing = False
+                continue
             await asyncio.sleep(_RESTART_S)
+
+    async def _run_subscriber(self, site: AgencyDirectory, grants: Grants) -> None:
+        subscriber = Subscriber(
+            site.identity(), site.directory, self.kafka,
+            categories=sorted({c for c, _ in grants}),
+            jurisdictions=sorted({j for _, j in grants}),
+            group_id=new_group_id(self.agency, self.settings.group),
+            delivered=self._delivered, from_beginning=True, clock=self.clock,
+        )  # fmt: skip
+        self.subscribing = True
+        try:
+            await subscriber.run(self._receive)
+        except FusionbusError as exc:
+            log.error(  # noqa: TRY400 - the message says it all; no traceback in the log
+                "gateway.subscriber_failed", error=type(exc).__name__, detail=str(exc)
+            )
+        finally:
+            self.subscribing = False
+
+    def _grants(self, site: AgencyDirectory) -> Grants:
+        record = site.directory.snapshot.records.get(self.agency)
+        if record is None:
+            return frozenset()
+        return frozenset((g.category, g.jurisdiction) for g in record.grants)
+
+    async def _grants_change(self, site: AgencyDirectory, grants: Grants) -> None:
+        """Return once the directory holds other grants of the agency than ``grants``."""
+        while self._grants(site) == grants:  # noqa: ASYNC110 - a directory sends no change events
+            await asyncio.sleep(_GRANTS_POLL_S)
 
     async def _receive(self, delivery: Delivery) -> None:
         stored = self.received.add(delivery, self.clock())
