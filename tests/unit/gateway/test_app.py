@@ -37,14 +37,22 @@ class FakeSender:
         self.sent: list[Report] = []
         self.hold: asyncio.Event | None = None
         self.fail: FusionbusError | None = None
+        self.fail_at: set[int] = set()  # positions in the next batch that fail
 
     async def publish_many(self, reports: Sequence[Report]) -> list[Published | FusionbusError]:
         if self.hold is not None:
             await self.hold.wait()
         if self.fail is not None:
             return [self.fail for _ in reports]
-        self.sent.extend(reports)
-        return [Published(r.message_id, "t", 0, n, ("anf-enc",)) for n, r in enumerate(reports)]
+        results: list[Published | FusionbusError] = []
+        for n, report in enumerate(reports):
+            if n in self.fail_at:
+                results.append(TransportError("Kafka timed out", retriable=True))
+            else:
+                self.sent.append(report)
+                results.append(Published(report.message_id, "t", 0, n, ("anf-enc",)))
+        self.fail_at = set()
+        return results
 
 
 class World:
@@ -185,6 +193,40 @@ async def test_a_failed_publish_leaves_the_key_free_for_a_retry(world: World) ->
         await world.client.post("/v1/reports", content=body, headers=headers)
     ).status_code == 202
     assert len(world.sender.sent) == 1
+
+
+async def test_a_batch_that_partly_failed_keeps_its_answer_and_its_failed_reports_can_be_sent(
+    world: World,
+) -> None:
+    headers = world.token(Role.SYSTEM) | {"Idempotency-Key": "partly"}
+    documents = [example_report().model_dump(mode="json") for _ in range(3)]
+    ids = [d["message_id"] for d in documents]
+    body = orjson.dumps(documents)
+    world.sender.fail_at = {1}
+    first = await world.client.post("/v1/reports:batch", content=body, headers=headers)
+    assert first.status_code == 202, first.text
+    states = [(r["message_id"], r["status"]) for r in first.json()["reports"]]
+    assert states == [(ids[0], "published"), (ids[1], "failed"), (ids[2], "published")]
+    status = (await world.client.get(f"/v1/status/{ids[1]}", headers=headers)).json()
+    assert (status["status"], status["detail"]) == ("failed", "Kafka timed out")
+
+    replay = await world.client.post("/v1/reports:batch", content=body, headers=headers)
+    assert replay.content == first.content
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert [str(r.message_id) for r in world.sender.sent] == [ids[0], ids[2]]
+
+    again = headers | {"Idempotency-Key": "the-failed-one"}
+    retry = await world.client.post(
+        "/v1/reports", content=orjson.dumps(documents[1]), headers=again
+    )
+    assert retry.status_code == 202, retry.text
+    assert [str(r.message_id) for r in world.sender.sent] == [ids[0], ids[2], ids[1]]
+    repeat = headers | {"Idempotency-Key": "a-published-one"}
+    is_problem(
+        await world.client.post("/v1/reports", content=orjson.dumps(documents[0]), headers=repeat),
+        409,
+        "duplicate-message-id",
+    )
 
 
 async def test_input_problems(world: World) -> None:
