@@ -10,6 +10,9 @@ filters by **header** (the clear routing metadata of each envelope). The split::
         area   = the ISO 3166-2 subdivision directly under the country, lower case
                  ("pk-sd") for a report about a subdivision or a place in it, or the
                  country ("pk") for a report about the whole country
+    fusionbus.inbox.<recipient>.<sender>    sealed notices from <sender> to <recipient> alone
+                 (receipts, outcomes, retractions): <sender> writes it, <recipient> reads
+                 every topic of its inbox, and nobody else may list even its offsets
     fusionbus.quarantine.<agency>           what <agency>'s consumers rejected, with reasons
     fusionbus.directory                     the root-signed federation directory (compacted)
 
@@ -33,12 +36,16 @@ from schemas.jurisdiction import ancestors, first_level_subdivisions, normalise_
 
 __all__ = [
     "DIRECTORY_TOPIC",
+    "INBOX_PREFIX",
     "QUARANTINE_HEADERS",
     "REPORTS_PREFIX",
     "ROUTING_HEADERS",
     "Header",
     "area_of",
     "expected_topic",
+    "inbox_prefix",
+    "inbox_topic",
+    "parties_of_inbox",
     "quarantine_topic",
     "report_topic",
     "report_topics",
@@ -48,6 +55,7 @@ __all__ = [
 ]
 
 REPORTS_PREFIX = "fusionbus.reports."
+INBOX_PREFIX = "fusionbus.inbox."
 DIRECTORY_TOPIC = "fusionbus.directory"
 _QUARANTINE_PREFIX = "fusionbus.quarantine."
 # Exactly what an agency id may be (schemas.AgencyId), without its anchors.
@@ -55,6 +63,9 @@ _AGENCY_RE = AGENCY_ID_PATTERN.removeprefix("^").removesuffix("$")
 _AGENCY = re.compile(_AGENCY_RE)
 _CATEGORY_RE = r"[a-z][a-z0-9_]{1,39}"
 _CATEGORY = re.compile(_CATEGORY_RE)
+_INBOX_TOPIC = re.compile(
+    rf"{re.escape(INBOX_PREFIX)}(?P<recipient>{_AGENCY_RE})\.(?P<sender>{_AGENCY_RE})"
+)
 _REPORT_TOPIC = re.compile(
     rf"{re.escape(REPORTS_PREFIX)}(?P<sender>{_AGENCY_RE})\."
     rf"(?P<area>[a-z]{{2}}(?:-[a-z0-9]{{1,3}})?)\.(?P<category>{_CATEGORY_RE})"
@@ -168,6 +179,37 @@ def sender_prefix(sender: str) -> str:
     'fusionbus.reports.anf.'
     """
     return f"{REPORTS_PREFIX}{_agency(sender)}."
+
+
+def inbox_topic(recipient: str, sender: str) -> str:
+    """Where ``sender`` puts the notices it seals to ``recipient`` alone.
+
+    >>> inbox_topic("customs", "anf")
+    'fusionbus.inbox.customs.anf'
+    """
+    return f"{inbox_prefix(recipient)}{_agency(sender)}"
+
+
+def inbox_prefix(recipient: str) -> str:
+    """The prefix of every inbox topic of ``recipient`` (what its READ ACL names): agency
+    ids hold no dot, so it matches no other agency's inbox.
+
+    >>> inbox_prefix("anf")
+    'fusionbus.inbox.anf.'
+    """
+    return f"{INBOX_PREFIX}{_agency(recipient)}."
+
+
+def parties_of_inbox(topic: str) -> tuple[str, str] | None:
+    """(recipient, sender) of an inbox topic, or ``None`` when ``topic`` is not one.
+
+    >>> parties_of_inbox("fusionbus.inbox.customs.anf")
+    ('customs', 'anf')
+    >>> parties_of_inbox("fusionbus.reports.customs.pk.arms") is None
+    True
+    """
+    match = _INBOX_TOPIC.fullmatch(topic)
+    return (match["recipient"], match["sender"]) if match else None
 
 
 def quarantine_topic(agency: str) -> str:

@@ -7,6 +7,8 @@ a usable encryption key, principal ``User:<id>`` (the CN of its TLS certificate)
     WRITE  topics prefixed fusionbus.reports.<id>.   publish its own reports, nobody else's
     READ   each literal report topic its grants cover, of every sender (report_topics)
     READ   groups prefixed fusionbus.<id>.           its own consumer groups
+    READ   topics prefixed fusionbus.inbox.<id>.     the notices sealed to it alone
+    WRITE  topic fusionbus.inbox.<other>.<id>        its notices to each other agency
     READ, WRITE  topic fusionbus.quarantine.<id>     its consumers' rejects
     READ   topic fusionbus.directory                 the signed directory
 
@@ -28,7 +30,7 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import structlog
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported, not in __all__
@@ -45,12 +47,20 @@ from broker.config import KafkaSettings, confluent_config
 from broker.errors import AuthorizationError
 from broker.federation.records import AgencyRecord
 from broker.provisioning.topics import ensure_topics
-from broker.topics import DIRECTORY_TOPIC, quarantine_topic, report_topics, sender_prefix
+from broker.topics import (
+    DIRECTORY_TOPIC,
+    inbox_prefix,
+    inbox_topic,
+    quarantine_topic,
+    report_topics,
+    sender_prefix,
+)
 from broker.transport import map_confluent_errors
 
 __all__ = [
     "Acl",
     "AclChanges",
+    "PlatformTopics",
     "apply_directory",
     "desired_acls",
     "in_good_standing",
@@ -116,21 +126,36 @@ def desired_acls(records: Iterable[AgencyRecord], *, now: datetime) -> frozenset
         acls.add(Acl(who, "topic", "literal", quarantine_topic(record.id), "READ"))
         acls.add(Acl(who, "topic", "literal", quarantine_topic(record.id), "WRITE"))
         acls.add(Acl(who, "topic", "literal", DIRECTORY_TOPIC, "READ"))
+        acls.add(Acl(who, "topic", "prefixed", inbox_prefix(record.id), "READ"))
+        for recipient in senders:
+            if recipient != record.id:
+                acls.add(Acl(who, "topic", "literal", inbox_topic(recipient, record.id), "WRITE"))
     return frozenset(acls)
 
 
-def platform_topics(
-    records: Iterable[AgencyRecord], *, now: datetime
-) -> tuple[list[str], list[str]]:
-    """(the report topics :func:`desired_acls` names: every sender's topics in every grant;
-    the quarantine topic of every agency): what the admin creates, since agencies may not."""
+class PlatformTopics(NamedTuple):
+    """What the admin creates, since agencies may not."""
+
+    reports: list[str]
+    """The report topics :func:`desired_acls` names: every sender's topics in every grant."""
+    quarantines: list[str]
+    """The quarantine topic of every agency."""
+    inboxes: list[str]
+    """An inbox topic per ordered pair of agencies in good standing."""
+
+
+def platform_topics(records: Iterable[AgencyRecord], *, now: datetime) -> PlatformTopics:
+    """The topics the directory calls for at ``now`` (see :class:`PlatformTopics`)."""
     records = list(records)
     active = in_good_standing(records, now)
     senders = [r.id for r in active]
     reports: set[str] = set()
     for record in active:
         reports.update(_granted_topics(record, senders))
-    return sorted(reports), sorted(quarantine_topic(r.id) for r in records)
+    inboxes = [inbox_topic(r, s) for r in senders for s in senders if r != s]
+    return PlatformTopics(
+        sorted(reports), sorted(quarantine_topic(r.id) for r in records), sorted(inboxes)
+    )
 
 
 # -- applying (confluent-kafka's AdminClient: aiokafka has no ACL calls) -----------------------
@@ -241,8 +266,9 @@ async def apply_directory(
 ) -> AclChanges:
     """Create the topics the directory needs, then sync the ACLs (with admin settings)."""
     records = list(records)
-    reports, quarantines = platform_topics(records, now=now)
-    await ensure_topics(settings, reports)
-    await ensure_topics(settings, quarantines, partitions=1)
+    topics = platform_topics(records, now=now)
+    await ensure_topics(settings, topics.reports)
+    await ensure_topics(settings, topics.quarantines, partitions=1)
+    await ensure_topics(settings, topics.inboxes, partitions=1)
     await ensure_topics(settings, [DIRECTORY_TOPIC], partitions=1, compacted=True)
     return await asyncio.to_thread(sync_acls, settings, records, now=now)

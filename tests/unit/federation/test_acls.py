@@ -27,6 +27,7 @@ def test_each_agency_reads_exactly_its_granted_topics_of_every_sender(
         *(report_topic(sender, "PK-SD", "human_trafficking") for sender in AGENCIES),
         "fusionbus.quarantine.fia",
         "fusionbus.directory",
+        "fusionbus.inbox.fia.",  # prefixed: every inbox topic of fia
     }
     anf = of(acls, "User:anf")  # narcotics + precursors in PK: national -> pk and 7 provinces
     anf_reports = {n for k, _, n, op in anf if op == "READ" and n.startswith("fusionbus.reports.")}
@@ -47,7 +48,9 @@ def test_every_agency_writes_only_its_own_reports_and_creates_and_alters_nothing
         assert writes == {
             ("topic", "prefixed", f"fusionbus.reports.{agency}."),
             ("topic", "literal", f"fusionbus.quarantine.{agency}"),
-        }
+            *(("topic", "literal", f"fusionbus.inbox.{to}.{agency}") for to in AGENCIES
+              if to != agency),
+        }  # fmt: skip
         assert ("group", "prefixed", f"fusionbus.{agency}.", "READ") in mine
         assert {op for *_, op in mine} <= {"READ", "WRITE"}
     # Nobody reads another agency's quarantine or groups.
@@ -77,6 +80,30 @@ def test_no_acl_lets_an_agency_describe_a_report_topic_it_may_not_read(
     assert {a.operation for a in acls if covers(a) and a.principal == "User:anf"} == {"READ"}
 
 
+def test_an_inbox_is_read_by_its_agency_alone_and_written_by_its_one_sender(
+    federation: Federation,
+) -> None:
+    acls = desired_acls(federation.snapshot.agencies(), now=NOW)
+    topic = "fusionbus.inbox.customs.anf"  # anf's notices to customs
+
+    def covers(acl: Acl) -> bool:
+        return acl.resource == "topic" and (
+            topic.startswith(acl.name) if acl.pattern == "prefixed" else acl.name == topic
+        )
+
+    assert {(a.principal, a.operation) for a in acls if covers(a)} == {
+        ("User:customs", "READ"),
+        ("User:anf", "WRITE"),
+    }
+    _, _, inboxes = platform_topics(federation.snapshot.agencies(), now=NOW)
+    assert len(inboxes) == 3 * 2
+    assert topic in inboxes
+    # A grant changes no inbox: notices reach an agency whatever it is granted.
+    federation.grant("fia", categories=["arms"], jurisdictions=["PK"], now=NOW)
+    after = desired_acls(federation.snapshot.agencies(), now=NOW)
+    assert {a for a in after if "inbox" in a.name} == {a for a in acls if "inbox" in a.name}
+
+
 def test_a_revoked_agency_gets_no_acl_and_its_topics_are_no_longer_read(
     federation: Federation,
 ) -> None:
@@ -86,9 +113,10 @@ def test_a_revoked_agency_gets_no_acl_and_its_topics_are_no_longer_read(
     assert of(acls, "User:fia") == set()
     assert of(acls, "User:anf")
     assert not any(a.name.startswith("fusionbus.reports.fia.") for a in acls)
-    reports, quarantines = platform_topics(federation.snapshot.agencies(), now=later)
+    reports, quarantines, inboxes = platform_topics(federation.snapshot.agencies(), now=later)
     assert not any(t.startswith("fusionbus.reports.fia.") for t in reports)
     assert "fusionbus.quarantine.fia" in quarantines
+    assert inboxes == ["fusionbus.inbox.anf.customs", "fusionbus.inbox.customs.anf"]
 
 
 def test_a_grant_adds_read_acls_and_topics_and_is_idempotent(federation: Federation) -> None:
@@ -101,14 +129,14 @@ def test_a_grant_adds_read_acls_and_topics_and_is_idempotent(federation: Federat
     }
     federation.grant("fia", categories=["arms"], jurisdictions=["PKKHI"], now=NOW)
     assert desired_acls(federation.snapshot.agencies(), now=NOW) == after
-    reports, quarantines = platform_topics(federation.snapshot.agencies(), now=NOW)
+    reports, quarantines, _ = platform_topics(federation.snapshot.agencies(), now=NOW)
     assert {f"fusionbus.reports.{s}.pk-sd.arms" for s in AGENCIES} <= set(reports)
     assert quarantines == [f"fusionbus.quarantine.{a}" for a in AGENCIES]
 
 
 def test_the_admin_creates_every_topic_the_acls_name(federation: Federation) -> None:
     acls = desired_acls(federation.snapshot.agencies(), now=NOW)
-    reports, _ = platform_topics(federation.snapshot.agencies(), now=NOW)
+    reports, _, _ = platform_topics(federation.snapshot.agencies(), now=NOW)
     read = {a.name for a in acls if a.operation == "READ" and a.name.startswith("fusionbus.rep")}
     assert set(reports) == read
     assert len(reports) == 3 * (8 + 8 + 8 + 1)  # senders x (contraband, narcotics, precursors
