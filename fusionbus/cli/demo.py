@@ -39,7 +39,14 @@ from fusionbus.cli.kafka import start_cluster
 from producers import Publisher
 from schemas import Precedence, Report, example_report
 
-__all__ = ["DEMO_AGENCIES", "enrol_site", "publish_to_topic", "refresh_sites", "up"]
+__all__ = [
+    "DEMO_AGENCIES",
+    "enrol_site",
+    "publish_to_topic",
+    "refresh_sites",
+    "sample_reports",
+    "up",
+]
 
 LIVE_DIRECTORY = DirectorySource("topic")
 """Where the demo's site homes read the directory: the default topic, followed live."""
@@ -58,7 +65,10 @@ DEMO_AGENCIES: dict[str, tuple[str, tuple[str, ...]]] = {
 }  # fmt: skip
 
 
-def _samples() -> list[Report]:
+def sample_reports() -> list[Report]:
+    """The reports ``up`` publishes from customs' home. Each names the agency whose grants
+    (:data:`DEMO_AGENCIES`) and mandate cover its category and asks it to act: ANF the
+    heroin at Karachi, FIA the cash at Torkham and the persons at Lahore."""
     narcotics = example_report("narcotics", "PKKHI")
     cash = example_report("cash_smuggling", "PKTOR")
     persons = example_report("human_trafficking", "PKLHE").model_copy(
@@ -191,7 +201,7 @@ async def _publish_samples(federation: Federation, settings: KafkaSettings) -> i
     identity = federation.identity("customs")
     policy = DisseminationPolicy(federation)
     async with Publisher(identity, federation, policy, settings) as publisher:
-        results = await publisher.publish_many(_samples())
+        results = await publisher.publish_many(sample_reports())
     for result in results:
         if isinstance(result, Exception):
             raise result
