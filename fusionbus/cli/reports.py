@@ -68,10 +68,10 @@ def example(
 ) -> None:
     """Print a valid, realistic example report as JSON (a starting point to edit).
 
-    It names the agency whose mandate covers the category (anf for narcotics and
-    precursors; fia for human trafficking, migrant and cash smuggling) in
-    handling.named_recipients; publish refuses a named agency without a grant for the
-    report, so edit the list to fit your federation.
+    It names the agency whose mandate covers the category (anf: narcotics,
+    precursors; fia: human trafficking, migrant and cash smuggling) in
+    handling.named_recipients. Publish refuses a named agency without a grant
+    for the report, so edit the list to fit your federation.
     """
     try:
         report = example_report(category, jurisdiction)
