@@ -9,6 +9,7 @@ code and re-raised ``from`` the original, so callers catch one family::
     ├── SchemaValidationError       a report or message that does not match the contract
     ├── VerificationError           an envelope that must not be trusted (carries a Reason)
     ├── AuthorizationError          Kafka or the dissemination policy refused an action
+    │   └── DisseminationError      a report names a recipient the grants do not entitle
     ├── TransportError              talking to Kafka failed (``retriable`` says if a retry may help)
     └── KafkaRuntimeError           the embedded Kafka could not be fetched, started or stopped
         ├── PrerequisiteError       Java or Maven missing or too old
@@ -27,6 +28,7 @@ from enum import StrEnum
 __all__ = [
     "AuthorizationError",
     "ConfigError",
+    "DisseminationError",
     "FusionbusError",
     "KafkaFetchError",
     "KafkaRuntimeError",
@@ -106,6 +108,13 @@ class VerificationError(FusionbusError):
 
 class AuthorizationError(FusionbusError):
     """Kafka's authorizer or the dissemination policy refused an action."""
+
+
+class DisseminationError(AuthorizationError):
+    """A report names a recipient that may not receive it: unknown, not entitled by the
+    grants to the report's category and jurisdiction, or without a usable encryption key.
+    Nothing was sent; the fix is a grant (or a key) for that agency, or a shorter
+    ``named_recipients``."""
 
 
 class TransportError(FusionbusError):

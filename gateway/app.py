@@ -33,7 +33,7 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from broker.errors import ConfigError, FusionbusError, TransportError
+from broker.errors import ConfigError, DisseminationError, FusionbusError, TransportError
 from gateway._http import (
     AccessLog,
     gateway_of,
@@ -255,6 +255,14 @@ async def _publish(gateway: Gateway, body: bytes, path: str, *, batch: bool) -> 
     gateway.statuses.accepted(ids, now)
     try:
         results = await sender.publish_many(reports)
+    except DisseminationError as exc:  # a named recipient the grants exclude: nothing sent
+        _settle_all(gateway, ids, str(exc))
+        raise Problem(
+            422,
+            "recipient-not-entitled",
+            "A named recipient may not receive this report",
+            detail=str(exc),
+        ) from None
     except ConfigError as exc:  # nobody is entitled: nothing was sent
         _settle_all(gateway, ids, str(exc))
         raise Problem(

@@ -57,6 +57,29 @@ _GENERIC_NARRATIVE = (
 )
 
 
+_LEAD_AGENCY = {
+    "narcotics": "anf",
+    "precursor_chemicals": "anf",
+    "human_trafficking": "fia",
+    "migrant_smuggling": "fia",
+    "cash_smuggling": "fia",
+}
+"""The agency an example report asks to act, by category, after the mandates of the
+Anti Narcotics Force and the Federal Investigation Agency; other categories are Customs'
+own, so their examples name no one."""
+
+_REQUESTED_ACTION = {
+    "anf": "ANF to coordinate a joint examination of the container with Customs before "
+    "loading; do not alert the exporter or the clearing agent.",
+    "fia": "FIA to trace the persons, phones and funds linked to the consignment and to "
+    "coordinate with Customs before the container moves; do not alert the exporter or the "
+    "clearing agent.",
+    "": "Entitled agencies to check the container, the exporter and the vehicle against "
+    "their holdings and tell Customs of any match; do not alert the exporter or the "
+    "clearing agent.",
+}
+
+
 def example_report(
     category: str = "narcotics",
     jurisdiction: str = "PKKHI",
@@ -65,6 +88,11 @@ def example_report(
     now: datetime | None = None,
 ) -> Report:
     """A valid report from Pakistan Customs about a suspect container at ``jurisdiction``.
+
+    It is ``TLP:AMBER`` and names the agency whose mandate covers ``category`` (``anf``
+    for narcotics and precursor chemicals; ``fia`` for human trafficking, migrant and cash
+    smuggling), asking it to act; other categories name no one. A named recipient must be
+    entitled to the category and jurisdiction, or publishing it is refused.
 
     ``message_id`` and ``now`` default to a fresh UUID and the current time; pass them
     for a deterministic report. Raises ``pydantic.ValidationError`` if ``category`` is
@@ -80,6 +108,7 @@ def example_report(
     label = registered_categories().get(category, category)
     narcotics = category == "narcotics"
     template = _NARCOTICS_NARRATIVE if narcotics else _GENERIC_NARRATIVE
+    lead = _LEAD_AGENCY.get(category, "")
     return Report.model_validate(
         {
             "message_id": message_id or uuid.uuid4(),
@@ -89,7 +118,7 @@ def example_report(
             "precedence": Precedence.IMMEDIATE,
             "handling": Handling(
                 tlp=Tlp.AMBER,
-                named_recipients=("anf",),
+                named_recipients=(lead,) if lead else (),
                 conditions=(
                     HandlingCondition.NO_ONWARD_DISSEMINATION,
                     HandlingCondition.NOT_FOR_COURT,
@@ -109,10 +138,7 @@ def example_report(
                 else f"Suspect container {_CONTAINER}: {label}"
             ),
             "narrative": template.format(place=place_name, label_lower=label.lower()),
-            "requested_action": (
-                "ANF to coordinate a joint examination of the container with Customs before "
-                "loading; do not alert the exporter or the clearing agent."
-            ),
+            "requested_action": _REQUESTED_ACTION[lead],
             "location": _location(known is not None, where),
             "subjects": _subjects(),
         }

@@ -6,12 +6,16 @@ Rules (``docs/federation.md``), for a report of ``category`` about ``jurisdictio
    that covers the report's (a grant for ``PK`` covers ``PK-SD`` and ``PKKHI``).
 2. It is **reachable** at ``now`` if it has an encryption key that is valid then and not
    revoked; entitled agencies that are not reachable are left out.
-3. ``TLP:RED`` narrows the set to the report's named recipients; each of them must be
-   entitled and reachable, else :class:`~broker.errors.AuthorizationError` names it
-   (the sender may name itself). Every other TLP (``AMBER+STRICT``, ``AMBER``,
-   ``GREEN``, ``CLEAR``) goes to all entitled, reachable agencies; there the named
-   recipients add no one.
-4. The **sender** is always a recipient, so its own systems can read what it published;
+3. Every **named recipient** (``handling.named_recipients``, whatever the TLP) must be
+   known, entitled and reachable, else :class:`~broker.errors.DisseminationError` names
+   it and the fix (a grant, or removing it from the list); the sender may name itself.
+   The grants are the federation's dissemination agreements, which the Kafka ACLs follow
+   too: naming an agency never widens them, and never silently drops it either.
+4. ``TLP:RED`` goes to the named recipients only. Every other label (``AMBER+STRICT``,
+   ``AMBER``, ``GREEN``, ``CLEAR``) goes to all entitled, reachable agencies, of which
+   the named recipients are some (TLP limits what a recipient may share onwards; it
+   does not change who receives).
+5. The **sender** is always a recipient, so its own systems can read what it published;
    it must be enrolled and reachable.
 
 The result is sorted by agency id. :func:`recipients_for` and :func:`entitled` apply the
@@ -26,7 +30,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from broker.errors import AuthorizationError, ConfigError, SchemaValidationError
+from broker.errors import (
+    AuthorizationError,
+    ConfigError,
+    DisseminationError,
+    SchemaValidationError,
+)
 from broker.federation.records import AgencyRecord
 from schemas.jurisdiction import normalise_jurisdiction
 from schemas.report import Report
@@ -92,29 +101,42 @@ def recipients_for(
             "could not read its own report; enrol a new key for it"
         )
     chosen = {sender: origin}
-    if label is Tlp.RED:
-        for name in named_recipients:
-            if name == sender:
-                continue
-            record = records.get(name)
-            if record is None or not record.entitled(category, where):
-                raise AuthorizationError(
-                    f"named recipient {name!r} is not entitled to {category} reports about "
-                    f"{where}; a TLP:RED report goes only to entitled named agencies "
-                    f"(grant it with `fusionbus agency grant {name} --category {category} "
-                    f"--jurisdiction {where}`, or remove it from named_recipients)"
-                )
-            if record.encryption_key_at(now) is None:
-                raise AuthorizationError(
-                    f"named recipient {name!r} has no encryption key valid at "
-                    f"{now.isoformat()} (expired or revoked); it cannot receive the report"
-                )
-            chosen[name] = record
-    else:
+    for name in named_recipients:
+        if name != sender:
+            chosen[name] = _named(records, name, category, where, now)
+    if label is not Tlp.RED:
         for record in records.values():
             if record.entitled(category, where) and record.encryption_key_at(now) is not None:
                 chosen[record.id] = record
     return [chosen[name] for name in sorted(chosen)]
+
+
+def _named(
+    records: Mapping[str, AgencyRecord], name: str, category: str, where: str, now: datetime
+) -> AgencyRecord:
+    """The record of named recipient ``name``, or DisseminationError saying why not."""
+    fix = "or remove it from named_recipients"
+    record = records.get(name)
+    if record is None:
+        raise DisseminationError(
+            f"named recipient {name!r} is not in the federation directory (known: "
+            f"{', '.join(sorted(records))}); check the agency id, {fix}"
+        )
+    if not record.entitled(category, where):
+        raise DisseminationError(
+            f"named recipient {name!r} is not entitled to {category} reports about {where}: "
+            "the grants (the federation's dissemination agreements) decide who receives a "
+            "report, and naming an agency does not widen them; have the federation admin "
+            f"run `fusionbus agency grant {name} --category {category} --jurisdiction "
+            f"{where}` on the admin's machine, {fix}"
+        )
+    if record.encryption_key_at(now) is None:
+        raise DisseminationError(
+            f"named recipient {name!r} has no encryption key valid at {now.isoformat()} "
+            "(expired or revoked), so it could not read the report; rotate its keys "
+            f"(`fusionbus agency rotate-keys`, docs/federation.md), {fix}"
+        )
+    return record
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ __all__ = [
     "enrol_site",
     "publish_to_topic",
     "refresh_sites",
+    "sample_reports",
     "start_gateways",
     "up",
 ]
@@ -79,7 +80,10 @@ GATEWAY_PORT = 8481
 _DEMO_LOGIN = "fusionbus up (demo login)"
 
 
-def _samples() -> list[Report]:
+def sample_reports() -> list[Report]:
+    """The reports ``up`` publishes from customs' home. Each names the agency whose grants
+    (:data:`DEMO_AGENCIES`) and mandate cover its category and asks it to act: ANF the
+    heroin at Karachi, FIA the cash at Torkham and the persons at Lahore."""
     narcotics = example_report("narcotics", "PKKHI")
     cash = example_report("cash_smuggling", "PKTOR")
     persons = example_report("human_trafficking", "PKLHE").model_copy(
@@ -301,7 +305,7 @@ async def _publish_samples(federation: Federation, settings: KafkaSettings) -> i
     identity = federation.identity("customs")
     policy = DisseminationPolicy(federation)
     async with Publisher(identity, federation, policy, settings) as publisher:
-        results = await publisher.publish_many(_samples())
+        results = await publisher.publish_many(sample_reports())
     for result in results:
         if isinstance(result, Exception):
             raise result

@@ -66,7 +66,13 @@ def example(
         ),
     ] = "PKKHI",
 ) -> None:
-    """Print a valid, realistic example report as JSON (a starting point to edit)."""
+    """Print a valid, realistic example report as JSON (a starting point to edit).
+
+    It names the agency whose mandate covers the category (anf: narcotics,
+    precursors; fia: human trafficking, migrant and cash smuggling) in
+    handling.named_recipients. Publish refuses a named agency without a grant
+    for the report, so edit the list to fit your federation.
+    """
     try:
         report = example_report(category, jurisdiction)
     except ValidationError as exc:

@@ -74,7 +74,13 @@ def test_a_stale_home_in_topic_mode_seals_no_report_to_an_agency_revoked_in_the_
         is not None
     )
 
-    report = example_report("cash_smuggling", "PKTOR")
+    named = example_report("cash_smuggling", "PKTOR")  # asks fia to act
+    refused = run_cli("publish", "--agency", "customs", "--home", str(site),
+                      stdin=named.model_dump_json())  # fmt: skip
+    assert refused.returncode == 1, failed(refused)
+    assert "named recipient 'fia' has no encryption key valid" in " ".join(refused.stderr.split())
+    handling = named.handling.model_copy(update={"named_recipients": ()})
+    report = named.model_copy(update={"handling": handling})
     sent = cli("publish", "--agency", "customs", "--home", str(site),
                stdin=report.model_dump_json())  # fmt: skip
     assert sent.strip() == str(report.message_id)

@@ -177,6 +177,47 @@ def test_a_red_report_reaches_only_its_named_recipient(kafka: ClusterState, tmp_
     assert sorted(seen["header"]["recipients"]) == sorted([kids["anf"], kids["customs"]])
 
 
+def test_an_amber_report_naming_an_agency_outside_its_grants_is_refused_then_delivered(
+    kafka: ClusterState, tmp_path: Path
+) -> None:
+    fb = Fusionbus(tmp_path / "home", kafka.bootstrap)
+    fb.federation({"anf": [("arms", "PK-BA")]})
+    report = fb.example("arms", "PKGWD")  # Gwadar, in PK-BA
+    report["handling"].update(tlp="TLP:AMBER", named_recipients=["fia"])
+    report["requested_action"] = "FIA to trace the buyers of the consignment."
+    path = tmp_path / "report.json"
+    path.write_bytes(orjson.dumps(report))
+
+    # fia holds no grant for arms: publish refuses, names it and the fix, and sends nothing.
+    refused = fb.run("publish", "--agency", "customs", str(path))
+    assert refused.returncode == 1, failed(refused)
+    assert refused.stdout == ""
+    message = " ".join(refused.stderr.split())
+    assert message.startswith(
+        "error: named recipient 'fia' is not entitled to arms reports about PKGWD"
+    )
+    assert "`fusionbus agency grant fia --category arms --jurisdiction PKGWD`" in message
+    assert "remove it from named_recipients" in message
+    assert "Traceback" not in refused.stderr
+    for tlp in ("TLP:GREEN", "TLP:CLEAR", "TLP:AMBER+STRICT"):
+        other = report | {"handling": report["handling"] | {"tlp": tlp}}
+        result = fb.run("publish", "--agency", "customs", "-", stdin=orjson.dumps(other).decode())
+        assert result.returncode == 1, failed(result)
+        assert "named recipient 'fia' is not entitled" in result.stderr
+    unknown = report | {"handling": report["handling"] | {"named_recipients": ["fbr"]}}
+    result = fb.run("publish", "--agency", "customs", "-", stdin=orjson.dumps(unknown).decode())
+    assert result.returncode == 1, failed(result)
+    assert "named recipient 'fbr' is not in the federation directory" in result.stderr
+
+    # The fix the message names, on the admin's machine; then the same file reaches fia.
+    fb.ok("agency", "grant", "fia", "--category", "arms", "--jurisdiction", "PK-BA")
+    [message_id] = fb.ok("publish", "--agency", "customs", str(path)).split()
+    assert message_id == report["message_id"]
+    assert delivered_ids(fb.tail("fia")).count(message_id) == 1
+    # AMBER goes to every entitled agency, and the five refusals sent nothing.
+    assert delivered_ids(fb.tail("anf")).count(message_id) == 1
+
+
 def test_forged_tampered_and_replayed_messages_are_quarantined_and_the_next_arrives(
     kafka: ClusterState, tmp_path: Path
 ) -> None:

@@ -148,6 +148,7 @@ def report(**changes: Any) -> dict[str, Any]:
     document = example_report("narcotics", PLACE).model_dump(mode="json")
     for name in ("message_id", "created_at", "sender"):
         del document[name]
+    document["handling"]["named_recipients"] = []  # it names anf, not in this federation
     return document | changes
 
 
@@ -450,3 +451,51 @@ async def test_a_stalled_reader_is_cut_off_while_another_keeps_flowing(world: Wo
         stalled.close()
         assert rest.count(b"event: report") < len(published)
     assert "feed.disconnected" in world.inbox.log.read_text()
+
+
+async def test_a_named_recipient_outside_its_grants_is_refused_never_dropped(
+    world: World,
+) -> None:
+    system = world.token(world.sender, "system")
+    reader = world.token(world.receiver, "viewer")
+    url = world.out.url
+    headers = {"Content-Type": "application/json"} | bearer(system)
+    # The receiver holds narcotics in PK-BA only; Karachi (PK-SD) is outside its grants.
+    outside = report(jurisdiction="PKKHI", location=None)
+    outside["handling"]["named_recipients"] = [world.receiver]
+    unknown = report()
+    unknown["handling"]["named_recipients"] = ["nobody"]
+    inside = report()
+    inside["handling"]["named_recipients"] = [world.receiver]
+    async with httpx.AsyncClient(timeout=60) as client:
+        await ready(client, url)
+        await ready(client, world.inbox.url)
+        refused = await client.post(
+            f"{url}/v1/reports", content=orjson.dumps(outside), headers=headers
+        )
+        body = problem(refused, 422, "recipient-not-entitled")
+        assert body["title"] == "A named recipient may not receive this report"
+        grant = f"fusionbus agency grant {world.receiver} --category narcotics --jurisdiction PKKHI"
+        assert grant in body["detail"]
+        assert "remove it from named_recipients" in body["detail"]
+        for tlp in ("TLP:GREEN", "TLP:CLEAR", "TLP:AMBER+STRICT"):
+            outside["handling"]["tlp"] = tlp
+            again = await client.post(
+                f"{url}/v1/reports", content=orjson.dumps(outside), headers=headers
+            )
+            problem(again, 422, "recipient-not-entitled")
+        nobody = await client.post(
+            f"{url}/v1/reports", content=orjson.dumps(unknown), headers=headers
+        )
+        assert (
+            "'nobody' is not in the federation directory"
+            in problem(nobody, 422, "recipient-not-entitled")["detail"]
+        )
+
+        accepted = await client.post(
+            f"{url}/v1/reports", content=orjson.dumps(inside), headers=headers
+        )
+        assert accepted.status_code == 202, accepted.text
+        sent = accepted.json()["message_id"]
+        ids = await received_ids(client, world.inbox.url, reader, {sent})
+        assert ids.count(sent) == 1

@@ -95,6 +95,7 @@ async def _interleave(cli: Fusionbus, sender: str, topic: str) -> tuple[list[str
     )
     for filled_in in ("message_id", "sender", "created_at"):
         document.pop(filled_in)
+    document["handling"]["named_recipients"] = []  # it names fia, not in this federation
     genuine_ids: list[str] = []
     hostile_offsets: set[int] = set()
     envelopes: list[bytes] = []

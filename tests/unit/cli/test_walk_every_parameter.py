@@ -106,6 +106,7 @@ KINDS: dict[str, Kind] = {
     "heap_mb": BOUNDED,
     "valid_days": BOUNDED,
     "port": PORT,
+    "gateway_port": PORT,
     "home": DIRECTORY,
     "data_dir": DIRECTORY,
     "source": SOURCE,

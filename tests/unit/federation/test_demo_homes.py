@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from fnmatch import fnmatch
 from pathlib import Path
 
-from broker.federation import Federation
+from broker.federation import DisseminationPolicy, Federation
 from broker.home import HomeLayout
-from fusionbus.cli.demo import DEMO_AGENCIES, enrol_site, refresh_sites
+from fusionbus.cli.demo import DEMO_AGENCIES, enrol_site, refresh_sites, sample_reports
 from tests.unit.federation.homes import agency_keys_of, private_keys
 
 ADMINS_OWN = (
@@ -109,3 +109,16 @@ def test_an_interrupted_first_run_is_finished(tmp_path: Path) -> None:
     assert record.is_file()
     refresh_sites(where, Federation.load(where), "127.0.0.1:9092", secure=False)
     assert_homes_separate(where)
+
+
+def test_each_sample_reaches_the_agency_it_asks_to_act(tmp_path: Path) -> None:
+    where = tmp_path / "home"
+    demo(where)
+    customs = Federation.load(HomeLayout(where).site("customs"))
+    policy = DisseminationPolicy(customs)
+    now = datetime.now(UTC)
+    for report in sample_reports():
+        (named,) = report.handling.named_recipients
+        assert (report.requested_action or "").startswith(f"{named.upper()} to ")
+        kids = policy.recipients(report, now)
+        assert customs.snapshot.agency(named).encryption_kid in kids, report.category

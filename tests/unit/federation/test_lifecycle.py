@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from broker.envelope import Opener, Reason, Sealer, open_report, seal_report, verify_envelope
-from broker.errors import AuthorizationError, ConfigError, VerificationError
+from broker.errors import AuthorizationError, ConfigError, DisseminationError, VerificationError
 from broker.federation import DirectorySnapshot, Federation
 from broker.federation import _home as home_files
 from broker.federation.lifecycle import CLOCK_SKEW, KEEP_ENDED_KEYS
@@ -155,7 +155,11 @@ def test_a_revoked_agency_cannot_open_reports_published_after_the_revocation(
     assert all(e.revoked_at == NOW for e in reader.snapshot.agency("anf").encryption_keys)
     assert all(e.revoked_at == NOW for e in reader.snapshot.agency("anf").signing_keys)
 
-    report = example_report(now=NOW)  # narcotics: ANF is entitled, but unreachable
+    named = example_report(now=NOW)  # narcotics: ANF is entitled, but unreachable
+    with pytest.raises(DisseminationError, match="'anf' has no encryption key valid"):
+        recipients(reader, named, NOW)  # naming it is refused, not a silent drop
+    handling = named.handling.model_copy(update={"named_recipients": ()})
+    report = named.model_copy(update={"handling": handling})
     assert recipients(reader, report, NOW) == [reader.snapshot.agency("customs").encryption_kid]
     envelope = seal(reader, report, NOW)
     assert refusal(reader, "anf", envelope, NOW) == Reason.NOT_RECIPIENT  # holds its keys

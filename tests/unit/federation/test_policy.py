@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from broker.errors import AuthorizationError, ConfigError, SchemaValidationError
+from broker.errors import (
+    AuthorizationError,
+    ConfigError,
+    DisseminationError,
+    SchemaValidationError,
+)
 from broker.federation import AgencyRecord, Federation
 from tests.unit.federation.conftest import NOW, publish, record_dict
 
@@ -71,12 +76,47 @@ def test_tlp_red_goes_only_to_named_recipients_and_the_sender(federation: Federa
     assert to(federation, tlp="TLP:RED", named=("anf", "customs")) == ["anf", "customs"]
 
 
-def test_a_named_recipient_that_is_not_entitled_is_an_error(federation: Federation) -> None:
-    with pytest.raises(AuthorizationError, match="'fia' is not entitled") as info:
-        to(federation, tlp="TLP:RED", named=("anf", "fia"))
-    assert "fusionbus agency grant fia --category narcotics --jurisdiction PKKHI" in str(info.value)
-    with pytest.raises(AuthorizationError, match="'fbr' is not entitled"):
-        to(federation, tlp="TLP:RED", named=("fbr",))
+ALL_LABELS = ["TLP:RED", "TLP:AMBER+STRICT", "TLP:AMBER", "TLP:GREEN", "TLP:CLEAR"]
+
+
+@pytest.mark.parametrize("tlp", ALL_LABELS)
+def test_a_named_recipient_that_is_not_entitled_is_refused(
+    federation: Federation, tlp: str
+) -> None:
+    with pytest.raises(DisseminationError, match="'fia' is not entitled") as info:
+        to(federation, tlp=tlp, named=("anf", "fia"))
+    message = str(info.value)
+    assert "fusionbus agency grant fia --category narcotics --jurisdiction PKKHI" in message
+    assert "remove it from named_recipients" in message
+    assert isinstance(info.value, AuthorizationError)
+
+
+@pytest.mark.parametrize("tlp", ALL_LABELS)
+def test_an_unknown_named_recipient_is_refused(federation: Federation, tlp: str) -> None:
+    with pytest.raises(DisseminationError, match="'fbr' is not in the federation") as info:
+        to(federation, tlp=tlp, named=("fbr",))
+    assert "known: anf, customs, fia" in str(info.value)
+    assert "remove it from named_recipients" in str(info.value)
+
+
+@pytest.mark.parametrize("tlp", ALL_LABELS)
+def test_an_entitled_named_recipient_receives_it(federation: Federation, tlp: str) -> None:
+    assert "anf" in to(federation, tlp=tlp, named=("anf",))
+    assert "fia" in to(
+        federation, "human_trafficking", jurisdiction="PKKHI", tlp=tlp, named=("fia",)
+    )
+
+
+@pytest.mark.parametrize("tlp", ALL_LABELS)
+def test_the_sender_may_name_itself(federation: Federation, tlp: str) -> None:
+    assert "customs" in to(federation, tlp=tlp, named=("customs",))
+
+
+def test_a_subdivision_grant_does_not_entitle_a_named_recipient_elsewhere(
+    federation: Federation,
+) -> None:
+    with pytest.raises(DisseminationError, match="--jurisdiction PK-PB"):
+        to(federation, "human_trafficking", jurisdiction="PK-PB", named=("fia",))
 
 
 def test_agencies_with_expired_keys_are_left_out(federation: Federation) -> None:
@@ -85,8 +125,9 @@ def test_agencies_with_expired_keys_are_left_out(federation: Federation) -> None
     )
     federation.grant("asf", categories=["narcotics"], jurisdictions=["PK"], now=NOW)
     assert to(federation) == ["anf", "customs"]
-    with pytest.raises(AuthorizationError, match="no encryption key valid"):
-        to(federation, tlp="TLP:RED", named=("asf",))
+    for tlp in ALL_LABELS:
+        with pytest.raises(DisseminationError, match="'asf' has no encryption key valid"):
+            to(federation, tlp=tlp, named=("asf",))
 
 
 def test_agencies_with_not_yet_valid_keys_are_left_out(federation: Federation) -> None:

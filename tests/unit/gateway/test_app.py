@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 
 from broker.config import KafkaSettings
-from broker.errors import FusionbusError, TransportError
+from broker.errors import DisseminationError, FusionbusError, TransportError
 from gateway.app import create_app
 from gateway.dashboard import PAGES
 from gateway.openapi import document as openapi_document
@@ -38,10 +38,13 @@ class FakeSender:
         self.hold: asyncio.Event | None = None
         self.fail: FusionbusError | None = None
         self.fail_at: set[int] = set()  # positions in the next batch that fail
+        self.refuse: FusionbusError | None = None
 
     async def publish_many(self, reports: Sequence[Report]) -> list[Published | FusionbusError]:
         if self.hold is not None:
             await self.hold.wait()
+        if self.refuse is not None:
+            raise self.refuse  # as the Publisher does before sending anything
         if self.fail is not None:
             return [self.fail for _ in reports]
         results: list[Published | FusionbusError] = []
@@ -227,6 +230,29 @@ async def test_a_batch_that_partly_failed_keeps_its_answer_and_its_failed_report
         409,
         "duplicate-message-id",
     )
+
+
+async def test_a_named_recipient_the_grants_do_not_entitle_is_422(world: World) -> None:
+    headers = world.token(Role.SYSTEM) | {"Idempotency-Key": "named"}
+    body = report_body()
+    reason = (
+        "named recipient 'fia' is not entitled to narcotics reports about PKKHI: ...; have the "
+        "federation admin run `fusionbus agency grant fia --category narcotics "
+        "--jurisdiction PKKHI` on the admin's machine, or remove it from named_recipients"
+    )
+    world.sender.refuse = DisseminationError(reason)
+    answer = await world.client.post("/v1/reports", content=body, headers=headers)
+    problem = is_problem(answer, 422, "recipient-not-entitled")
+    assert problem["detail"] == reason
+    assert problem["title"] == "A named recipient may not receive this report"
+    status = await world.client.get(
+        f"/v1/status/{orjson.loads(body)['message_id']}", headers=headers
+    )
+    assert status.json()["status"] == "failed"
+    assert world.sender.sent == []
+    again = await world.client.post("/v1/reports", content=body, headers=headers)
+    is_problem(again, 422, "recipient-not-entitled")  # the same answer, replayed
+    assert again.headers["idempotent-replayed"] == "true"
 
 
 async def test_input_problems(world: World) -> None:
