@@ -11,12 +11,17 @@ starts the agency's directory, a :class:`producers.Publisher` signing as the age
 :class:`consumers.Subscriber` (consumer group ``fusionbus.<agency>.<group>``, delivery state
 in the home) over the agency's grants, whose verified reports go to the received store and
 from there to every feed reader. A subscriber that fails is logged and started again.
+
+Its operations state: :meth:`Gateway.lag` (the subscriber's, from what its Kafka client
+knows), ``quarantined`` (rejections by reason since the gateway started, across subscriber
+restarts) and ``metrics`` (:mod:`gateway.metrics`, the registry ``GET /metrics`` serves).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,13 +31,14 @@ import structlog
 
 from broker.config import KafkaSettings
 from broker.errors import FusionbusError
-from consumers import Delivery, SqliteDelivered, Subscriber, new_group_id
+from consumers import Delivery, Source, SqliteDelivered, Subscriber, new_group_id
 from gateway._files import GatewayFiles
 from gateway._site import AgencyDirectory, site_directory
 from gateway.cursor import CursorCodec
 from gateway.feed import Hub
 from gateway.idempotency import IdempotencyStore
 from gateway.ingest import StatusStore
+from gateway.metrics import Live, Metrics
 from gateway.received import ReceivedStore
 from gateway.sessions import SessionStore
 from gateway.settings import GatewaySettings
@@ -57,6 +63,15 @@ class Sender(Protocol):
     """What ingest needs of a publisher."""
 
     async def publish_many(self, reports: Sequence[Report]) -> list[Published | FusionbusError]: ...
+
+
+class Consuming(Protocol):
+    """What the gateway reads of its running subscriber."""
+
+    @property
+    def consuming(self) -> bool: ...
+
+    def lag(self) -> int | None: ...
 
 
 class Gateway:
@@ -86,7 +101,25 @@ class Gateway:
         self.sessions = SessionStore()
         self.sender: Sender | None = None
         self.subscribing = False
+        self.subscriber: Consuming | None = None
+        self.quarantined: Counter[str] = Counter()
+        self.metrics = Metrics(self._live)
         self._delivered = SqliteDelivered(self.files.private(self.files.delivered))
+
+    def lag(self) -> int | None:
+        """Records the subscriber has not processed yet; ``None`` while unknown (no
+        subscriber running, or no fetch answered yet), ``0`` with no grants to follow."""
+        if self.subscriber is None:
+            return 0 if self.subscribing else None
+        return self.subscriber.lag()
+
+    @property
+    def consuming(self) -> bool:
+        """Whether a subscriber is connected to Kafka and reading."""
+        return self.subscriber is not None and self.subscriber.consuming
+
+    def _live(self) -> Live:
+        return Live(lag=self.lag(), feed_clients=self.hub.clients, consuming=self.consuming)
 
     def close(self) -> None:
         for store in (self.tokens, self.idempotency, self.statuses, self.received):
@@ -132,7 +165,9 @@ class Gateway:
                 categories=categories, jurisdictions=jurisdictions,
                 group_id=new_group_id(self.agency, self.settings.group),
                 delivered=self._delivered, from_beginning=True, clock=self.clock,
+                on_reject=self._rejected,
             )  # fmt: skip
+            self.subscriber = subscriber
             self.subscribing = True
             try:
                 await subscriber.run(self._receive)
@@ -140,13 +175,21 @@ class Gateway:
                 log.error(  # noqa: TRY400 - the message says it all; no traceback in the log
                     "gateway.subscriber_failed", error=type(exc).__name__, detail=str(exc)
                 )
+            finally:
+                self.subscriber = None
             self.subscribing = False
             await asyncio.sleep(_RESTART_S)
 
     async def _receive(self, delivery: Delivery) -> None:
-        stored = self.received.add(delivery, self.clock())
+        now = self.clock()
+        stored = self.received.add(delivery, now)
         if stored is not None:
+            self.metrics.delivered(delivery.header.category, delivery.report.created_at, now)
             self.hub.publish(stored)
+
+    async def _rejected(self, _source: Source, reason: str, _detail: str) -> None:
+        self.quarantined[reason] += 1
+        self.metrics.quarantined(reason)
 
     async def _retain(self) -> None:
         keep = timedelta(days=self.settings.retention_days)
