@@ -228,6 +228,7 @@
     source.onopen = () => {
       failures = 0;
       setState("live");
+      showStats();
     };
     source.addEventListener("report", (event) => {
       lastEventId = event.lastEventId || lastEventId;
