@@ -71,6 +71,11 @@ class RecordStream:
         self._next: dict[TopicPartition, int] = {}
         """Per assigned partition, the offset of the next record owed to the caller."""
 
+    def owed(self, tp: TopicPartition) -> int | None:
+        """The offset of the next record of ``tp`` owed to the caller (``None`` before the
+        first batch since ``tp`` was assigned)."""
+        return self._next.get(tp)
+
     async def batch(self, *, timeout_ms: int = 500, max_records: int = 500) -> list[Item]:
         """The next records, in partition order; empty when nothing arrived in time."""
         consumer = self._consumer

@@ -16,6 +16,11 @@ intake is total, records the Kafka client cannot decode are stepped over and qua
 (:mod:`consumers._stream`), and every quarantine write fits. A handler that raises stops the
 subscriber after committing what was handled before it, so the report is handed over again
 after a restart.
+
+While it runs, :meth:`Subscriber.lag` says how many records of its assigned partitions are
+not processed yet, from what the Kafka client already knows (the highwater of each
+partition's last fetch answer): reading it costs no round trip. ``quarantined_by_reason``
+counts the rejections by reason code.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -104,7 +110,36 @@ class Subscriber:
         self._on_skip = on_skip
         self.handed_over = 0
         self.quarantined = 0
+        self.quarantined_by_reason: Counter[str] = Counter()
+        """Rejections by reason code (the values of :class:`broker.errors.Reason`)."""
         self.skipped = 0
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stream: RecordStream | None = None
+        self._in_flight = 0
+        """Records of the current batch not processed yet."""
+
+    @property
+    def consuming(self) -> bool:
+        """Whether the consumer is started and reading (not before, not after ``run``)."""
+        return self._stream is not None
+
+    def lag(self) -> int | None:
+        """Records on the assigned partitions not processed yet: per partition, the
+        highwater of its last fetch answer minus the offset of the next record owed, plus the
+        records of the batch being processed. ``None`` while not consuming, or while no
+        partition has been fetched yet; ``0`` with nothing assigned. No Kafka round trip."""
+        consumer, stream = self._consumer, self._stream
+        if consumer is None or stream is None:
+            return None
+        assigned = consumer.assignment()
+        if not assigned:
+            return 0
+        behind: int | None = None
+        for tp in assigned:
+            highwater, owed = consumer.highwater(tp), stream.owed(tp)
+            if highwater is not None and owed is not None:
+                behind = (behind or 0) + max(0, highwater - owed)
+        return None if behind is None else behind + self._in_flight
 
     async def run(
         self, handler: Handler, *, limit: int | None = None, exit_at_end: bool = False
@@ -124,8 +159,11 @@ class Subscriber:
             await start_client(consumer, self._settings, "starting the subscriber")
             consumer.subscribe(pattern=self._pattern)
             await self._quarantine.start()
+            self._consumer = consumer
             await self._loop(consumer, handler, limit, exit_at_end)
         finally:
+            self._consumer = self._stream = None
+            self._in_flight = 0
             await self._quarantine.stop()
             await consumer.stop()
 
@@ -150,7 +188,7 @@ class Subscriber:
         self, consumer: AIOKafkaConsumer, handler: Handler, limit: int | None, exit_at_end: bool
     ) -> None:
         catch_up = CatchUp() if exit_at_end else None
-        stream = RecordStream(
+        stream = self._stream = RecordStream(
             consumer, grouped=self._group_id is not None, from_beginning=self._from_beginning
         )
         next_sweep = 0.0
@@ -163,11 +201,13 @@ class Subscriber:
             except AuthorizationError as exc:
                 raise self._refused(exc) from exc
             done: dict[TopicPartition, int] = {}
+            self._in_flight = len(items)
             try:
                 for item in items:
                     if limit is not None and self.handed_over >= limit:
                         break
                     await self._process(item, handler)
+                    self._in_flight -= 1
                     source = item.source
                     done[TopicPartition(source.topic, source.partition)] = source.offset + 1
             finally:
@@ -206,6 +246,7 @@ class Subscriber:
     ) -> None:
         self.quarantined += 1
         reason = str(verdict.reason)
+        self.quarantined_by_reason[reason] += 1
         log.warning(
             "subscriber.quarantined",
             reason=reason,

@@ -4,6 +4,8 @@ own keys.
 Each agency runs one next to its home (``fusionbus gateway --agency ID``): it seals and
 publishes what the agency's systems POST, opens what the agency receives, and serves it to
 the agency's authenticated people (in a browser, at ``/``) and systems (``docs/gateway.md``).
+Its operations surface: ``/healthz``, ``/readyz`` (with the subscriber's lag) and Prometheus
+``/metrics`` (:mod:`gateway.metrics`).
 """
 
 from gateway.settings import GatewaySettings, load_settings

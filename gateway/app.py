@@ -6,9 +6,10 @@
     await serve(app, sock, on_listening=print)
 
 Routes (``docs/gateway.md``): ``GET /healthz``, ``GET /readyz`` (unauthenticated, no data);
-with a Bearer token: ``POST /v1/reports``, ``POST /v1/reports:batch``,
-``GET /v1/status/{message_id}``, ``GET /v1/reports``, ``GET /v1/reports/{message_id}``,
-``GET /v1/feed`` (Server-Sent Events), ``GET /v1/me``, ``GET /v1/stats`` — a browser may
+with a Bearer token: ``GET /metrics`` (Prometheus, :mod:`gateway.metrics`),
+``POST /v1/reports``, ``POST /v1/reports:batch``, ``GET /v1/status/{message_id}``,
+``GET /v1/reports``, ``GET /v1/reports/{message_id}``, ``GET /v1/feed`` (Server-Sent
+Events), ``GET /v1/me``, ``GET /v1/stats`` — a browser may
 authenticate them with the session cookie instead; the dashboard and its login
 (:mod:`gateway.dashboard`). Every error is an RFC 9457 problem document
 (:mod:`gateway.problems`).
@@ -121,16 +122,28 @@ def _health_routes(app: FastAPI) -> None:
     @app.get("/readyz")
     async def readyz(request: Request) -> Response:
         gateway = gateway_of(request)
-        checks = {"publisher": gateway.sender is not None, "subscriber": gateway.subscribing}
+        lag, most = gateway.lag(), gateway.settings.ready_max_lag
+        checks = {
+            "publisher": gateway.sender is not None,
+            "subscriber": gateway.subscribing,
+            "lag": lag is not None and lag <= most,
+        }
+        numbers = {"lag": lag, "max_lag": most}
         if all(checks.values()):
-            return json_response({"status": "ready", "checks": checks})
+            return json_response({"status": "ready", "checks": checks, **numbers})
         raise Problem(
             503,
             "not-ready",
             "The gateway is not ready",
-            detail="its Kafka publisher or subscriber is not running yet (or is restarting)",
-            extra={"checks": checks},
+            detail="its Kafka publisher or subscriber is not running yet (or is restarting), "
+            f"or its subscriber's lag is unknown or above {most} records",
+            extra={"checks": checks, **numbers},
         )
+
+    @app.get("/metrics")
+    async def metrics(request: Request, _: Reader) -> Response:
+        body, media_type = gateway_of(request).metrics.exposition()
+        return Response(body, 200, {"Cache-Control": "no-store"}, media_type=media_type)
 
     @app.get("/v1/me")
     async def me(request: Request, principal: Reader) -> Response:
@@ -143,7 +156,15 @@ def _health_routes(app: FastAPI) -> None:
     async def stats(request: Request, _: Reader) -> Response:
         gateway = gateway_of(request)
         return json_response(
-            {"feed_clients": gateway.hub.clients, "received": gateway.received.count()}
+            {
+                "feed_clients": gateway.hub.clients,
+                "received": gateway.received.count(),
+                "subscriber": {"connected": gateway.consuming, "lag": gateway.lag()},
+                "quarantined": {
+                    "total": gateway.quarantined.total(),
+                    "by_reason": dict(sorted(gateway.quarantined.items())),
+                },
+            }
         )
 
 
@@ -153,11 +174,11 @@ def _health_routes(app: FastAPI) -> None:
 def _ingest_routes(app: FastAPI) -> None:
     @app.post("/v1/reports", status_code=202)
     async def post_report(request: Request, principal: Ingester) -> Response:
-        return await _idempotent(request, principal, batch=False)
+        return await _counted(request, principal, batch=False)
 
     @app.post("/v1/reports:batch", status_code=202)
     async def post_batch(request: Request, principal: Ingester) -> Response:
-        return await _idempotent(request, principal, batch=True)
+        return await _counted(request, principal, batch=True)
 
     @app.get("/v1/status/{message_id}")
     async def status(request: Request, message_id: uuid.UUID, _: Reader) -> Response:
@@ -178,6 +199,17 @@ def _answer_response(answer: Answer, *, replayed: bool = False) -> Response:
         headers["Idempotent-Replayed"] = "true"
     media = PROBLEM_JSON if answer.status >= 400 else "application/json"
     return Response(answer.body, answer.status, headers, media_type=media)
+
+
+async def _counted(request: Request, principal: Principal, *, batch: bool) -> Response:
+    metrics = gateway_of(request).metrics
+    try:
+        answer = await _idempotent(request, principal, batch=batch)
+    except Problem as problem:
+        metrics.ingest_answered(problem.status)
+        raise
+    metrics.ingest_answered(answer.status_code)
+    return answer
 
 
 async def _idempotent(request: Request, principal: Principal, *, batch: bool) -> Response:
@@ -278,7 +310,7 @@ async def _publish(gateway: Gateway, body: bytes, path: str, *, batch: bool) -> 
             headers={"Retry-After": "5"},
         ) from None
     items: list[dict[str, Any]] = []
-    for message_id, result in zip(ids, results, strict=True):
+    for message_id, report, result in zip(ids, reports, results, strict=True):
         item: dict[str, Any] = {"message_id": message_id, "status_url": f"/v1/status/{message_id}"}
         if isinstance(result, FusionbusError):
             gateway.statuses.settle(message_id, gateway.clock(), recipients=0, detail=str(result))
@@ -288,6 +320,7 @@ async def _publish(gateway: Gateway, body: bytes, path: str, *, batch: bool) -> 
                 message_id, gateway.clock(), recipients=len(result.recipients), detail=""
             )
             item["status"] = "published"
+            gateway.metrics.published(report.category)
         items.append(item)
     if all(i["status"] == "failed" for i in items) and all(
         isinstance(r, TransportError) for r in results

@@ -24,11 +24,13 @@ from gateway.problems import PROBLEM_JSON
 from schemas._base import SCHEMA_VERSION
 from schemas.report import Report
 
-__all__ = ["OPENAPI_PATH", "REGENERATE", "document", "main", "render"]
+__all__ = ["OPENAPI_PATH", "REGENERATE", "SECURED", "document", "main", "render"]
 
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 REGENERATE = "python -m gateway.openapi"
 _REF = "#/components/schemas/{model}"
+SECURED = ("/v1/", "/metrics")
+"""Paths (prefixes) that need a token; the health probes stay open."""
 
 _PROBLEM = {
     "type": "object",
@@ -118,7 +120,8 @@ def document() -> dict[str, Any]:
         description=(
             "An agency's gateway: its systems post reports to be sealed and published; its "
             "people and systems read what the agency received, and follow it live (SSE). "
-            "Every /v1 route needs `Authorization: Bearer <token>` (docs/gateway.md)."
+            "Every /v1 route and /metrics need `Authorization: Bearer <token>` "
+            "(docs/gateway.md)."
         ),
         routes=app.routes,
     )
@@ -135,12 +138,16 @@ def document() -> dict[str, Any]:
     _ingest(paths["/v1/reports:batch"], {"type": "array", "items": report_ref}, "reports")
     for name, path in paths.items():
         for operation in path.values():
-            if name.startswith("/v1/"):
+            if name.startswith(SECURED):
                 operation["security"] = [{"bearer": []}]
                 operation.setdefault("responses", {}).update(_problems(["401", "403"]))
     paths["/v1/feed"]["get"]["responses"]["200"] = {
         "description": "Server-Sent Events: report, heartbeat, gap and disconnect events",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+    paths["/metrics"]["get"]["responses"]["200"] = {
+        "description": "Prometheus text exposition of the fusionbus_gateway_* metrics",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
     }
     return doc
 

@@ -14,12 +14,17 @@ from there to every feed reader. A subscriber that fails is logged and started a
 the directory gives the agency other grants (a live directory, ``[directory] source =
 "topic"``: within about a second of the change arriving), the subscriber is replaced by one
 over the new grants, in the same consumer group, without a restart of the gateway.
+
+Its operations state: :meth:`Gateway.lag` (the subscriber's, from what its Kafka client
+knows), ``quarantined`` (rejections by reason since the gateway started, across subscriber
+restarts) and ``metrics`` (:mod:`gateway.metrics`, the registry ``GET /metrics`` serves).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,13 +34,14 @@ import structlog
 
 from broker.config import KafkaSettings
 from broker.errors import FusionbusError
-from consumers import Delivery, SqliteDelivered, Subscriber, new_group_id
+from consumers import Delivery, Source, SqliteDelivered, Subscriber, new_group_id
 from gateway._files import GatewayFiles
 from gateway._site import AgencyDirectory, site_directory
 from gateway.cursor import CursorCodec
 from gateway.feed import Hub
 from gateway.idempotency import IdempotencyStore
 from gateway.ingest import StatusStore
+from gateway.metrics import Live, Metrics
 from gateway.received import ReceivedStore
 from gateway.sessions import SessionStore
 from gateway.settings import GatewaySettings
@@ -62,6 +68,15 @@ class Sender(Protocol):
     """What ingest needs of a publisher."""
 
     async def publish_many(self, reports: Sequence[Report]) -> list[Published | FusionbusError]: ...
+
+
+class Consuming(Protocol):
+    """What the gateway reads of its running subscriber."""
+
+    @property
+    def consuming(self) -> bool: ...
+
+    def lag(self) -> int | None: ...
 
 
 class Gateway:
@@ -91,7 +106,25 @@ class Gateway:
         self.sessions = SessionStore(self.files)
         self.sender: Sender | None = None
         self.subscribing = False
+        self.subscriber: Consuming | None = None
+        self.quarantined: Counter[str] = Counter()
+        self.metrics = Metrics(self._live)
         self._delivered = SqliteDelivered(self.files.private(self.files.delivered))
+
+    def lag(self) -> int | None:
+        """Records the subscriber has not processed yet; ``None`` while unknown (no
+        subscriber running, or no fetch answered yet), ``0`` with no grants to follow."""
+        if self.subscriber is None:
+            return 0 if self.subscribing else None
+        return self.subscriber.lag()
+
+    @property
+    def consuming(self) -> bool:
+        """Whether a subscriber is connected to Kafka and reading."""
+        return self.subscriber is not None and self.subscriber.consuming
+
+    def _live(self) -> Live:
+        return Live(lag=self.lag(), feed_clients=self.hub.clients, consuming=self.consuming)
 
     def close(self) -> None:
         for store in (self.tokens, self.idempotency, self.statuses, self.received, self.sessions):
@@ -155,7 +188,9 @@ class Gateway:
             jurisdictions=sorted({j for _, j in grants}),
             group_id=new_group_id(self.agency, self.settings.group),
             delivered=self._delivered, from_beginning=True, clock=self.clock,
+            on_reject=self._rejected,
         )  # fmt: skip
+        self.subscriber = subscriber
         self.subscribing = True
         try:
             await subscriber.run(self._receive)
@@ -164,6 +199,7 @@ class Gateway:
                 "gateway.subscriber_failed", error=type(exc).__name__, detail=str(exc)
             )
         finally:
+            self.subscriber = None
             self.subscribing = False
 
     def _grants(self, site: AgencyDirectory) -> Grants:
@@ -178,9 +214,15 @@ class Gateway:
             await asyncio.sleep(_GRANTS_POLL_S)
 
     async def _receive(self, delivery: Delivery) -> None:
-        stored = self.received.add(delivery, self.clock())
+        now = self.clock()
+        stored = self.received.add(delivery, now)
         if stored is not None:
+            self.metrics.delivered(delivery.header.category, delivery.report.created_at, now)
             self.hub.publish(stored)
+
+    async def _rejected(self, _source: Source, reason: str, _detail: str) -> None:
+        self.quarantined[reason] += 1
+        self.metrics.quarantined(reason)
 
     async def _retain(self) -> None:
         keep = timedelta(days=self.settings.retention_days)

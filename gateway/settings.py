@@ -56,6 +56,11 @@ class GatewaySettings(BaseSettings):
         "reader holds.",
     )
     retention_days: float = Field(default=30.0, gt=0, description="How long received reports stay.")
+    ready_max_lag: int = Field(
+        default=10_000,
+        ge=0,
+        description="Most records the subscriber may be behind for /readyz to say ready.",
+    )
     group: str = Field(
         default="gateway",
         pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$",

@@ -1,4 +1,5 @@
-// The fusionbus gateway dashboard: a live table of the reports this agency received.
+// The fusionbus gateway dashboard: a live table of the reports this agency received, and
+// the gateway's state (its subscriber's connection and lag, quarantined records by reason).
 // Every piece of report text goes into the page through textContent and DOM calls only;
 // tests/unit/gateway/test_dashboard.py fails if this file ever parses strings as HTML.
 "use strict";
@@ -7,6 +8,7 @@
   const FILTERS = ["category", "jurisdiction", "precedence"];
   const HISTORY_MS = 24 * 3600 * 1000; // the first connect replays the last day
   const RECONNECT_MS = [500, 1000, 2000, 5000];
+  const STATS_MS = 5000;
   const byId = (id) => document.getElementById(id);
   const rows = new Map(); // message id -> {tr, item}
   let source = null;
@@ -226,6 +228,7 @@
     source.onopen = () => {
       failures = 0;
       setState("live");
+      showStats();
     };
     source.addEventListener("report", (event) => {
       lastEventId = event.lastEventId || lastEventId;
@@ -277,6 +280,46 @@
     connect();
   }
 
+  // -- the gateway's state ----------------------------------------------------------------
+
+  function showConnected(state) {
+    const node = byId("o-connected");
+    node.dataset.state = state;
+    node.textContent = state;
+  }
+
+  async function showStats() {
+    const answer = await fetch("/v1/stats", { credentials: "same-origin" }).catch(() => null);
+    if (!answer || !answer.ok) {
+      showConnected("unknown");
+      byId("o-lag").textContent = "unknown";
+      return;
+    }
+    const stats = await answer.json();
+    const subscriber = stats.subscriber || {};
+    showConnected(subscriber.connected ? "connected" : "disconnected");
+    const lag = subscriber.lag;
+    byId("o-lag").textContent =
+      lag === null || lag === undefined ? "unknown" : lag + (lag === 1 ? " record" : " records");
+    byId("o-clients").textContent = String(stats.feed_clients);
+    byId("o-received").textContent = String(stats.received);
+    const quarantined = stats.quarantined || { total: 0, by_reason: {} };
+    byId("o-quarantined").textContent = String(quarantined.total);
+    const body = byId("o-reason-rows");
+    body.replaceChildren();
+    for (const [reason, count] of Object.entries(quarantined.by_reason || {})) {
+      const tr = document.createElement("tr");
+      tr.dataset.reason = reason;
+      tr.append(text("td", reason), text("td", count));
+      body.append(tr);
+    }
+    if (!body.children.length) {
+      const tr = document.createElement("tr");
+      tr.append(text("td", "none"), text("td", 0));
+      body.append(tr);
+    }
+  }
+
   // -- start ------------------------------------------------------------------------------
 
   async function whoAmI() {
@@ -310,6 +353,8 @@
     byId("logout").addEventListener("click", logout);
     window.addEventListener("popstate", restart);
     window.setInterval(refreshAges, 5000);
+    window.setInterval(showStats, STATS_MS);
+    showStats();
     whoAmI();
     restart();
   });

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -197,6 +198,15 @@ async def test_an_operator_watches_filters_and_opens_reports_in_chromium(  # noq
         }
         for message_id in early.values():
             await expect(row(page, message_id)).to_be_visible(timeout=60_000)
+
+        # The gateway's state: its subscriber connected, its lag and the quarantine counts.
+        await expect(page.locator("#o-connected")).to_have_text("connected", timeout=10_000)
+        lag = re.compile(r"^\d+ records?$")
+        await expect(page.locator("#o-lag")).to_have_text(lag, timeout=10_000)
+        stored = re.compile(r"^[1-9]\d*$")
+        await expect(page.locator("#o-received")).to_have_text(stored, timeout=10_000)
+        await expect(page.locator("#o-quarantined")).to_have_text("0")
+        await expect(page.locator("#o-reason-rows td")).to_have_text(["none", "0"])
 
         # Now live: a report posted to the other agency's gateway shows within two seconds of
         # its acknowledgement (the 202 comes once Kafka has it).

@@ -26,12 +26,14 @@ import httpx
 import orjson
 import pytest
 from httpx_sse import aconnect_sse
+from prometheus_client.parser import text_string_to_metric_families
 
 from broker.federation import Federation
 from broker.home import write_config
 from broker.kafka import ClusterState
+from broker.topics import report_topic
 from schemas import example_report
-from tests.integration.cli_helpers import CLI, clean_env, failed, run_cli
+from tests.integration.cli_helpers import CLI, clean_env, failed, produce, run_cli
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -499,3 +501,63 @@ async def test_a_named_recipient_outside_its_grants_is_refused_never_dropped(
         sent = accepted.json()["message_id"]
         ids = await received_ids(client, world.inbox.url, reader, {sent})
         assert ids.count(sent) == 1
+
+
+def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def test_metrics_readiness_and_stats_follow_deliveries_and_quarantine(
+    world: World, kafka: ClusterState
+) -> None:
+    system = world.token(world.sender, "system")
+    scraper = world.token(world.receiver, "viewer")
+    async with httpx.AsyncClient(timeout=60) as client:
+        await ready(client, world.out.url)
+        await ready(client, world.inbox.url)
+        posted = await client.post(
+            f"{world.out.url}/v1/reports", content=orjson.dumps(report()),
+            headers=bearer(system) | {"Content-Type": "application/json"},
+        )  # fmt: skip
+        assert posted.status_code == 202, posted.text
+        message_id = posted.json()["message_id"]
+        assert message_id in await received_ids(client, world.inbox.url, scraper, {message_id})
+        # Not an envelope, on a topic the receiver follows: quarantined as malformed.
+        topic = report_topic(world.sender, PLACE, "narcotics")
+        await produce(kafka.bootstrap, topic, [(b"k", b"this is not an envelope")])
+        deadline = time.monotonic() + 60
+        while True:
+            stats = await client.get(f"{world.inbox.url}/v1/stats", headers=bearer(scraper))
+            quarantined = stats.json()["quarantined"]["by_reason"]
+            if quarantined.get("malformed", 0) >= 1 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.3)
+        assert quarantined.get("malformed", 0) >= 1, stats.json()
+        subscriber = stats.json()["subscriber"]
+        assert subscriber["connected"] is True
+        assert isinstance(subscriber["lag"], int)
+
+        readiness = (await client.get(f"{world.inbox.url}/readyz")).json()
+        assert readiness["checks"] == {"publisher": True, "subscriber": True, "lag": True}
+        assert 0 <= readiness["lag"] <= readiness["max_lag"] == 10_000
+
+        problem(await client.get(f"{world.inbox.url}/metrics"), 401, "token-missing")
+        scraped = await client.get(f"{world.inbox.url}/metrics", headers=bearer(scraper))
+        assert scraped.status_code == 200, scraped.text
+        inbox = metric_samples(scraped.text)
+        p = "fusionbus_gateway_"
+        assert inbox[(f"{p}reports_delivered_total", (("category", "narcotics"),))] >= 1
+        assert inbox[(f"{p}end_to_end_latency_seconds_count", ())] >= 1
+        assert inbox[(f"{p}quarantined_total", (("reason", "malformed"),))] >= 1
+        assert inbox[(f"{p}subscriber_up", ())] == 1
+        assert inbox[(f"{p}consumer_lag", ())] >= 0
+        assert report()["title"] not in scraped.text
+        sending = world.token(world.sender, "viewer")
+        out = await client.get(f"{world.out.url}/metrics", headers=bearer(sending))
+        published = metric_samples(out.text)
+        assert published[(f"{p}reports_published_total", (("category", "narcotics"),))] >= 1
+        assert published[(f"{p}ingest_requests_total", (("status", "202"),))] >= 1

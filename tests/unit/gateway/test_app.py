@@ -98,7 +98,7 @@ def is_problem(response: httpx.Response, status: int, kind: str) -> dict[str, ob
 async def test_health_is_open_readiness_says_what_is_missing(world: World) -> None:
     assert (await world.client.get("/healthz")).json() == {"status": "ok"}
     body = is_problem(await world.client.get("/readyz"), 503, "not-ready")
-    assert body["checks"] == {"publisher": True, "subscriber": False}
+    assert body["checks"] == {"publisher": True, "subscriber": False, "lag": False}
     world.gateway.subscribing = True
     assert (await world.client.get("/readyz")).json()["status"] == "ready"
 

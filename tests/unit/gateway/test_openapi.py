@@ -6,7 +6,7 @@ import json
 
 from openapi_spec_validator import validate
 
-from gateway.openapi import OPENAPI_PATH, document, main, render
+from gateway.openapi import OPENAPI_PATH, SECURED, document, main, render
 
 
 def test_the_committed_document_is_not_stale() -> None:
@@ -34,10 +34,12 @@ def test_ingest_bodies_answers_and_security_are_described() -> None:
     assert batch["application/json"]["schema"]["type"] == "array"
     for name, path in doc["paths"].items():
         for operation in path.values():
-            if name.startswith("/v1/"):
+            if name.startswith(SECURED):
                 assert operation["security"] == [{"bearer": []}], name
                 assert {"401", "403"} <= set(operation["responses"]), name
             else:
                 assert "security" not in operation, name  # health probes stay open
     feed = doc["paths"]["/v1/feed"]["get"]["responses"]["200"]["content"]
     assert list(feed) == ["text/event-stream"]
+    assert "/metrics" in doc["paths"]
+    assert {"/healthz", "/readyz"} <= set(doc["paths"])
