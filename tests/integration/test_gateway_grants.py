@@ -75,7 +75,9 @@ async def share(fed: Federation, topic: str, kafka: ClusterState) -> None:
 
 async def publish(fed: Federation, kafka: ClusterState, category: str) -> str:
     fed = Federation.load(fed.home)
-    report = example_report(category, PLACE).model_copy(update={"sender": sender(fed)})
+    example = example_report(category, PLACE)
+    handling = example.handling.model_copy(update={"named_recipients": ()})
+    report = example.model_copy(update={"sender": sender(fed), "handling": handling})
     settings = KafkaSettings(bootstrap=kafka.bootstrap)
     async with Publisher(fed.identity(sender(fed)), fed, DisseminationPolicy(fed), settings) as pub:
         [published] = await pub.publish_many([report])
