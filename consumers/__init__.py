@@ -1,6 +1,13 @@
 """Subscribing by jurisdiction and category: verified reports, quarantine, delivery state."""
 
 from consumers.delivered import Delivered, MemoryDelivered, Seen, SqliteDelivered
+from consumers.inbox import (
+    FeedbackDelivery,
+    Inbox,
+    InboxIntake,
+    RecipientState,
+    recipient_states,
+)
 from consumers.intake import (
     Accepted,
     Delivery,
@@ -21,11 +28,15 @@ __all__ = [
     "Accepted",
     "Delivered",
     "Delivery",
+    "FeedbackDelivery",
     "Handler",
+    "Inbox",
+    "InboxIntake",
     "Intake",
     "MemoryDelivered",
     "Quarantine",
     "RawIntake",
+    "RecipientState",
     "Record",
     "RejectHook",
     "Rejected",
@@ -39,4 +50,5 @@ __all__ = [
     "Verified",
     "new_group_id",
     "quarantine_record",
+    "recipient_states",
 ]

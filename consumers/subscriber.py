@@ -21,6 +21,13 @@ While it runs, :meth:`Subscriber.lag` says how many records of its assigned part
 not processed yet, from what the Kafka client already knows (the highwater of each
 partition's last fetch answer): reading it costs no round trip. ``quarantined_by_reason``
 counts the rejections by reason code.
+
+Given ``receipts`` (a :class:`producers.FeedbackSender`), it tells the originator of each
+report handed over that it was received — ``received`` feedback sealed to the originator
+alone, sent once the handler returned and acknowledged by Kafka before the batch's offsets
+are committed (``docs/cycle.md``). A subscriber killed between its handler returning and
+that acknowledgement sends none for that report: the redelivery is a duplicate and is not
+handed over, nor receipted, again.
 """
 
 from __future__ import annotations
@@ -31,14 +38,14 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.envelope import Opener
-from broker.errors import AuthorizationError, Reason
+from broker.errors import AuthorizationError, ConfigError, Reason
 from broker.keys import Identity
 from broker.topics import subscription_pattern
 from broker.transport import map_kafka_errors, start_client
@@ -47,6 +54,8 @@ from consumers._stream import RecordStream, Undecodable
 from consumers.delivered import Delivered, MemoryDelivered
 from consumers.intake import Accepted, Delivery, Intake, Record, Rejected, SkipReason, Source
 from consumers.quarantine import Quarantine
+from schemas import Feedback, Outcome
+from schemas.envelope import RoutingHeader
 
 if TYPE_CHECKING:
     from broker.federation import Directory
@@ -70,6 +79,12 @@ SkipHook = Callable[[Source, SkipReason], Awaitable[None]]
 """Told of each record passed over: (where it was read, why)."""
 
 
+class ReceiptSender(Protocol):
+    """What sends the ``received`` feedback (:class:`producers.FeedbackSender`)."""
+
+    async def enqueue(self, feedback: Feedback, about: RoutingHeader) -> asyncio.Future[object]: ...
+
+
 class Subscriber:
     """Consumes the reports one agency may read; one per task, not thread-safe."""
 
@@ -89,6 +104,7 @@ class Subscriber:
         metadata_refresh_ms: int = 5_000,
         on_reject: RejectHook | None = None,
         on_skip: SkipHook | None = None,
+        receipts: ReceiptSender | None = None,
     ) -> None:
         self._identity = identity
         self._directory = directory
@@ -108,6 +124,7 @@ class Subscriber:
         self._on_reject = on_reject
         self._unacked: list[asyncio.Future[object]] = []
         self._on_skip = on_skip
+        self._receipts = receipts
         self.handed_over = 0
         self.quarantined = 0
         self.quarantined_by_reason: Counter[str] = Counter()
@@ -224,12 +241,28 @@ class Subscriber:
             await handler(verdict.delivery)
             self.intake.mark(verdict)
             self.handed_over += 1
+            await self._receipt(verdict.delivery)
         elif isinstance(verdict, Rejected):
             await self._reject(item.source, item.key, item.value, verdict)
         else:
             self.skipped += 1
             if self._on_skip is not None:
                 await self._on_skip(item.source, verdict.reason)
+
+    async def _receipt(self, delivery: Delivery) -> None:
+        """Tell the originator the report was taken (``received`` feedback), acknowledged by
+        Kafka before the offset is committed."""
+        header = delivery.header
+        if self._receipts is None or header.sender == self._identity.agency:
+            return
+        feedback = Feedback(
+            message_id=uuid.uuid4(), report_id=header.message_id, originator=header.sender,
+            sender=self._identity.agency, created_at=self._clock(), outcome=Outcome.RECEIVED,
+        )  # fmt: skip
+        try:
+            self._unacked.append(await self._receipts.enqueue(feedback, header))
+        except (AuthorizationError, ConfigError) as exc:  # the originator can no longer be told
+            log.warning("subscriber.receipt_refused", report=str(header.message_id), error=str(exc))
 
     def _refused(self, exc: AuthorizationError) -> AuthorizationError:
         agency = self._identity.agency

@@ -1,5 +1,6 @@
-"""Publishing signed, end-to-end encrypted reports to Kafka."""
+"""Publishing signed, end-to-end encrypted reports, and feedback on received ones, to Kafka."""
 
+from producers.feedback import FeedbackSender
 from producers.publisher import Published, Publisher, routing_headers
 
-__all__ = ["Published", "Publisher", "routing_headers"]
+__all__ = ["FeedbackSender", "Published", "Publisher", "routing_headers"]

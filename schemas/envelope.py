@@ -14,13 +14,23 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 __all__ = [
     "ENVELOPE_VERSION",
     "KID_PATTERN",
+    "MessageKind",
     "PrecedenceCode",
     "RoutingHeader",
     "TlpLabel",
@@ -34,6 +44,7 @@ KID_PATTERN = r"^[A-Za-z0-9_\-:/+]{1,128}$"
 
 PrecedenceCode = Literal["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
 TlpLabel = Literal["TLP:RED", "TLP:AMBER+STRICT", "TLP:AMBER", "TLP:GREEN", "TLP:CLEAR"]
+MessageKind = Literal["report", "feedback"]
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -69,6 +80,20 @@ class RoutingHeader(BaseModel):
         min_length=1, description="Encryption key ids, in the order of the JWE recipients."
     )
     schema_version: str = Field(pattern=r"^[0-9A-Za-z.+-]{1,32}$")
+    kind: MessageKind = Field(
+        default="report",
+        description="What the envelope holds: a report (the default, and then not written), "
+        "or feedback on a report, sealed to its originator alone (docs/cycle.md).",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_report_kind(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A report's header is written without ``kind``: one spelling, and every envelope
+        sealed before feedback existed keeps its bytes."""
+        data: dict[str, Any] = handler(self)
+        if data.get("kind") == "report":
+            del data["kind"]
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> RoutingHeader:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from schemas.feedback import Feedback
 from schemas.identifiers import Coordinates, Passport, VehicleRegistration
@@ -157,9 +158,12 @@ def example_feedback(
     return Feedback(
         message_id=message_id or uuid.uuid4(),
         report_id=report.message_id,
+        originator=report.sender,
         sender=sender,
         created_at=now or datetime.now(UTC),
         outcome=outcome,
+        quantity=Decimal(72) if outcome is Outcome.SEIZURE else None,
+        unit="kg" if outcome is Outcome.SEIZURE else None,
         note="Joint examination at the terminal; 72 kg of heroin recovered from 31 bags."
         if outcome is Outcome.SEIZURE
         else None,

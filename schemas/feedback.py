@@ -1,18 +1,31 @@
-"""Feedback: a recipient's receipt acknowledgement or outcome report on a report.
+"""Feedback: a recipient's receipt, acknowledgement or outcome of a report, to its originator.
 
-The intelligence cycle closes here: recipients send ``received``/``acknowledged`` first,
-then the outcome (``actioned``, ``seizure``, ``arrest``, ``no_trace``,
-``false_positive``). Same versioning rules as :class:`schemas.Report`.
+The intelligence cycle closes here: a recipient's subscriber sends ``received`` once the
+application took the report, people send ``acknowledged`` and ``actioned``, and finally what
+came of it (``seizure`` with a quantity and unit, ``arrest``, ``no_trace``,
+``false_positive``, ``other`` with a note). A feedback message can amend (``replaces``) or
+withdraw (``replaces`` and ``withdrawn``) an earlier one of the same sender about the same
+report. It is sealed to the originator alone and travels on the originator's inbox topic
+(``docs/cycle.md``). Same versioning rules as :class:`schemas.Report`.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Self
+from decimal import Decimal
+from typing import Annotated, Self
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
-from schemas._base import AgencyId, ContractModel, SchemaVersion, Text, UtcDatetime, expected
+from schemas._base import (
+    AgencyId,
+    ContractModel,
+    SchemaVersion,
+    ShortText,
+    Text,
+    UtcDatetime,
+    expected,
+)
 from schemas.vocab import Outcome
 
 __all__ = ["Feedback"]
@@ -26,16 +39,45 @@ class Feedback(ContractModel):
     """This feedback message's own id."""
     report_id: uuid.UUID
     """The ``message_id`` of the report this feedback is about."""
+    originator: AgencyId
+    """The report's sender: the one agency this feedback is sealed to."""
     sender: AgencyId
-    """The agency giving feedback."""
+    """The agency giving feedback (a recipient of the report)."""
     created_at: UtcDatetime
     outcome: Outcome
+    quantity: Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3)] | None = None
+    """How much was seized (``seizure`` only, with ``unit``)."""
+    unit: ShortText | None = None
+    """The unit of ``quantity``: ``kg``, ``l``, ``pieces``, ``PKR``, ..."""
     note: Text | None = None
+    replaces: uuid.UUID | None = None
+    """An earlier feedback message of the same sender about the same report that this one
+    amends (or, with ``withdrawn``, withdraws)."""
+    withdrawn: bool = False
+    """This message withdraws ``replaces`` and says nothing new; ``outcome`` repeats the
+    withdrawn one's."""
 
     @model_validator(mode="after")
-    def _about_another_message(self) -> Self:
+    def _consistent(self) -> Self:
         if self.report_id == self.message_id:
             raise expected(
                 "self_reference", "expected report_id to name the report, not this feedback"
+            )
+        if self.originator == self.sender:
+            raise expected(
+                "own_report", "expected originator to be another agency than sender: an agency "
+                "gives feedback on reports it received"
+            )  # fmt: skip
+        if (self.quantity is None) != (self.unit is None):
+            raise expected("quantity_unit", "expected quantity and unit together, or neither")
+        if self.quantity is not None and self.outcome is not Outcome.SEIZURE:
+            raise expected("quantity_outcome", "expected quantity only with outcome seizure")
+        if self.outcome is Outcome.OTHER and self.note is None:
+            raise expected("note_required", "expected a note saying what the outcome was")
+        if self.withdrawn and self.replaces is None:
+            raise expected("withdraws_nothing", "expected replaces to name the withdrawn feedback")
+        if self.replaces in (self.message_id, self.report_id):
+            raise expected(
+                "self_reference", "expected replaces to name an earlier feedback message"
             )
         return self

@@ -116,6 +116,14 @@ class Outcome(StrEnum):
     """The recipient looked and found nothing."""
     FALSE_POSITIVE = "false_positive"
     """The information proved wrong."""
+    OTHER = "other"
+    """Another result, told in the note."""
+
+    @property
+    def is_result(self) -> bool:
+        """Whether this is what came of the report (seizure ... other), rather than a stage
+        of handling it (received, acknowledged, actioned)."""
+        return self not in (Outcome.RECEIVED, Outcome.ACKNOWLEDGED, Outcome.ACTIONED)
 
 
 CATEGORY_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"

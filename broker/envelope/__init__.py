@@ -9,6 +9,7 @@ one). The format is described in ``docs/envelope.md``.
 """
 
 from broker.envelope._wire import Limits
+from broker.envelope.feedback import FEEDBACK_TTL, feedback_header, open_feedback, seal_feedback
 from broker.envelope.open import (
     DEFAULT_LIMITS,
     Opener,
@@ -23,6 +24,7 @@ from broker.errors import Reason
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "FEEDBACK_TTL",
     "Limits",
     "MemoryReplayGuard",
     "Opener",
@@ -31,10 +33,13 @@ __all__ = [
     "ReportLike",
     "Sealer",
     "VerifiedMessage",
+    "feedback_header",
     "header_for",
     "open_envelope",
+    "open_feedback",
     "open_report",
     "seal_envelope",
+    "seal_feedback",
     "seal_report",
     "verify_envelope",
 ]

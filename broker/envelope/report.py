@@ -147,6 +147,8 @@ def refuse_unsendable(header: RoutingHeader, now: datetime, limits: Limits) -> N
 
 
 def _mismatch(report: ReportLike, header: RoutingHeader) -> str | None:
+    if header.kind != "report":
+        return f"the signed routing header says kind {header.kind!r}, not a report"
     pairs = {
         "message_id": (report.message_id, header.message_id),
         "sender": (report.sender, header.sender),

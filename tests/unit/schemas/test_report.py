@@ -1,4 +1,5 @@
 import uuid
+from decimal import Decimal
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -258,6 +259,7 @@ def test_feedback_is_validated() -> None:
     base = {
         "message_id": str(uuid.uuid4()),
         "report_id": str(REPORT_ID),
+        "originator": "customs",
         "sender": "anf",
         "created_at": "2026-11-27T18:30:00+05:00",
         "outcome": "no_trace",
@@ -271,6 +273,23 @@ def test_feedback_is_validated() -> None:
         Feedback.model_validate(base | {"created_at": "2026-11-27T18:30:00"})
     with pytest.raises(ValidationError, match="at most 2000 characters"):
         Feedback.model_validate(base | {"note": "n" * 2001})
+    with pytest.raises(ValidationError, match="another agency than sender"):
+        Feedback.model_validate(base | {"originator": "anf"})
+    seizure = base | {"outcome": "seizure", "quantity": "72.5", "unit": "kg"}
+    assert Feedback.model_validate(seizure).quantity == Decimal("72.5")
+    with pytest.raises(ValidationError, match="quantity and unit together"):
+        Feedback.model_validate(seizure | {"unit": None})
+    with pytest.raises(ValidationError, match="quantity only with outcome seizure"):
+        Feedback.model_validate(seizure | {"outcome": "arrest"})
+    with pytest.raises(ValidationError, match="greater than 0"):
+        Feedback.model_validate(seizure | {"quantity": "-1"})
+    with pytest.raises(ValidationError, match="a note saying what the outcome was"):
+        Feedback.model_validate(base | {"outcome": "other"})
+    with pytest.raises(ValidationError, match="replaces to name the withdrawn"):
+        Feedback.model_validate(base | {"withdrawn": True})
+    earlier = str(uuid.uuid4())
+    withdrawal = Feedback.model_validate(base | {"withdrawn": True, "replaces": earlier})
+    assert str(withdrawal.replaces) == earlier
 
 
 def test_non_utc_input_offsets_survive_as_instants() -> None:

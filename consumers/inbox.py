@@ -1,0 +1,303 @@
+"""The originator's inbox: feedback on its reports, verified, and each recipient's state.
+
+::
+
+    inbox = Inbox(identity, directory, settings)
+    await inbox.run(handler, exit_at_end=True)       # handler(FeedbackDelivery), per message
+    states = recipient_states(feedbacks)             # per recipient: received ... outcome
+
+An agency's inbox is every topic ``fusionbus.inbox.<agency>.<sender>`` (one per other
+agency, :func:`broker.topics.inbox_topic`). :class:`InboxIntake` is its total, sans-IO
+verdict on each record, as :class:`consumers.intake.Intake` is for reports: the envelope
+opened with the agency's keys, its header saying ``kind = "feedback"``, its signer the
+inbox topic's sender (only that sender's certificate can write the topic; a copy of its
+feedback on another inbox is ``wrong_topic``), the feedback about a report of this agency.
+Anything else is rejected with a reason code and quarantined; nothing stalls the inbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import traceback
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from broker.config import KafkaSettings, aiokafka_kwargs
+from broker.envelope import Opener, open_feedback
+from broker.errors import Reason, VerificationError
+from broker.keys import Identity
+from broker.topics import inbox_prefix, parties_of_inbox
+from broker.transport import map_kafka_errors, start_client
+from consumers._catchup import CatchUp
+from consumers._stream import RecordStream, Undecodable
+from consumers.delivered import Delivered, MemoryDelivered, Seen
+from consumers.intake import Record, Rejected, Skipped, SkipReason, Source
+from consumers.quarantine import Quarantine
+from schemas import Feedback, Outcome
+from schemas.envelope import RoutingHeader
+
+if TYPE_CHECKING:
+    from broker.federation import Directory
+
+__all__ = [
+    "FeedbackAccepted",
+    "FeedbackDelivery",
+    "Inbox",
+    "InboxIntake",
+    "RecipientState",
+    "recipient_states",
+]
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackDelivery:
+    """Verified feedback and where it came from."""
+
+    feedback: Feedback
+    header: RoutingHeader
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackAccepted:
+    delivery: FeedbackDelivery
+    digest: bytes
+
+
+InboxVerdict = FeedbackAccepted | Rejected | Skipped
+
+
+class InboxIntake:
+    """The originator's verdict on each record of its inbox; never raises."""
+
+    def __init__(
+        self, opener: Opener, agency: str, *, delivered: Delivered, clock: Clock = _utcnow
+    ) -> None:
+        self._opener = opener
+        self._agency = agency
+        self._delivered = delivered
+        self._clock = clock
+        self.counts: Counter[str] = Counter()
+
+    def process(self, record: Record) -> InboxVerdict:
+        try:
+            verdict = self._verdict(record)
+        except Exception as exc:  # noqa: BLE001 - the one boundary: every record gets a verdict
+            frame = traceback.extract_tb(exc.__traceback__)[-1:]
+            site = f"{Path(frame[0].filename).name}:{frame[0].lineno}" if frame else "unknown"
+            log.error(  # noqa: TRY400 - type and site only: a traceback could hold report text
+                "inbox.internal_error", error=type(exc).__name__, site=site
+            )
+            verdict = Rejected(Reason.INTERNAL_ERROR, f"{type(exc).__name__} at {site}")
+        self.counts[
+            "accepted" if isinstance(verdict, FeedbackAccepted) else str(verdict.reason)
+        ] += 1
+        return verdict
+
+    def _verdict(self, record: Record) -> InboxVerdict:  # noqa: PLR0911 - one per verdict
+        source = record.source
+        parties = parties_of_inbox(source.topic)
+        if parties is None or parties[0] != self._agency:
+            return Rejected(
+                Reason.WRONG_TOPIC, f"{source.topic} is not an inbox topic of {self._agency}"
+            )
+        data = record.value or b""
+        try:
+            message = open_feedback(self._opener, data, self._clock())
+        except VerificationError as exc:
+            if exc.reason == Reason.NOT_RECIPIENT:
+                return Skipped(SkipReason.NOT_RECIPIENT)
+            return Rejected(exc.reason, exc.detail)
+        header, feedback = message.header, message.content
+        if header.sender != parties[1]:
+            return Rejected(
+                Reason.WRONG_TOPIC,
+                f"feedback signed by {header.sender} but read from {source.topic}, which only "
+                f"{parties[1]} can write",
+            )
+        if feedback.originator != self._agency:
+            return Rejected(
+                Reason.HEADER_MISMATCH,
+                f"feedback on a report of {feedback.originator}, in the inbox of {self._agency}",
+            )
+        digest = hashlib.sha256(data).digest()
+        seen = self._delivered.check(header.sender, header.message_id, digest)
+        if seen is Seen.DUPLICATE:
+            return Skipped(SkipReason.DUPLICATE)
+        if seen is Seen.REPLAY:
+            return Rejected(
+                Reason.REPLAY,
+                f"feedback {header.message_id} of {header.sender} was read before, in another "
+                "envelope",
+            )
+        return FeedbackAccepted(FeedbackDelivery(feedback, header, source), digest)
+
+    def mark(self, accepted: FeedbackAccepted) -> None:
+        header = accepted.delivery.header
+        self._delivered.mark(header.sender, header.message_id, accepted.digest, header.expires_at)
+
+
+Handler = Callable[[FeedbackDelivery], Awaitable[None]]
+
+
+class Inbox:
+    """Reads one agency's inbox: every feedback message on its reports, verified."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        directory: Directory,
+        settings: KafkaSettings,
+        *,
+        group_id: str | None = None,
+        delivered: Delivered | None = None,
+        clock: Clock = _utcnow,
+        metadata_refresh_ms: int = 5_000,
+    ) -> None:
+        self._agency = identity.agency
+        self._settings = settings
+        self._group_id = group_id
+        self._metadata_refresh_ms = metadata_refresh_ms
+        self.intake = InboxIntake(
+            Opener(identity, directory),
+            identity.agency,
+            delivered=delivered if delivered is not None else MemoryDelivered(),
+            clock=clock,
+        )
+        self._quarantine = Quarantine(identity.agency, settings)
+        self.handed_over = 0
+        self.quarantined = 0
+
+    async def run(self, handler: Handler, *, exit_at_end: bool = False) -> None:
+        """Read from the beginning until cancelled or, with ``exit_at_end``, caught up."""
+        kwargs = aiokafka_kwargs(self._settings, "consumer")
+        kwargs["auto_offset_reset"] = "earliest"
+        kwargs["metadata_max_age_ms"] = self._metadata_refresh_ms
+        consumer = AIOKafkaConsumer(group_id=self._group_id, **kwargs)
+        try:
+            await start_client(consumer, self._settings, "starting the inbox reader")
+            consumer.subscribe(pattern=f"^{re.escape(inbox_prefix(self._agency))}.*$")
+            await self._quarantine.start()
+            await self._loop(consumer, handler, exit_at_end)
+        finally:
+            await self._quarantine.stop()
+            await consumer.stop()
+
+    async def _loop(self, consumer: AIOKafkaConsumer, handler: Handler, exit_at_end: bool) -> None:
+        catch_up = CatchUp(grace_s=3.0) if exit_at_end else None
+        stream = RecordStream(
+            consumer, grouped=self._group_id is not None, from_beginning=True,
+            action="fetching feedback",
+        )  # fmt: skip
+        while True:
+            items = await stream.batch()
+            done: dict[TopicPartition, int] = {}
+            pending = []
+            for item in items:
+                if isinstance(item, Undecodable):
+                    verdict: InboxVerdict = Rejected(Reason.UNDECODABLE, item.error)
+                    key = value = None
+                else:
+                    verdict = self.intake.process(item)
+                    key, value = item.key, item.value
+                if isinstance(verdict, FeedbackAccepted):
+                    await handler(verdict.delivery)
+                    self.intake.mark(verdict)
+                    self.handed_over += 1
+                elif isinstance(verdict, Rejected):
+                    self.quarantined += 1
+                    log.warning(
+                        "inbox.quarantined", reason=str(verdict.reason), source=str(item.source)
+                    )
+                    pending.append(
+                        await self._quarantine.send(
+                            item.source, key, value, str(verdict.reason), verdict.detail
+                        )
+                    )
+                done[TopicPartition(item.source.topic, item.source.partition)] = (
+                    item.source.offset + 1
+                )
+            with map_kafka_errors("quarantining rejected feedback"):
+                for acknowledged in pending:
+                    await acknowledged
+            if done and self._group_id is not None:
+                with map_kafka_errors("committing inbox offsets"):
+                    await consumer.commit(done)
+            if catch_up is not None and await catch_up.done(consumer):
+                return
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientState:
+    """What one recipient said about one report, each stage's latest feedback in force."""
+
+    agency: str
+    received: Feedback | None = None
+    acknowledged: Feedback | None = None
+    actioned: Feedback | None = None
+    outcome: Feedback | None = None
+
+    def document(self) -> dict[str, object]:
+        def stage(feedback: Feedback | None) -> dict[str, object] | None:
+            if feedback is None:
+                return None
+            body: dict[str, object] = {
+                "at": feedback.created_at.isoformat(),
+                "message_id": str(feedback.message_id),
+            }
+            if feedback.outcome.is_result:
+                body["outcome"] = str(feedback.outcome)
+            if feedback.quantity is not None:
+                body |= {"quantity": str(feedback.quantity), "unit": feedback.unit}
+            if feedback.note is not None:
+                body["note"] = feedback.note
+            return body
+
+        return {
+            "agency": self.agency,
+            "received": stage(self.received),
+            "acknowledged": stage(self.acknowledged),
+            "actioned": stage(self.actioned),
+            "outcome": stage(self.outcome),
+        }
+
+
+def recipient_states(feedbacks: Iterable[Feedback]) -> dict[str, RecipientState]:
+    """Each recipient's state from its feedback on one report (any order): a feedback
+    another one ``replaces`` is out of force, and a withdrawal leaves its stage empty."""
+    every = sorted(feedbacks, key=lambda f: (f.created_at, str(f.message_id)))
+    replaced = {f.replaces for f in every if f.replaces is not None}
+    stages: dict[str, dict[str, Feedback]] = {}
+    for feedback in every:
+        if feedback.message_id in replaced or feedback.withdrawn:
+            continue
+        stage = "outcome" if feedback.outcome.is_result else str(feedback.outcome)
+        stages.setdefault(feedback.sender, {})[stage] = feedback
+    for feedback in every:  # a recipient whose every feedback was withdrawn is still listed
+        stages.setdefault(feedback.sender, {})
+    return {
+        agency: RecipientState(
+            agency,
+            received=found.get(str(Outcome.RECEIVED)),
+            acknowledged=found.get(str(Outcome.ACKNOWLEDGED)),
+            actioned=found.get(str(Outcome.ACTIONED)),
+            outcome=found.get("outcome"),
+        )
+        for agency, found in sorted(stages.items())
+    }
