@@ -1,6 +1,6 @@
 import uuid
-from decimal import Decimal
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import pytest
