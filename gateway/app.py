@@ -34,7 +34,14 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from broker.errors import ConfigError, DisseminationError, FusionbusError, TransportError
+from broker.errors import (
+    AuthorizationError,
+    ConfigError,
+    DisseminationError,
+    FusionbusError,
+    TransportError,
+)
+from consumers import recipient_states
 from gateway._http import (
     AccessLog,
     gateway_of,
@@ -46,6 +53,7 @@ from gateway._http import (
 from gateway.cursor import CursorError
 from gateway.dashboard import dashboard_routes
 from gateway.feed import Start, feed_events
+from gateway.feedback import parse_feedback
 from gateway.idempotency import (
     Answer,
     Begin,
@@ -62,6 +70,7 @@ from gateway.received import Filters, StoredReport
 from gateway.service import Gateway
 from gateway.tokens import Permission, Principal
 from schemas import Precedence, Report, is_registered_category
+from schemas.envelope import RoutingHeader
 
 __all__ = ["api_routes", "create_app", "serve"]
 
@@ -182,15 +191,70 @@ def _ingest_routes(app: FastAPI) -> None:
 
     @app.get("/v1/status/{message_id}")
     async def status(request: Request, message_id: uuid.UUID, _: Reader) -> Response:
-        found = gateway_of(request).statuses.get(str(message_id))
-        if found is None:
+        gateway = gateway_of(request)
+        found = gateway.statuses.get(str(message_id))
+        feedback = gateway.feedback.for_report(str(message_id))
+        if found is None and not feedback:
             raise Problem(
                 404,
                 "unknown-report",
                 "No report with this id was posted here",
-                detail=f"this gateway accepted no report {message_id}",
+                detail=f"this gateway accepted no report {message_id}, and no recipient has "
+                "given feedback on one",
             )
-        return json_response(found.document())
+        body: dict[str, Any] = (
+            found.document() if found is not None else {"message_id": str(message_id)}
+        )
+        states = recipient_states(feedback)
+        body["feedback"] = [state.document() for state in states.values()]
+        return json_response(body)
+
+    @app.post("/v1/reports/{message_id}/feedback", status_code=202)
+    async def give_feedback(request: Request, message_id: uuid.UUID, _: Ingester) -> Response:
+        gateway = gateway_of(request)
+        body = await read_body(request, gateway.settings.max_body_bytes)
+        stored = gateway.received.get(str(message_id))
+        if stored is None:
+            raise Problem(
+                404,
+                "unknown-report",
+                "This agency received no report with this id",
+                detail=f"the gateway's store holds no report {message_id} received from "
+                "another agency (it may have expired from the store)",
+            )
+        about = RoutingHeader.model_validate_json(stored.header)
+        if about.sender == gateway.agency:
+            raise Problem(
+                422, "own-report", "Feedback on the agency's own report",
+                detail="feedback goes from a recipient to the report's originator; this "
+                "agency sent the report",
+            )  # fmt: skip
+        feedback = parse_feedback(body, about=about, agency=gateway.agency, now=gateway.clock())
+        sender = gateway.feedback_sender
+        if sender is None:
+            raise Problem(
+                503, "not-ready", "The gateway is not ready", headers={"Retry-After": "2"}
+            )
+        try:
+            await sender.send(feedback, about)
+        except AuthorizationError as exc:
+            raise Problem(422, "originator-unreachable", "The originator cannot be told",
+                          detail=str(exc)) from None  # fmt: skip
+        except FusionbusError as exc:
+            raise Problem(
+                503, "publish-failed", "Kafka did not take the feedback", detail=str(exc),
+                headers={"Retry-After": "5"},
+            ) from None  # fmt: skip
+        return json_response(
+            {
+                "message_id": str(feedback.message_id),
+                "report_id": str(feedback.report_id),
+                "originator": feedback.originator,
+                "outcome": str(feedback.outcome),
+                "status": "sent",
+            },
+            202,
+        )
 
 
 def _answer_response(answer: Answer, *, replayed: bool = False) -> Response:

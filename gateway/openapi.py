@@ -23,6 +23,7 @@ from broker.generated import render_json, write_or_check
 from gateway.problems import PROBLEM_JSON
 from schemas._base import SCHEMA_VERSION
 from schemas.report import Report
+from schemas.vocab import Outcome
 
 __all__ = ["OPENAPI_PATH", "REGENERATE", "SECURED", "document", "main", "render"]
 
@@ -54,6 +55,27 @@ _PROBLEM = {
                 },
             },
         },
+    },
+}
+_FEEDBACK_BODY = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["outcome"],
+    "properties": {
+        "outcome": {
+            "type": "string",
+            "enum": [str(o) for o in Outcome],
+            "description": "received, acknowledged, actioned, or what came of the report",
+        },
+        "quantity": {"type": ["string", "number"], "description": "seizure only, with unit"},
+        "unit": {"type": "string", "description": "kg, l, pieces, PKR, ..."},
+        "note": {"type": "string", "maxLength": 2000},
+        "replaces": {
+            "type": "string",
+            "format": "uuid",
+            "description": "an earlier feedback message of this agency on the report, amended",
+        },
+        "withdrawn": {"type": "boolean", "description": "withdraw `replaces` instead"},
     },
 }
 _ACCEPTED = {
@@ -136,6 +158,24 @@ def document() -> dict[str, Any]:
     report_ref = {"$ref": _REF.format(model="Report")}
     _ingest(paths["/v1/reports"], report_ref, "one report")
     _ingest(paths["/v1/reports:batch"], {"type": "array", "items": report_ref}, "reports")
+    feedback = paths["/v1/reports/{message_id}/feedback"]["post"]
+    feedback["requestBody"] = {
+        "required": True,
+        "description": "the feedback to give the report's originator; the gateway fills in "
+        "message_id, report_id, originator, sender and created_at",
+        "content": {"application/json": {"schema": _FEEDBACK_BODY}},
+    }
+    feedback["responses"] = {
+        "202": {
+            "description": "sealed to the originator and acknowledged by Kafka",
+            "content": {"application/json": {"schema": _ACCEPTED}},
+        },
+        **_problems(["400", "401", "403", "413", "422", "503"]),
+        "404": {
+            "description": "this agency received no report with this id",
+            "content": {PROBLEM_JSON: {"schema": {"$ref": _REF.format(model="Problem")}}},
+        },
+    }
     for name, path in paths.items():
         for operation in path.values():
             if name.startswith(SECURED):

@@ -34,11 +34,20 @@ import structlog
 
 from broker.config import KafkaSettings
 from broker.errors import FusionbusError
-from consumers import Delivery, Source, SqliteDelivered, Subscriber, new_group_id
+from consumers import (
+    Delivery,
+    FeedbackDelivery,
+    Inbox,
+    Source,
+    SqliteDelivered,
+    Subscriber,
+    new_group_id,
+)
 from gateway._files import GatewayFiles
 from gateway._site import AgencyDirectory, site_directory
 from gateway.cursor import CursorCodec
 from gateway.feed import Hub
+from gateway.feedback import FeedbackStore
 from gateway.idempotency import IdempotencyStore
 from gateway.ingest import StatusStore
 from gateway.metrics import Live, Metrics
@@ -46,7 +55,7 @@ from gateway.received import ReceivedStore
 from gateway.sessions import SessionStore
 from gateway.settings import GatewaySettings
 from gateway.tokens import TokenStore
-from producers import Published, Publisher
+from producers import FeedbackSender, Published, Publisher
 from schemas import Report
 
 __all__ = ["Gateway", "Sender"]
@@ -105,6 +114,8 @@ class Gateway:
         self.hub = Hub()
         self.sessions = SessionStore(self.files)
         self.sender: Sender | None = None
+        self.feedback_sender: FeedbackSender | None = None
+        self.feedback = FeedbackStore(self.files)
         self.subscribing = False
         self.subscriber: Consuming | None = None
         self.quarantined: Counter[str] = Counter()
@@ -127,7 +138,11 @@ class Gateway:
         return Live(lag=self.lag(), feed_clients=self.hub.clients, consuming=self.consuming)
 
     def close(self) -> None:
-        for store in (self.tokens, self.idempotency, self.statuses, self.received, self.sessions):
+        stores = (
+            self.tokens, self.idempotency, self.statuses, self.received, self.sessions,
+            self.feedback,
+        )  # fmt: skip
+        for store in stores:
             store.close()
         self._delivered.close()
 
@@ -140,16 +155,20 @@ class Gateway:
         async with (
             site_directory(self.home, self.agency, self.kafka) as site,
             Publisher(site.identity(), site.directory, site.policy, self.kafka) as pub,
+            FeedbackSender(site.identity(), site.directory, self.kafka) as feedback,
         ):
             self.sender = pub
+            self.feedback_sender = feedback
             tasks = [
                 asyncio.create_task(self._subscribe(site), name="gateway.subscriber"),
+                asyncio.create_task(self._read_inbox(site), name="gateway.inbox"),
                 asyncio.create_task(self._retain(), name="gateway.retention"),
             ]
             try:
                 yield
             finally:
                 self.sender = None
+                self.feedback_sender = None
                 for task in tasks:
                     task.cancel()
                 for task in tasks:
@@ -188,7 +207,7 @@ class Gateway:
             jurisdictions=sorted({j for _, j in grants}),
             group_id=new_group_id(self.agency, self.settings.group),
             delivered=self._delivered, from_beginning=True, clock=self.clock,
-            on_reject=self._rejected,
+            on_reject=self._rejected, receipts=self.feedback_sender,
         )  # fmt: skip
         self.subscriber = subscriber
         self.subscribing = True
@@ -212,6 +231,31 @@ class Gateway:
         """Return once the directory holds other grants of the agency than ``grants``."""
         while self._grants(site) == grants:  # noqa: ASYNC110 - a directory sends no change events
             await asyncio.sleep(_GRANTS_POLL_S)
+
+    async def _read_inbox(self, site: AgencyDirectory) -> None:
+        """Keep the feedback recipients send on this agency's reports; restart on failure."""
+        while True:
+            inbox = Inbox(
+                site.identity(), site.directory, self.kafka,
+                group_id=new_group_id(self.agency, f"{self.settings.group}-inbox"),
+                delivered=self._delivered, clock=self.clock,
+            )  # fmt: skip
+            try:
+                await inbox.run(self._feedback_received)
+            except FusionbusError as exc:
+                log.error(  # noqa: TRY400 - the message says it all; no traceback in the log
+                    "gateway.inbox_failed", error=type(exc).__name__, detail=str(exc)
+                )
+            await asyncio.sleep(_RESTART_S)
+
+    async def _feedback_received(self, delivery: FeedbackDelivery) -> None:
+        if self.feedback.add(delivery, self.clock()):
+            log.info(
+                "gateway.feedback",
+                report=str(delivery.feedback.report_id),
+                sender=delivery.feedback.sender,
+                outcome=str(delivery.feedback.outcome),
+            )
 
     async def _receive(self, delivery: Delivery) -> None:
         now = self.clock()

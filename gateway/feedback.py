@@ -1,0 +1,117 @@
+"""Feedback at the gateway: what recipients said about this agency's reports, and the
+feedback this agency gives on reports it received.
+
+::
+
+    store = FeedbackStore(files)
+    store.add(delivery, now)                  # from the gateway's inbox reader
+    store.for_report(report_id)               # every feedback on one report, any sender
+    feedback = parse_feedback(body, about=header, agency="anf", now=now)   # POST body
+
+The store holds feedback messages (no report content; a note may hold text, so the file is
+0600 like the others). Recipients' states are computed from it on each read
+(:func:`consumers.recipient_states`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from consumers import FeedbackDelivery
+from gateway._files import GatewayFiles, connect
+from gateway.problems import FieldError, Problem
+from schemas import Feedback
+from schemas.envelope import RoutingHeader
+
+__all__ = ["FEEDBACK_FIELDS", "FeedbackStore", "parse_feedback"]
+
+FEEDBACK_FIELDS = frozenset({"outcome", "quantity", "unit", "note", "replaces", "withdrawn"})
+"""What a POST of feedback may say; the rest is filled in by the gateway."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+    message_id TEXT PRIMARY KEY,
+    report_id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    feedback TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feedback_report ON feedback (report_id);
+"""
+
+
+class FeedbackStore:
+    """Feedback on this agency's reports, in ``<home>/gateway/<agency>/feedback.sqlite``."""
+
+    def __init__(self, files: GatewayFiles) -> None:
+        self._db = connect(files, files.folder / "feedback.sqlite")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add(self, delivery: FeedbackDelivery, now: datetime) -> bool:
+        """Keep ``delivery``'s feedback; False if it was kept before."""
+        feedback = delivery.feedback
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO feedback (message_id, report_id, sender, received_at, "
+            "feedback) VALUES (?, ?, ?, ?, ?)",
+            (
+                str(feedback.message_id), str(feedback.report_id), feedback.sender,
+                now.isoformat(), feedback.model_dump_json(),
+            ),
+        )  # fmt: skip
+        return cursor.rowcount == 1
+
+    def for_report(self, report_id: str) -> list[Feedback]:
+        rows = self._db.execute(
+            "SELECT feedback FROM feedback WHERE report_id = ? ORDER BY rowid", (report_id,)
+        )
+        return [Feedback.model_validate_json(row[0]) for row in rows]
+
+
+def parse_feedback(body: bytes, *, about: RoutingHeader, agency: str, now: datetime) -> Feedback:
+    """The feedback a POST body asks this agency to give on the report ``about``; a 400 or
+    422 Problem naming each field otherwise."""
+    try:
+        document: Any = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(
+            400, "malformed-json", "The body is not JSON",
+            detail=f"the request body is not JSON ({exc}); send a JSON object such as "
+            '{"outcome": "acknowledged"}',
+        ) from exc  # fmt: skip
+    if not isinstance(document, dict):
+        raise Problem.invalid(
+            [FieldError("", "body: expected a JSON object of feedback")], what="feedback"
+        )
+    unknown = sorted(set(document) - FEEDBACK_FIELDS)
+    if unknown:
+        raise Problem.invalid(
+            [
+                FieldError(
+                    f"/{name}",
+                    f"{name}: not a field of feedback here; send "
+                    f"{', '.join(sorted(FEEDBACK_FIELDS))} (the gateway fills in the rest)",
+                )
+                for name in unknown
+            ],
+            what="feedback",
+        )
+    filled = {
+        **document,
+        "message_id": str(uuid.uuid4()),
+        "report_id": str(about.message_id),
+        "originator": about.sender,
+        "sender": agency,
+        "created_at": now.isoformat(),
+    }
+    try:
+        return Feedback.model_validate(filled)
+    except ValidationError as exc:
+        raise Problem.invalid(Problem.field_errors(exc, ""), what="feedback") from None

@@ -1,0 +1,140 @@
+"""Feedback through the gateways, on real Kafka: a report's life from publish to outcome is
+visible to its originator, per recipient.
+
+The sending agency's gateway publishes a report; the receiving agency's gateway stores it
+and tells the originator ``received`` on its own; an operator there acknowledges it and
+reports a seizure, then corrects the quantity; the originator's ``/v1/status/{id}`` shows
+each stage as it arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from broker.kafka import ClusterState
+from tests.integration.cli_helpers import clean_env
+from tests.integration.test_gateway import (
+    World,
+    bearer,
+    gateway_pair,
+    problem,
+    ready,
+    received_ids,
+    report,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def pair(kafka: ClusterState, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    base = tmp_path_factory.mktemp("feedback")
+    with gateway_pair(kafka, base, "fb", category="narcotics", area="PK-BA", env=clean_env()) as w:
+        yield w
+
+
+async def status_until(
+    client: httpx.AsyncClient, url: str, token: str, message_id: str, done: Any
+) -> dict[str, Any]:
+    deadline = time.monotonic() + 90
+    while True:
+        answer = await client.get(f"{url}/v1/status/{message_id}", headers=bearer(token))
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        if done(body):
+            return body
+        assert time.monotonic() < deadline, f"status never settled: {body}"
+        await asyncio.sleep(0.3)
+
+
+async def test_the_originator_sees_each_recipients_feedback_as_it_arrives(pair: World) -> None:
+    system = pair.token(pair.sender, "system")
+    operator = pair.token(pair.receiver, "operator")
+    viewer = pair.token(pair.receiver, "viewer")
+    async with httpx.AsyncClient(timeout=60) as client:
+        await ready(client, pair.out.url)
+        await ready(client, pair.inbox.url)
+        posted = await client.post(
+            f"{pair.out.url}/v1/reports", content=orjson.dumps(report()),
+            headers=bearer(system) | JSON,
+        )  # fmt: skip
+        assert posted.status_code == 202, posted.text
+        message_id = posted.json()["message_id"]
+        assert message_id in await received_ids(client, pair.inbox.url, operator, {message_id})
+
+        def stage(body: dict[str, Any], name: str) -> Any:
+            states = {s["agency"]: s for s in body["feedback"]}
+            return states.get(pair.receiver, {}).get(name)
+
+        # The receiving gateway's subscriber said "received" on its own.
+        body = await status_until(
+            client, pair.out.url, system, message_id, lambda b: stage(b, "received")
+        )
+        assert body["status"] == "published"
+        assert stage(body, "acknowledged") is None
+
+        url = f"{pair.inbox.url}/v1/reports/{message_id}/feedback"
+        ack = b'{"outcome": "acknowledged"}'
+        problem(
+            await client.post(url, content=ack, headers=bearer(viewer) | JSON),
+            403,
+            "forbidden-role",
+        )
+        bad = await client.post(
+            url, content=b'{"outcome": "lost"}', headers=bearer(operator) | JSON
+        )
+        assert problem(bad, 422, "invalid-feedback")["errors"][0]["pointer"] == "/outcome"
+        extra = await client.post(
+            url, content=b'{"outcome": "arrest", "sender": "x"}', headers=bearer(operator) | JSON
+        )
+        assert problem(extra, 422, "invalid-feedback")["errors"][0]["pointer"] == "/sender"
+        unknown = f"{pair.inbox.url}/v1/reports/00000000-0000-4000-8000-000000000000/feedback"
+        problem(
+            await client.post(unknown, content=ack, headers=bearer(operator) | JSON),
+            404, "unknown-report",
+        )  # fmt: skip
+
+        acked = await client.post(
+            url, content=b'{"outcome": "acknowledged"}', headers=bearer(operator) | JSON
+        )
+        assert acked.status_code == 202, acked.text
+        seized = await client.post(
+            url,
+            content=orjson.dumps(
+                {"outcome": "seizure", "quantity": "72", "unit": "kg", "note": "31 bags"}
+            ),
+            headers=bearer(operator) | JSON,
+        )
+        assert seized.status_code == 202, seized.text
+        body = await status_until(
+            client, pair.out.url, system, message_id, lambda b: stage(b, "outcome")
+        )
+        assert stage(body, "acknowledged") is not None
+        assert stage(body, "outcome") | {"at": None, "message_id": None} == {
+            "at": None, "message_id": None, "outcome": "seizure", "quantity": "72", "unit": "kg",
+            "note": "31 bags",
+        }  # fmt: skip
+
+        corrected = await client.post(
+            url,
+            content=orjson.dumps(
+                {"outcome": "seizure", "quantity": "72.5", "unit": "kg",
+                 "replaces": seized.json()["message_id"]}
+            ),
+            headers=bearer(operator) | JSON,
+        )  # fmt: skip
+        assert corrected.status_code == 202, corrected.text
+        body = await status_until(
+            client, pair.out.url, system, message_id,
+            lambda b: (stage(b, "outcome") or {}).get("quantity") == "72.5",
+        )  # fmt: skip
+        assert stage(body, "outcome")["message_id"] == corrected.json()["message_id"]
