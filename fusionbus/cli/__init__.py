@@ -24,6 +24,7 @@ from broker.logs import configure_logging
 from fusionbus.cli._console import print_error
 from fusionbus.cli.demo import down, up
 from fusionbus.cli.federation import agency_app, federation_app
+from fusionbus.cli.feedback import receipt, status
 from fusionbus.cli.gateway import gateway_app
 from fusionbus.cli.kafka import kafka_app
 from fusionbus.cli.reports import publish, report_app, tail
@@ -107,6 +108,8 @@ app.command()(up)
 app.command()(down)
 app.command()(publish)
 app.command()(tail)
+app.command()(status)
+app.command()(receipt)
 
 
 @app.callback()

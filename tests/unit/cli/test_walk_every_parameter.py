@@ -93,6 +93,10 @@ CLUSTER_ID = Kind("Kafka cluster id")
 NODE_PATH = Kind("absolute path on a node's machine", accepts=frozenset(PATHS))
 ROLE = Kind("gateway role")
 TOKEN_ID = Kind("gateway token id")
+MESSAGE_ID = Kind("message id (a UUID)")
+RECEIPT_KIND = Kind("kind of receipt")
+OUTCOME = Kind("outcome of a report")
+QUANTITY = Kind("quantity greater than 0")
 
 KINDS: dict[str, Kind] = {
     "agency": AGENCY,
@@ -129,6 +133,13 @@ KINDS: dict[str, Kind] = {
     "role": ROLE,
     "label": TEXT,
     "token_id": TOKEN_ID,
+    "message_id": MESSAGE_ID,
+    "replaces": MESSAGE_ID,
+    "kind": RECEIPT_KIND,
+    "outcome": OUTCOME,
+    "quantity": QUANTITY,
+    "unit": TEXT,
+    "note": TEXT,
 }
 """Each parameter's kind, by its Python name; flags are recognised as flags."""
 
@@ -188,6 +199,8 @@ class Walk:
             "out": str(self.tmp / f"out-{time.monotonic_ns()}"),
             "role": "viewer",
             "token_id": "0123456789ab",
+            "message_id": "6f1c1f52-1f6a-4c1e-9d2b-3f4e5a6b7c8d",
+            "kind": "acknowledged",
         }
         if param.name not in valid or not (param.required or param.name in {"bootstrap", "source"}):
             return []
