@@ -11,10 +11,11 @@ if TYPE_CHECKING:
 
 __all__ = ["render"]
 
-_PATHS = {
-    "publisher": "Publisher.publish_many",
-    "batch": "POST /v1/reports:batch",
-    "single": "POST /v1/reports",
+_PATHS = {  # path: (label, the Publisher path it is compared with)
+    "publisher": ("Publisher, batches", "publisher"),
+    "batch": ("POST /v1/reports:batch", "publisher"),
+    "publisher-single": ("Publisher, 1 per call", "publisher-single"),
+    "single": ("POST /v1/reports", "publisher-single"),
 }
 
 
@@ -26,36 +27,35 @@ def _quantile(values: list[float], q: float) -> float:
 def _ingest(measured: Measured) -> list[str]:
     o = measured.options
     rounds = measured.ingest
-    base = [r["reports_per_s"] for r in rounds["publisher"]]
     lines = [
         (
-            f"# ingest: {o.count} reports of 1 KB (3 recipients) per path and round, "
-            f"{o.repeats} round(s), medians; batches of {o.batch}, single POSTs from "
-            f"{o.concurrency} clients"
+            f"# ingest: 1 KB reports, 3 recipients; {o.repeats} round(s), medians; {o.count} "
+            f"per round in batches of {o.batch} (one at a time), {o.singles} per round one per "
+            f"call from {o.concurrency} concurrent tasks or clients"
         ),
         (
             f"{'path':<24}{'reports/s':>11}{'vs Publisher':>14}{'gateway CPU ms/report':>23}"
             f"{'client CPU ms/report':>22}"
         ),
     ]
-    for name, label in _PATHS.items():
-        got = rounds[name]
-        ratio = statistics.median(r["reports_per_s"] / b for r, b in zip(got, base, strict=True))
-        gateway = (
-            "-"
-            if name == "publisher"
-            else f"{statistics.median(r['gateway_cpu_ms'] for r in got):.3f}"
+    for name, (label, against) in _PATHS.items():
+        got, base = rounds[name], rounds[against]
+        ratio = statistics.median(
+            r["reports_per_s"] / b["reports_per_s"] for r, b in zip(got, base, strict=True)
         )
+        gateway_ms = statistics.median(r["gateway_cpu_ms"] for r in got)
+        gateway = "-" if name == against else f"{gateway_ms:.3f}"
         lines.append(
             f"{label:<24}{statistics.median(r['reports_per_s'] for r in got):>11,.0f}"
             f"{ratio:>14.3f}{gateway:>23}"
             f"{statistics.median(r['own_cpu_ms'] for r in got):>22.3f}"
         )
-    per_round = ", ".join(
-        f"{b['reports_per_s'] / p['reports_per_s']:.3f}"
-        for b, p in zip(rounds["batch"], rounds["publisher"], strict=True)
-    )
-    lines.append(f"HTTP batch / Publisher per round: {per_round}")
+    for name, against in (("batch", "publisher"), ("single", "publisher-single")):
+        per_round = ", ".join(
+            f"{h['reports_per_s'] / p['reports_per_s']:.3f}"
+            for h, p in zip(rounds[name], rounds[against], strict=True)
+        )
+        lines.append(f"{_PATHS[name][0]} / {_PATHS[against][0]}, per round: {per_round}")
     lines.append(f"ingest gateway RSS at the end: {measured.ingest_rss_mb:.1f} MB")
     return lines
 
@@ -63,7 +63,7 @@ def _ingest(measured: Measured) -> list[str]:
 def _burst_line(b: dict[str, Any]) -> str:
     events = b["clients"] * b["reports"]
     lat = b["latencies_ms"]
-    label = "warm-up" if b["burst"] == 0 else str(b["burst"])
+    label = "warm-up" if b["burst"] == 0 else "paced" if b.get("paced") else str(b["burst"])
     return (
         f"{label:<8}{b['reports']:>8}{b['clients']:>8}{b['received']:>10}{b['missing']:>8}"
         f"{b['duplicates']:>11}{b['reconnects']:>11}{events / b['deliver_s']:>10,.0f}"
@@ -77,8 +77,9 @@ def _fanout(measured: Measured) -> list[str]:
     rate = f"{o.rate:,.0f}/s" if o.rate > 0 else "as fast as the publisher goes"
     lines = [
         (
-            f"# SSE fan-out: {o.clients} clients on GET /v1/feed, {o.bursts} burst(s) of "
-            f"{o.reports} reports offered at {rate}"
+            f"# SSE fan-out: {o.clients} clients on GET /v1/feed; {o.bursts} burst(s) of "
+            f"{o.reports} reports offered at {rate}, then {o.paced_reports} paced at "
+            f"{o.paced_rate:,.0f}/s"
         ),
         (
             f"{'burst':<8}{'reports':>8}{'clients':>8}{'received':>10}{'missing':>8}"
@@ -96,7 +97,7 @@ def _fanout(measured: Measured) -> list[str]:
     rss = dict(measured.rss)
     idle, ready = rss[f"{o.clients} clients connected, idle"], rss["ready, no feed clients"]
     lines.append(f"per connected client: {(idle - ready) * 1024 / o.clients:+.1f} KB")
-    measured_bursts = [b for b in measured.bursts if b["burst"] > 0]
+    measured_bursts = [b for b in measured.bursts if b["burst"] > 0 and not b.get("paced")]
     if len(measured_bursts) >= 2:
         first, last = measured_bursts[0]["burst"], measured_bursts[-1]["burst"]
         after = rss[f"after burst {last}"] - rss[f"after burst {first}"]

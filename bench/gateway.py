@@ -1,33 +1,38 @@
 """Gateway figures: HTTP ingest against the Python ``Publisher``, and SSE fan-out, in one run.
 
-    python -m bench.gateway [--bootstrap B] [--count N] [--repeats K] [--batch B]
-                            [--concurrency C] [--clients M] [--reports R] [--rate X]
-                            [--bursts J] [--quick]
+    python -m bench.gateway [--bootstrap B] [--count N] [--singles N] [--repeats K]
+                            [--batch B] [--concurrency C] [--clients M] [--reports R]
+                            [--rate X] [--bursts J] [--paced-reports R] [--paced-rate X]
+                            [--quick]
 
 Without ``--bootstrap`` a 1-node embedded Kafka is started in a temporary directory and
 stopped at the end. One throw-away home (:mod:`bench._gateway_site`): a sender, three
 readers (narcotics in PK-SD) and a feed agency (cash smuggling in PK-GB). Each gateway is
 ``fusionbus gateway`` in its own process, so its CPU time and resident set are its own.
 
-1. **Ingest** (the sender's gateway). ``--repeats`` rounds of ``--count`` 1 KB reports (fresh
-   ids, three recipients) each way, after ``--warmup`` reports each: ``Publisher.publish_many``
-   in this process, in batches of ``--batch``, one batch at a time; ``POST
-   /v1/reports:batch`` with the same batches, one request at a time; ``POST /v1/reports``
-   one report per request from ``--concurrency`` clients. Every report must come back
-   ``published`` (a 202: Kafka acknowledged it). reports/s = N / (first send -> last
-   answer); *vs Publisher* is each round's rate over the Publisher's rate in that round,
-   median shown. CPU ms per report: the gateway process (``/proc/<pid>/stat``), and this
-   process (the Publisher, or the HTTP clients).
+1. **Ingest** (the sender's gateway). ``--repeats`` rounds, after ``--warmup`` reports per
+   path, of 1 KB reports (fresh ids, three recipients), every one of which must come back
+   ``published`` (Kafka acknowledged it; a 202 over HTTP). Batched: ``--count`` reports
+   through ``Publisher.publish_many`` in this process in batches of ``--batch``, one batch
+   at a time, then the same batches as ``POST /v1/reports:batch``, one request at a time.
+   One report per call: ``--singles`` reports through ``publish_many([report])`` from
+   ``--concurrency`` tasks, then as ``POST /v1/reports`` from as many HTTP clients.
+   reports/s = N / (first send -> last answer); *vs Publisher* is each round's HTTP rate
+   over the Publisher's rate with the same batching in that round, median shown. CPU ms per
+   report: the gateway process (``/proc/<pid>/stat``), and this process (the Publisher, or
+   the HTTP clients).
 2. **SSE fan-out** (the feed agency's gateway). ``--clients`` readers of ``GET /v1/feed`` in
-   one other process (:mod:`bench._gateway_feed`); ``--bursts`` bursts of ``--reports``
-   reports published to the feed agency by the ``Publisher`` at ``--rate`` reports/s (0:
-   as fast as it goes), after a 20-report warm-up. Per burst: reports every reader got, ids
-   missing or received twice (by message id), reconnects (a reader that fell behind is told
-   to reconnect and catches up from the store), delivery latency (the report's
-   ``created_at`` -> a reader parsed its event), and the gateway's CPU per delivered event.
-   The gateway's ``VmRSS`` is read before any reader connects, with every reader idle,
-   every 0.2 s during each burst (its peak) and after each burst: two equal bursts show
-   whether memory grows with the number of reports.
+   one other process (:mod:`bench._gateway_feed`). After a 20-report warm-up, ``--bursts``
+   bursts of ``--reports`` reports published to the feed agency by the ``Publisher`` at
+   ``--rate`` reports/s (0: as fast as it goes: latency is then queueing), and a paced
+   phase of ``--paced-reports`` at ``--paced-rate`` (latency at a rate the gateway keeps
+   up with). Per phase: reports the readers got, ids missing or received twice (by message
+   id), reconnects (a reader that fell behind is told to reconnect and catches up from the
+   store), events/s (reader deliveries over first publish -> last delivery), delivery
+   latency (the report's ``created_at`` -> a reader parsed its event), and the gateway's
+   and the readers' CPU per delivered event. The gateway's ``VmRSS`` is read before any
+   reader connects, with every reader idle, every 0.2 s during each phase (its peak) and
+   after each: equal bursts show whether memory grows with the number of reports.
 
 The machine may be shared: compare the ratios, not absolute rates, across runs.
 """
@@ -86,17 +91,23 @@ class BenchError(RuntimeError):
 @dataclass(frozen=True)
 class Options:
     count: int = 2_000
+    singles: int = 400
     repeats: int = 3
-    warmup: int = 200
+    warmup: int = 100
     batch: int = 50
     concurrency: int = 4
     clients: int = 100
-    reports: int = 2_000
-    rate: float = 200.0
+    reports: int = 1_000
+    rate: float = 0.0
     bursts: int = 2
+    paced_reports: int = 200
+    paced_rate: float = 10.0
 
 
-QUICK = Options(count=100, repeats=1, warmup=20, clients=10, reports=50, rate=0.0)
+QUICK = Options(
+    count=100, singles=20, repeats=1, warmup=20, clients=10, reports=50, paced_reports=20,
+    paced_rate=20.0,
+)  # fmt: skip
 
 
 @dataclass
@@ -183,6 +194,21 @@ class _Ingest:
 
         return await _timed(self.gateway, count, send)
 
+    async def publisher_single_round(self, count: int) -> dict[str, float]:
+        reports = iter(self._reports(count))
+
+        async def task() -> int:
+            failed = 0
+            for report in reports:  # the tasks share one iterator: each report is sent once
+                results = await self.publisher.publish_many([report])
+                failed += sum(isinstance(result, Exception) for result in results)
+            return failed
+
+        async def send() -> int:
+            return sum(await asyncio.gather(*(task() for _ in range(self.options.concurrency))))
+
+        return await _timed(self.gateway, count, send)
+
     async def batch_round(self, http: httpx.AsyncClient, count: int) -> dict[str, float]:
         bodies = [
             orjson.dumps(list(c)) for c in _chunks(self._documents(count), self.options.batch)
@@ -231,16 +257,17 @@ async def _ingest(site: Site, bootstrap: str, token: str, measured: Measured) ->
         ):  # fmt: skip
             await wait_ready(http, gateway)
             ingest = _Ingest(site, publisher, gateway, token, options)
-            paths: dict[str, Callable[[int], Awaitable[dict[str, float]]]] = {
-                "publisher": ingest.publisher_round,
-                "batch": functools.partial(ingest.batch_round, http),
-                "single": functools.partial(ingest.single_round, http),
+            paths: dict[str, tuple[Callable[[int], Awaitable[dict[str, float]]], int]] = {
+                "publisher": (ingest.publisher_round, options.count),
+                "batch": (functools.partial(ingest.batch_round, http), options.count),
+                "publisher-single": (ingest.publisher_single_round, options.singles),
+                "single": (functools.partial(ingest.single_round, http), options.singles),
             }
-            for run in paths.values():
+            for run, _ in paths.values():
                 await run(options.warmup)
             for _ in range(options.repeats):
-                for name, run in paths.items():
-                    measured.ingest.setdefault(name, []).append(await run(options.count))
+                for name, (run, count) in paths.items():
+                    measured.ingest.setdefault(name, []).append(await run(count))
                     _note(f"ingest {name}: {measured.ingest[name][-1]['reports_per_s']:,.0f}/s")
             measured.ingest_rss_mb = gateway.rss_mb()
     finally:
@@ -405,6 +432,12 @@ async def _fanout(site: Site, bootstrap: str, token: str, measured: Measured) ->
                 await asyncio.sleep(1.0)
                 measured.rss.append((f"after burst {burst}", gateway.rss_mb()))
                 _note(f"fan-out burst {burst}: {figures['received']:,} reports delivered")
+            paced = await _burst(
+                feeds, publisher, gateway, template,
+                burst=options.bursts + 1, count=options.paced_reports, rate=options.paced_rate,
+            )  # fmt: skip
+            measured.bursts.append(paced | {"paced": True})
+            measured.rss.append(("after the paced phase", gateway.rss_mb()))
             feeds.commands.put(("stop",))
             await feeds.take("end")
             await asyncio.sleep(1.0)
@@ -441,21 +474,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--bootstrap", help="use this Kafka instead of starting one")
     helps = {
-        "count": "reports per ingest round and path",
+        "count": "reports per ingest round, batched paths",
+        "singles": "reports per ingest round, one-report paths",
         "repeats": "ingest rounds",
         "warmup": "warm-up reports per ingest path",
         "batch": "reports per publish_many call and per batch POST",
         "concurrency": "clients sending single POSTs",
         "clients": "concurrent feed readers",
         "reports": "reports per fan-out burst",
-        "rate": "offered fan-out rate, reports/s (0: as fast as it goes)",
+        "rate": "offered rate of the fan-out bursts, reports/s (0: as fast as it goes)",
         "bursts": "fan-out bursts",
+        "paced_reports": "reports of the paced fan-out phase (latency)",
+        "paced_rate": "offered rate of the paced phase, reports/s",
     }
     defaults = Options()
     for option in fields(Options):
-        kind = float if option.name == "rate" else int
+        kind = float if option.name.endswith("rate") else int
         parser.add_argument(
-            f"--{option.name}",
+            f"--{option.name.replace('_', '-')}",
             type=kind,
             help=f"{helps[option.name]} [{getattr(defaults, option.name)}]",
         )
@@ -464,11 +500,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = {
         o.name: getattr(args, o.name) for o in fields(Options) if getattr(args, o.name) is not None
     }
-    if (
-        any(value <= 0 for name, value in chosen.items() if name != "rate")
-        or chosen.get("rate", 0) < 0
-    ):
-        parser.error("every count must be > 0, and --rate >= 0")
+    if any(value < 0 if name == "rate" else value <= 0 for name, value in chosen.items()):
+        parser.error("every count and --paced-rate must be > 0, and --rate >= 0")
     options = replace(QUICK if args.quick else defaults, **chosen)
     configure_logging("WARNING")
     started = time.monotonic()
