@@ -328,8 +328,8 @@ async def _publish_feed(
     """``count`` reports, each stamped just before it is sent; their message ids."""
     ids: list[str] = []
     sends: list[asyncio.Task[list[Any]]] = []
-    tick = 0.05 if rate > 0 else 0.0
-    size = max(1, round(rate * tick)) if rate > 0 else 500
+    size = max(1, round(rate * 0.05)) if rate > 0 else 500  # a batch every ~50 ms
+    tick = size / rate if rate > 0 else 0.0
     first = time.monotonic()
     for k, start in enumerate(range(0, count, size)):
         delay = first + k * tick - time.monotonic()
