@@ -6,8 +6,9 @@ Server-Sent Event streams on one gateway (httpx and httpx-sse, as the integratio
 read the feed), says ``connected`` once every stream answered 200, then waits for the
 parent's bursts. Each reader counts every ``report`` event by message id and records its
 latency: wall-clock receipt minus the report's ``created_at`` (one host, one clock). A
-``disconnect`` event (the reader fell ``feed_queue`` reports behind) or a closed stream makes
-it reconnect with its last event id, as a browser would; reconnects are counted.
+``disconnect`` event (the reader fell ``feed_queue`` reports behind), a stream the gateway
+cut off (one send took longer than its send timeout) or a closed stream makes it reconnect
+with its last event id, as a browser would; reconnects and cut-offs are counted.
 
 Commands from the parent: ``("burst", k, message_ids, timeout_s)`` — answer with the
 burst's figures once every reader has every id (or the timeout passed); ``("stop",)``.
@@ -48,6 +49,7 @@ class _Reader:
     last_id: str | None = None
     last_at: float = 0.0
     reconnects: int = 0
+    cut_off: int = 0
     connected: asyncio.Event = field(default_factory=asyncio.Event)
 
     def report(self, data: str) -> None:
@@ -64,16 +66,19 @@ async def _read(client: httpx.AsyncClient, url: str, token: str, reader: _Reader
         headers = {"Authorization": f"Bearer {token}"}
         if reader.last_id:
             headers["Last-Event-ID"] = reader.last_id
-        async with aconnect_sse(client, "GET", f"{url}/v1/feed", headers=headers) as source:
-            source.response.raise_for_status()
-            reader.connected.set()
-            async for event in source.aiter_sse():
-                if event.id:
-                    reader.last_id = event.id
-                if event.event == "report":
-                    reader.report(event.data)
-                elif event.event == "disconnect":
-                    break
+        try:
+            async with aconnect_sse(client, "GET", f"{url}/v1/feed", headers=headers) as source:
+                source.response.raise_for_status()
+                reader.connected.set()
+                async for event in source.aiter_sse():
+                    if event.id:
+                        reader.last_id = event.id
+                    if event.event == "report":
+                        reader.report(event.data)
+                    elif event.event == "disconnect":
+                        break
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            reader.cut_off += 1  # the gateway's send timeout ended the stream mid-way
         reader.reconnects += 1
 
 
@@ -89,6 +94,7 @@ def _burst_figures(readers: list[_Reader], ids: list[str], cpu: float) -> dict[s
         "missing": missing,
         "duplicates": duplicates,
         "reconnects": sum(reader.reconnects for reader in readers),
+        "cut_off": sum(reader.cut_off for reader in readers),
         "last_at": max(reader.last_at for reader in readers),
         "latencies_ms": latencies,
         "cpu": cpu,
@@ -124,7 +130,7 @@ async def _run(
                 events.put(("burst", burst, figures))
                 cpu = time.process_time()
                 for reader in readers:
-                    reader.latencies_ms = []
+                    reader.latencies_ms, reader.reconnects, reader.cut_off = [], 0, 0
         finally:
             for task in tasks:
                 task.cancel()

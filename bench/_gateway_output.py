@@ -97,6 +97,8 @@ def _fanout(measured: Measured) -> list[str]:
     rss = dict(measured.rss)
     idle, ready = rss[f"{o.clients} clients connected, idle"], rss["ready, no feed clients"]
     lines.append(f"per connected client: {(idle - ready) * 1024 / o.clients:+.1f} KB")
+    cut = sum(b["cut_off"] for b in measured.bursts)
+    lines.append(f"streams cut off by the gateway's send timeout (of the reconnects): {cut}")
     measured_bursts = [b for b in measured.bursts if b["burst"] > 0 and not b.get("paced")]
     if len(measured_bursts) >= 2:
         first, last = measured_bursts[0]["burst"], measured_bursts[-1]["burst"]

@@ -32,7 +32,17 @@ from broker.provisioning.topics import ensure_topics
 from broker.topics import report_topic
 from schemas import Report, example_report
 
-__all__ = ["FEED", "INGEST", "GatewayProcess", "Site", "build_site", "create_token", "wait_ready"]
+__all__ = [
+    "FEED",
+    "INGEST",
+    "BenchError",
+    "GatewayProcess",
+    "Site",
+    "build_site",
+    "create_token",
+    "note",
+    "wait_ready",
+]
 
 CLI = [sys.executable, "-m", "fusionbus"]
 INGEST = ("narcotics", "PK-SD")
@@ -40,6 +50,15 @@ INGEST = ("narcotics", "PK-SD")
 FEED = ("cash_smuggling", "PK-GB")
 """Category and area of the fan-out reports (the feed agency alone)."""
 _TICK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not produce figures (a process failed, stalled or lost reports)."""
+
+
+def note(text: str) -> None:
+    """A progress line on stderr."""
+    print(f"[bench.gateway] {text}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -84,7 +103,7 @@ def create_token(home: Path, agency: str, role: str) -> str:
         capture_output=True, text=True, timeout=120, env=_env(), check=False,
     )  # fmt: skip
     if done.returncode != 0:
-        raise RuntimeError(f"token create for {agency} failed:\n{done.stderr[-2000:]}")
+        raise BenchError(f"token create for {agency} failed:\n{done.stderr[-2000:]}")
     return done.stdout.splitlines()[-1]
 
 
@@ -113,7 +132,7 @@ class GatewayProcess:
                 if not line:
                     break
         self.stop()
-        raise RuntimeError(f"the gateway of {agency} did not start:\n{self.tail()}")
+        raise BenchError(f"the gateway of {agency} did not start:\n{self.tail()}")
 
     @property
     def pid(self) -> int:
@@ -157,4 +176,4 @@ async def wait_ready(client: httpx.AsyncClient, gateway: GatewayProcess) -> None
         if with_status.status_code == 200:
             return
         await asyncio.sleep(0.2)
-    raise RuntimeError(f"the gateway at {gateway.url} never became ready:\n{gateway.tail()}")
+    raise BenchError(f"the gateway at {gateway.url} never became ready:\n{gateway.tail()}")

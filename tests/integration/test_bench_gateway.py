@@ -76,5 +76,8 @@ def test_quick_run_delivers_every_report_to_every_reader(kafka: ClusterState) ->
         assert re.search(rf"^{re.escape(label)}\s+{NUMBER}$", out, re.M), f"no RSS {label!r}"
     assert re.search(r"^per connected client: [+-][0-9.]+ KB$", out, re.M)
     assert re.search(
+        r"^streams cut off by the gateway's send timeout \(of the reconnects\): [0-9]+$", out, re.M
+    )
+    assert re.search(
         rf"^burst {QUICK.bursts} vs burst 1: after [+-][0-9.]+ MB, peak [+-][0-9.]+ MB$", out, re.M
     )
