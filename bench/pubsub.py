@@ -121,12 +121,12 @@ class Measured:
 # -- set-up ---------------------------------------------------------------------------------
 
 
-def _own_kafka(stack: contextlib.ExitStack) -> str:
+def _own_kafka(stack: contextlib.ExitStack, *, name: str = "bench.pubsub") -> str:
     data = Path(tempfile.mkdtemp(prefix="fusionbus-bench-kafka-"))
     stack.callback(shutil.rmtree, data, ignore_errors=True)
     cluster = EmbeddedKafka(data, nodes=1, port=0)
     stack.callback(cluster.stop)
-    print("[bench.pubsub] starting the embedded Kafka (1 node)", file=sys.stderr, flush=True)
+    print(f"[{name}] starting the embedded Kafka (1 node)", file=sys.stderr, flush=True)
     return cluster.start().bootstrap
 
 
