@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from broker.kafka import ClusterState
-from tests.integration.cli_helpers import clean_env
+from tests.integration.cli_helpers import clean_env, failed, run_cli
 from tests.integration.test_gateway import (
     World,
     bearer,
@@ -138,3 +138,58 @@ async def test_the_originator_sees_each_recipients_feedback_as_it_arrives(pair: 
             lambda b: (stage(b, "outcome") or {}).get("quantity") == "72.5",
         )  # fmt: skip
         assert stage(body, "outcome")["message_id"] == corrected.json()["message_id"]
+
+
+async def test_receipts_and_status_from_the_command_line(pair: World) -> None:
+    system = pair.token(pair.sender, "system")
+    home = ["--home", str(pair.home)]
+    async with httpx.AsyncClient(timeout=60) as client:
+        await ready(client, pair.out.url)
+        posted = await client.post(
+            f"{pair.out.url}/v1/reports", content=orjson.dumps(report()),
+            headers=bearer(system) | JSON,
+        )  # fmt: skip
+        assert posted.status_code == 202, posted.text
+    message_id = posted.json()["message_id"]
+
+    refused = run_cli("receipt", message_id, "--agency", pair.receiver, "--kind", "outcome", *home)
+    assert refused.returncode == 2
+    assert "--outcome goes with --kind outcome" in refused.stderr
+    actioned = run_cli(
+        "receipt", message_id, "--agency", pair.receiver, "--kind", "actioned", *home,
+        env=pair.env,
+    )  # fmt: skip
+    assert actioned.returncode == 0, failed(actioned)
+    assert "sent to" in actioned.stderr
+    outcome = run_cli(
+        "receipt", message_id, "--agency", pair.receiver, "--kind", "outcome",
+        "--outcome", "arrest", "--note", "two couriers", *home, env=pair.env,
+    )  # fmt: skip
+    assert outcome.returncode == 0, failed(outcome)
+    own = run_cli(
+        "receipt", message_id, "--agency", pair.sender, "--kind", "acknowledged", *home,
+        env=pair.env,
+    )  # fmt: skip
+    assert own.returncode == 1
+    assert "received no report" in own.stderr or "own" in own.stderr
+
+    deadline = time.monotonic() + 90
+    while True:
+        shown = run_cli(
+            "status", message_id, "--agency", pair.sender, "--json", *home, env=pair.env
+        )
+        assert shown.returncode == 0, failed(shown)
+        lines = [orjson.loads(x) for x in shown.stdout.splitlines()]
+        states = {x["agency"]: x for x in lines}
+        mine = states.get(pair.receiver, {})
+        if mine.get("actioned") and mine.get("outcome") and mine.get("received"):
+            break
+        assert time.monotonic() < deadline, shown.stdout
+        await asyncio.sleep(0.5)
+    assert mine["outcome"]["outcome"] == "arrest"
+    assert mine["outcome"]["note"] == "two couriers"
+    assert mine["acknowledged"] is None
+    text = run_cli("status", message_id, "--agency", pair.sender, *home, env=pair.env)
+    assert text.returncode == 0, failed(text)
+    assert pair.receiver in text.stdout
+    assert "arrest" in text.stdout
