@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from broker.generated import render_json, write_or_check
 from broker.topics import (
     DIRECTORY_TOPIC,
+    INBOX_PREFIX,
     QUARANTINE_HEADERS,
     REPORTS_PREFIX,
     ROUTING_HEADERS,
@@ -156,6 +157,21 @@ def document() -> dict[str, Any]:
                 },
                 "messages": {"sealedReport": {"$ref": "#/components/messages/sealedReport"}},
             },
+            "inbox": {
+                "address": INBOX_PREFIX + "{recipient}.{sender}",
+                "title": "Sealed feedback from one agency to another alone",
+                "description": (
+                    "Receipts and outcomes a recipient sends the originator of a report "
+                    "(docs/cycle.md): only the sender's certificate may write the topic, only "
+                    "the recipient's read it, whatever either is granted. The record key is "
+                    "the report's message id."
+                ),
+                "parameters": {
+                    "recipient": {**agency, "description": "the agency the feedback is for"},
+                    "sender": {**agency, "description": "the agency giving it"},
+                },
+                "messages": {"sealedFeedback": {"$ref": "#/components/messages/sealedFeedback"}},
+            },
             "quarantine": {
                 "address": "fusionbus.quarantine.{agency}",
                 "title": "What an agency's consumers rejected, with the reason",
@@ -181,6 +197,17 @@ def document() -> dict[str, Any]:
                 "channel": {"$ref": "#/channels/reports"},
                 "summary": "A counterpart subscribes by jurisdiction and category.",
             },
+            "sendFeedback": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/inbox"},
+                "summary": "A recipient tells the originator: received, acknowledged, "
+                "actioned, outcome (producers.FeedbackSender).",
+            },
+            "receiveFeedback": {
+                "action": "receive",
+                "channel": {"$ref": "#/channels/inbox"},
+                "summary": "The originator reads its inbox (consumers.Inbox).",
+            },
             "quarantineRecord": {
                 "action": "send",
                 "channel": {"$ref": "#/channels/quarantine"},
@@ -205,6 +232,25 @@ def document() -> dict[str, Any]:
                     "contentType": "application/jose+json",
                     "headers": _headers(ROUTING_HEADERS, ROUTING_HEADERS),
                     "payload": jwe,
+                    "bindings": {
+                        "kafka": {
+                            "key": {"type": "string", "format": "uuid"},
+                            "bindingVersion": "0.5.0",
+                        }
+                    },
+                },
+                "sealedFeedback": {
+                    "name": "sealedFeedback",
+                    "contentType": "application/jose+json",
+                    "payload": {
+                        **jwe,
+                        "description": (
+                            "The same envelope as a report's, sealed to the originator alone, "
+                            "its routing header saying kind 'feedback' and repeating the "
+                            "report's category, jurisdiction, precedence and TLP."
+                        ),
+                        "x-fusionbus-plaintext": {"$ref": _REF.format(model="Feedback")},
+                    },
                     "bindings": {
                         "kafka": {
                             "key": {"type": "string", "format": "uuid"},

@@ -38,6 +38,11 @@ class GatewayFiles:
         return self.folder / "ingest.sqlite"
 
     @property
+    def feedback(self) -> Path:
+        """Feedback recipients sent on this agency's reports (from its inbox)."""
+        return self.folder / "feedback.sqlite"
+
+    @property
     def sessions(self) -> Path:
         """Browser sessions: SHA-256 of the session id and of its CSRF secret, token id, expiry."""
         return self.folder / "sessions.sqlite"

@@ -49,7 +49,7 @@ class FeedbackStore:
     """Feedback on this agency's reports, in ``<home>/gateway/<agency>/feedback.sqlite``."""
 
     def __init__(self, files: GatewayFiles) -> None:
-        self._db = connect(files, files.folder / "feedback.sqlite")
+        self._db = connect(files, files.feedback)
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:

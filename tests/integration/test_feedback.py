@@ -10,8 +10,11 @@ each stage as it arrives.
 from __future__ import annotations
 
 import asyncio
+import re
+import shlex
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -193,3 +196,31 @@ async def test_receipts_and_status_from_the_command_line(pair: World) -> None:
     assert text.returncode == 0, failed(text)
     assert pair.receiver in text.stdout
     assert "arrest" in text.stdout
+
+
+async def test_the_documented_commands_run_as_written(pair: World) -> None:
+    """docs/cycle.md's commands, with this test's agencies and ids put in."""
+    system = pair.token(pair.sender, "system")
+    async with httpx.AsyncClient(timeout=60) as client:
+        await ready(client, pair.out.url)
+        posted = await client.post(
+            f"{pair.out.url}/v1/reports", content=orjson.dumps(report()),
+            headers=bearer(system) | JSON,
+        )  # fmt: skip
+        assert posted.status_code == 202, posted.text
+    message_id = posted.json()["message_id"]
+    doc = (Path(__file__).parents[2] / "docs" / "cycle.md").read_text(encoding="utf-8")
+    [block] = re.findall(r"```sh\n(.*?)```", doc, re.DOTALL)
+    commands = [shlex.split(line.split("#")[0]) for line in block.splitlines() if line.strip()]
+    assert len(commands) == 6
+    last_feedback = ""
+    for words in commands:
+        assert words[0] == "fusionbus"
+        agencies = {"customs": pair.sender, "anf": pair.receiver}
+        args = [agencies.get(w, w) for w in words[1:] if w != "[--json]"]
+        args = [message_id if w == "MESSAGE_ID" else w for w in args]
+        args = [last_feedback if w == "FEEDBACK_ID" else w for w in args]
+        result = run_cli(*args, "--home", str(pair.home), env=pair.env)
+        assert result.returncode == 0, f"{words}\n{failed(result)}"
+        if args[0] == "receipt" and "--replaces" not in args:
+            last_feedback = result.stdout.strip().splitlines()[-1]
