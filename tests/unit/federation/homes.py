@@ -43,7 +43,10 @@ def private_keys(home: Path, *, skip: Iterable[str] = ()) -> list[PrivateKey]:
     for path in sorted(p for p in home.rglob("*") if p.is_file() and not p.is_symlink()):
         if any(parent in skipped for parent in path.parents):
             continue
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:  # a running Kafka's temporary file, renamed since listed
+            continue
         for block in _PEM.findall(data.replace(b"\\n", b"\n")):
             found.append(PrivateKey(path, _public(block, path)))
     return found
