@@ -69,7 +69,9 @@ class Site:
 
     def template(self, kind: tuple[str, str], size: int) -> Report:
         """A ``size``-byte report of ``kind`` (category, area) from the sender."""
-        report = example_report(*kind).model_copy(update={"sender": self.sender})
+        example = example_report(*kind)
+        handling = example.handling.model_copy(update={"named_recipients": ()})  # no demo ids
+        report = example.model_copy(update={"sender": self.sender, "handling": handling})
         return sized_report(report, size)
 
 

@@ -311,10 +311,12 @@ def test_grant_and_revoke_drive_the_acls(secure_kafka: SecureWorld) -> None:
 
     revoked = run("agency", "revoke", "pcg", "--reason", "test", "--home", home)
     assert revoked.returncode == 0, revoked.stderr
-    # pcg's 5 base ACLs and its READs, and everyone's READ on pcg's topics: 8 areas of PK for
-    # each other agency's one category (customs contraband, anf narcotics, fia human
-    # trafficking, ...): 33 with the three of the fixture alone.
-    assert f"0 added, {5 + senders + 8 * (senders - 1)} removed" in revoked.stderr
+    # pcg's 5 base ACLs, its inbox READ and its WRITE to each other agency's inbox, its
+    # READs, everyone's WRITE to pcg's inbox, and everyone's READ on pcg's topics: 8 areas of
+    # PK for each other agency's one category (customs contraband, anf narcotics, fia human
+    # trafficking, ...): 40 with the three of the fixture alone.
+    removed = 5 + 1 + 2 * (senders - 1) + senders + 8 * (senders - 1)
+    assert f"0 added, {removed} removed" in revoked.stderr
     assert "Retired the TLS CA of pcg" in revoked.stderr
     after = run(*tail_narcotics)
     assert after.returncode == 1
