@@ -18,19 +18,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import structlog
-from aiokafka import AIOKafkaProducer
 
-from broker.config import KafkaSettings, aiokafka_kwargs
+from broker.config import KafkaSettings
 from broker.envelope import Sealer, seal_feedback
-from broker.errors import AuthorizationError, ConfigError, FusionbusError
+from broker.errors import AuthorizationError, FusionbusError
 from broker.keys import Identity
 from broker.provisioning.topics import ensure_topics
 from broker.topics import inbox_topic
-from broker.transport import kafka_error, map_kafka_errors, start_client
+from broker.transport import kafka_error, map_kafka_errors
+from producers._client import ProducerClient
 from producers.publisher import Published
 from schemas import Feedback
 from schemas.envelope import RoutingHeader
@@ -49,8 +48,10 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class FeedbackSender:
+class FeedbackSender(ProducerClient):
     """Seals and sends this agency's feedback. One per process; not thread-safe."""
+
+    _role = "the feedback sender"
 
     def __init__(
         self,
@@ -60,37 +61,12 @@ class FeedbackSender:
         *,
         clock: Clock = _utcnow,
     ) -> None:
+        super().__init__(settings)
         self._identity = identity
         self._directory = directory
-        self._settings = settings
         self._clock = clock
         self._sealer = Sealer(identity, directory, clock=clock)
-        self._producer: AIOKafkaProducer | None = None
         self._topics: set[str] = set()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-    async def start(self) -> None:
-        producer = AIOKafkaProducer(**aiokafka_kwargs(self._settings, "producer"))
-        try:
-            await start_client(producer, self._settings, "connecting the feedback sender")
-        except BaseException:
-            await producer.stop()
-            raise
-        self._producer = producer
-
-    async def stop(self) -> None:
-        if self._producer is not None:
-            producer, self._producer = self._producer, None
-            with map_kafka_errors("flushing the feedback sender"):
-                await producer.stop()
 
     async def send(self, feedback: Feedback, about: RoutingHeader) -> Published:
         """Seal and send ``feedback``; return once Kafka acknowledged it."""
@@ -137,10 +113,3 @@ class FeedbackSender:
         partition, offset = getattr(outcome, "partition", -1), getattr(outcome, "offset", -1)
         topic = getattr(outcome, "topic", "")
         return Published(feedback.message_id, topic, partition, offset, ())
-
-    def _require_started(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            raise ConfigError(
-                "the feedback sender is not started; use `async with FeedbackSender(...)`"
-            )
-        return self._producer

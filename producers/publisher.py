@@ -22,19 +22,18 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import structlog
-from aiokafka import AIOKafkaProducer
 
-from broker.config import KafkaSettings, aiokafka_kwargs
+from broker.config import KafkaSettings
 from broker.envelope import Sealer, seal_report
 from broker.errors import AuthorizationError, ConfigError, FusionbusError
 from broker.keys import Identity
 from broker.provisioning.topics import ensure_topics
 from broker.topics import Header, report_topic
-from broker.transport import kafka_error, map_kafka_errors, start_client
+from broker.transport import kafka_error, map_kafka_errors
+from producers._client import ProducerClient
 from schemas import Report
 
 if TYPE_CHECKING:
@@ -78,7 +77,7 @@ def routing_headers(report: Report) -> list[tuple[str, bytes]]:
     ]
 
 
-class Publisher:
+class Publisher(ProducerClient):
     """Publishes reports of one agency (``identity``). One per process; not thread-safe."""
 
     def __init__(
@@ -91,39 +90,14 @@ class Publisher:
         clock: Clock = _utcnow,
         topic_partitions: int = 3,
     ) -> None:
+        super().__init__(settings)
         self._identity = identity
         self._policy = policy
-        self._settings = settings
         self._clock = clock
         self._partitions = topic_partitions
         self._sealer = Sealer(identity, directory, clock=clock)
-        self._producer: AIOKafkaProducer | None = None
         self._topics: set[str] = set()
         self._threads: OrderedDict[uuid.UUID, uuid.UUID] = OrderedDict()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-    async def start(self) -> None:
-        producer = AIOKafkaProducer(**aiokafka_kwargs(self._settings, "producer"))
-        try:
-            await start_client(producer, self._settings, "connecting the publisher")
-        except BaseException:
-            await producer.stop()  # a failed start must not leave a producer behind
-            raise
-        self._producer = producer
-
-    async def stop(self) -> None:
-        if self._producer is not None:
-            producer, self._producer = self._producer, None
-            with map_kafka_errors("flushing the publisher"):
-                await producer.stop()
 
     async def publish(self, report: Report) -> Published:
         """Seal and send one report; return once Kafka has acknowledged it."""
@@ -215,8 +189,3 @@ class Publisher:
         if len(self._threads) > 100_000:
             self._threads.popitem(last=False)
         return thread
-
-    def _require_started(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            raise ConfigError("the publisher is not started; use `async with Publisher(...)`")
-        return self._producer
