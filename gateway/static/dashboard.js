@@ -215,9 +215,9 @@
       subjects.append(li);
     }
     if (!(report.subjects || []).length) subjects.append(text("li", "none"));
-    panel.dataset.messageId = id;
     await meKnown;
     resetFeedback(header);
+    panel.dataset.messageId = id; // last: the view is complete
   }
 
   // -- feedback to the originator ---------------------------------------------------------

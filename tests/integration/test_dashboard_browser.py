@@ -387,6 +387,7 @@ async def test_an_operator_sends_feedback_from_the_detail_view(
         await expect(row(other, message_id)).to_be_visible(timeout=10_000)
         await row(other, message_id).click()
         await expect(other.locator("#d-title")).to_have_text(title)
+        await expect(other.locator("#detail")).to_have_attribute("data-message-id", message_id)
         await expect(other.locator("#d-narrative")).not_to_have_text("")
         await expect(other.locator("#feedback")).to_be_hidden()
         await context.close()
