@@ -1,5 +1,6 @@
 // The fusionbus gateway dashboard: a live table of the reports this agency received, and
-// the gateway's state (its subscriber's connection and lag, quarantined records by reason).
+// the gateway's state (its subscriber's connection and lag, quarantined records by reason),
+// and, for a role that may post, a form sending feedback on a report to its originator.
 // Every piece of report text goes into the page through textContent and DOM calls only;
 // tests/unit/gateway/test_dashboard.py fails if this file ever parses strings as HTML.
 "use strict";
@@ -9,12 +10,15 @@
   const HISTORY_MS = 24 * 3600 * 1000; // the first connect replays the last day
   const RECONNECT_MS = [500, 1000, 2000, 5000];
   const STATS_MS = 5000;
+  const SENDERS = new Set(["operator", "system"]); // the roles that may give feedback
   const byId = (id) => document.getElementById(id);
   const rows = new Map(); // message id -> {tr, item}
   let source = null;
   let lastEventId = null;
   let failures = 0;
   let since = new Date(Date.now() - HISTORY_MS).toISOString();
+  let me = null; // {agency, token_id, role} once /v1/me answered
+  let meKnown = Promise.resolve();
 
   function text(tag, value, className) {
     const node = document.createElement(tag);
@@ -164,6 +168,7 @@
     });
     const body = await answer.json();
     panel.hidden = false;
+    resetFeedback(null);
     if (!answer.ok) {
       byId("d-title").textContent = body.title || "The report cannot be shown";
       pairs(byId("d-summary"), [["why", body.detail]]);
@@ -210,7 +215,78 @@
       subjects.append(li);
     }
     if (!(report.subjects || []).length) subjects.append(text("li", "none"));
-    panel.dataset.messageId = id;
+    await meKnown;
+    resetFeedback(header);
+    panel.dataset.messageId = id; // last: the view is complete
+  }
+
+  // -- feedback to the originator ---------------------------------------------------------
+
+  function resetFeedback(header) {
+    const form = byId("feedback");
+    const mayGive = header && me && SENDERS.has(me.role) && header.sender !== me.agency;
+    form.hidden = !mayGive;
+    form.reset();
+    showOutcomeFields();
+    byId("fb-result").textContent = "";
+    delete byId("fb-result").dataset.state;
+    delete byId("fb-result").dataset.feedbackId;
+  }
+
+  function showOutcomeFields() {
+    const outcome = byId("fb-outcome").value;
+    byId("fb-seizure").hidden = outcome !== "seizure";
+    byId("fb-note").required = outcome === "other";
+    byId("fb-note").placeholder = outcome === "other" ? "required: what came of it" : "optional";
+  }
+
+  function feedbackBody() {
+    const outcome = byId("fb-outcome").value;
+    const body = { outcome };
+    const note = byId("fb-note").value.trim();
+    if (note) body.note = note;
+    if (outcome === "seizure") {
+      const quantity = byId("fb-quantity").value.trim();
+      const unit = byId("fb-unit").value.trim();
+      if (quantity) body.quantity = quantity;
+      if (unit) body.unit = unit;
+    }
+    return body;
+  }
+
+  function sayFeedback(state, message) {
+    const result = byId("fb-result");
+    result.dataset.state = state;
+    result.textContent = message;
+  }
+
+  async function sendFeedback(event) {
+    event.preventDefault();
+    const id = byId("detail").dataset.messageId;
+    const button = byId("fb-send");
+    button.disabled = true;
+    sayFeedback("sending", "sending...");
+    try {
+      const answer = await fetch("/v1/reports/" + encodeURIComponent(id) + "/feedback", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+        body: JSON.stringify(feedbackBody()),
+      });
+      const body = await answer.json().catch(() => ({}));
+      if (answer.ok) {
+        sayFeedback("sent", "Sent " + body.outcome + " to " + body.originator + ".");
+        byId("fb-result").dataset.feedbackId = body.message_id;
+        return;
+      }
+      // A 422 names each wrong field; any other problem says why in its detail.
+      const fields = (body.errors || []).map((e) => e.detail).join("; ");
+      sayFeedback("failed", "Not sent: " + (fields || body.detail || body.title || answer.status));
+    } catch (exc) {
+      sayFeedback("failed", "Not sent: the gateway did not answer (" + exc + ").");
+    } finally {
+      button.disabled = false;
+    }
   }
 
   // -- the feed ---------------------------------------------------------------------------
@@ -328,7 +404,7 @@
       window.location.assign("/login");
       return;
     }
-    const me = await answer.json();
+    me = await answer.json();
     byId("who").textContent = me.agency + " · " + me.role;
   }
 
@@ -351,11 +427,13 @@
       byId("detail").hidden = true;
     });
     byId("logout").addEventListener("click", logout);
+    byId("feedback").addEventListener("submit", sendFeedback);
+    byId("fb-outcome").addEventListener("change", showOutcomeFields);
     window.addEventListener("popstate", restart);
     window.setInterval(refreshAges, 5000);
     window.setInterval(showStats, STATS_MS);
     showStats();
-    whoAmI();
+    meKnown = whoAmI();
     restart();
   });
 })();

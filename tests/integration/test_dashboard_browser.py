@@ -5,7 +5,8 @@ receiving agency logs in through the form, a report posted over HTTP to the send
 gateway appears in the table within two seconds, a filter changes the URL and the rows, and
 the detail view shows hostile markup in the report as literal text, and a cut connection
 (through a relay the test controls) is resumed with ``?last_event_id=`` without losing the
-report posted meanwhile. Fresh agencies and their
+report posted meanwhile. The operator sends feedback from the detail view and the sending
+gateway's status shows it; a viewer is not offered the form. Fresh agencies and their
 own category and area (wildlife in Sindh, PK-SD). With ``FUSIONBUS_DASHBOARD_SCREENSHOT`` set
 to a path (``docs/dashboard.png``) the screenshot is written there too.
 """
@@ -306,3 +307,87 @@ async def test_an_operator_watches_filters_and_opens_reports_in_chromium(  # noq
         await expect(page).to_have_url(f"{inbox}/login")
         await page.goto(f"{inbox}/")
         await expect(page).to_have_url(f"{inbox}/login")
+
+
+async def log_in(page: Page, url: str, token: str) -> None:
+    await page.goto(f"{url}/login")
+    await page.fill("#token", token)
+    await page.click("button[type=submit]")
+    await expect(page.locator("#state")).to_have_text("live", timeout=10_000)
+
+
+async def acknowledged(
+    client: httpx.AsyncClient, gateways: Gateways, token: str, message_id: str
+) -> dict[str, Any]:
+    """The receiver's ``acknowledged`` stage in the sending gateway's status, once there."""
+    deadline = time.monotonic() + 90
+    while True:
+        answer = await client.get(
+            f"{gateways.out.url}/v1/status/{message_id}", headers=bearer(token)
+        )
+        assert answer.status_code == 200, answer.text
+        states = {s["agency"]: s for s in answer.json()["feedback"]}
+        stage: dict[str, Any] | None = states.get(gateways.receiver, {}).get("acknowledged")
+        if stage is not None:
+            return stage
+        assert time.monotonic() < deadline, f"no acknowledged stage: {answer.text}"
+        await asyncio.sleep(0.3)
+
+
+async def test_an_operator_sends_feedback_from_the_detail_view(
+    gateways: Gateways, browser: Browser
+) -> None:
+    system = gateways.token(gateways.sender, "system")
+    async with httpx.AsyncClient(timeout=60) as client:
+        await ready(client, gateways.out.url)
+        await ready(client, gateways.inbox.url)
+        context = await browser.new_context()
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await log_in(page, gateways.inbox.url, gateways.token(gateways.receiver, "operator"))
+        title = "Saker falcons in a cargo hold"
+        message_id = await post(client, gateways.out.url, system, report("PRIORITY", title))
+        await expect(row(page, message_id)).to_be_visible(timeout=60_000)
+        await row(page, message_id).click()
+        await expect(page.locator("#d-title")).to_have_text(title)
+        form = page.locator("#feedback")
+        await expect(form).to_be_visible()
+        await expect(form.locator("h3")).to_have_text("Feedback to the originator")
+
+        # A seizure needs a unit with its quantity: the gateway's answer says so, as text.
+        await page.select_option("#fb-outcome", "seizure")
+        await expect(page.locator("#fb-quantity")).to_be_visible()
+        await page.fill("#fb-quantity", "12")
+        await page.click("#fb-send")
+        result = page.locator("#fb-result")
+        await expect(result).to_have_attribute("data-state", "failed")
+        await expect(result).to_contain_text("quantity and unit together")
+
+        # An outcome of "other" is not sent without a note; "acknowledged" is.
+        await page.select_option("#fb-outcome", "other")
+        await expect(page.locator("#fb-quantity")).to_be_hidden()
+        await expect(page.locator("#fb-note")).to_have_attribute("required", "")
+        await page.select_option("#fb-outcome", "acknowledged")
+        await page.click("#fb-send")
+        await expect(result).to_have_text(f"Sent acknowledged to {gateways.sender}.")
+        await expect(result).to_have_attribute("data-state", "sent")
+        sent = await result.get_attribute("data-feedback-id")
+        assert errors == []
+
+        # The originator's gateway shows the receiver's acknowledged stage.
+        acked = await acknowledged(client, gateways, system, message_id)
+        assert acked["message_id"] == sent
+        await context.close()
+
+        # A viewer reads the same report without being offered the form.
+        context = await browser.new_context()
+        other = await context.new_page()
+        await log_in(other, gateways.inbox.url, gateways.token(gateways.receiver, "viewer"))
+        await expect(row(other, message_id)).to_be_visible(timeout=10_000)
+        await row(other, message_id).click()
+        await expect(other.locator("#d-title")).to_have_text(title)
+        await expect(other.locator("#detail")).to_have_attribute("data-message-id", message_id)
+        await expect(other.locator("#d-narrative")).not_to_have_text("")
+        await expect(other.locator("#feedback")).to_be_hidden()
+        await context.close()
