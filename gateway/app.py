@@ -136,6 +136,7 @@ def _health_routes(app: FastAPI) -> None:
             "publisher": gateway.sender is not None,
             "subscriber": gateway.subscribing,
             "lag": lag is not None and lag <= most,
+            "directory": gateway.directory_current(),
         }
         numbers = {"lag": lag, "max_lag": most}
         if all(checks.values()):
@@ -145,7 +146,9 @@ def _health_routes(app: FastAPI) -> None:
             "not-ready",
             "The gateway is not ready",
             detail="its Kafka publisher or subscriber is not running yet (or is restarting), "
-            f"or its subscriber's lag is unknown or above {most} records",
+            f"its subscriber's lag is unknown or above {most} records, or its live directory "
+            "is not current (no recent root-signed head: the admin re-publishes it with "
+            "`fusionbus federation publish-directory`)",
             extra={"checks": checks, **numbers},
         )
 

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -88,6 +88,13 @@ class Consuming(Protocol):
     def lag(self) -> int | None: ...
 
 
+@runtime_checkable
+class Headed(Protocol):
+    """A directory that can say whether it is current (a live one: its signed head)."""
+
+    def head_problem(self, now: datetime) -> str | None: ...
+
+
 class Gateway:
     """One agency's gateway: its stores, and (while :meth:`running`) its Kafka clients."""
 
@@ -115,6 +122,7 @@ class Gateway:
         self.sessions = SessionStore(self.files)
         self.sender: Sender | None = None
         self.feedback_sender: FeedbackSender | None = None
+        self.directory: object | None = None
         self.feedback = FeedbackStore(self.files)
         self.subscribing = False
         self.subscriber: Consuming | None = None
@@ -128,6 +136,15 @@ class Gateway:
         if self.subscriber is None:
             return 0 if self.subscribing else None
         return self.subscriber.lag()
+
+    def directory_current(self) -> bool:
+        """Whether the directory is running and, when it is a live one, its root-signed head
+        is recent and complete (directory files have no head to fall behind)."""
+        if self.directory is None:
+            return False
+        if isinstance(self.directory, Headed):
+            return self.directory.head_problem(self.clock()) is None
+        return True
 
     @property
     def consuming(self) -> bool:
@@ -159,6 +176,7 @@ class Gateway:
         ):
             self.sender = pub
             self.feedback_sender = feedback
+            self.directory = site.directory
             tasks = [
                 asyncio.create_task(self._subscribe(site), name="gateway.subscriber"),
                 asyncio.create_task(self._read_inbox(site), name="gateway.inbox"),
@@ -169,6 +187,7 @@ class Gateway:
             finally:
                 self.sender = None
                 self.feedback_sender = None
+                self.directory = None
                 for task in tasks:
                     task.cancel()
                 for task in tasks:

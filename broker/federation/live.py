@@ -201,3 +201,8 @@ class LiveDirectory:
     def snapshot(self) -> DirectorySnapshot:
         """The directory as accepted so far (the view's current snapshot)."""
         return self.view.snapshot
+
+    def head_problem(self, now: datetime) -> str | None:
+        """Why this view may not be current at ``now`` (no head, an old head, records the
+        head names that have not arrived), or ``None`` (:meth:`DirectoryView.head_problem`)."""
+        return self.view.head_problem(now)

@@ -542,7 +542,9 @@ async def test_metrics_readiness_and_stats_follow_deliveries_and_quarantine(
         assert isinstance(subscriber["lag"], int)
 
         readiness = (await client.get(f"{world.inbox.url}/readyz")).json()
-        assert readiness["checks"] == {"publisher": True, "subscriber": True, "lag": True}
+        assert readiness["checks"] == {
+            "publisher": True, "subscriber": True, "lag": True, "directory": True,
+        }  # fmt: skip
         assert 0 <= readiness["lag"] <= readiness["max_lag"] == 10_000
 
         problem(await client.get(f"{world.inbox.url}/metrics"), 401, "token-missing")

@@ -98,8 +98,29 @@ def is_problem(response: httpx.Response, status: int, kind: str) -> dict[str, ob
 async def test_health_is_open_readiness_says_what_is_missing(world: World) -> None:
     assert (await world.client.get("/healthz")).json() == {"status": "ok"}
     body = is_problem(await world.client.get("/readyz"), 503, "not-ready")
-    assert body["checks"] == {"publisher": True, "subscriber": False, "lag": False}
+    assert body["checks"] == {
+        "publisher": True, "subscriber": False, "lag": False, "directory": False,
+    }  # fmt: skip
     world.gateway.subscribing = True
+    world.gateway.directory = object()  # directory files: nothing to fall behind
+    assert (await world.client.get("/readyz")).json()["status"] == "ready"
+
+
+class LiveStub:
+    def __init__(self, problem: str | None) -> None:
+        self.problem = problem
+
+    def head_problem(self, now: datetime) -> str | None:
+        return self.problem
+
+
+async def test_a_live_directory_without_a_current_head_is_not_ready(world: World) -> None:
+    world.gateway.subscribing = True
+    world.gateway.directory = LiveStub("the directory head is from 2026-11-01, older than 7 days")
+    body = is_problem(await world.client.get("/readyz"), 503, "not-ready")
+    assert body["checks"]["directory"] is False  # type: ignore[index]
+    assert "2026-11-01" not in str(body)  # readiness holds no directory detail
+    world.gateway.directory = LiveStub(None)
     assert (await world.client.get("/readyz")).json()["status"] == "ready"
 
 

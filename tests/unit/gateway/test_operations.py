@@ -63,19 +63,30 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 async def test_readiness_needs_a_known_and_bounded_lag(world: World) -> None:
     gateway = world.gateway
     gateway.subscribing = True
+    gateway.directory = object()  # directory files
     gateway.subscriber = FakeSubscriber(None)  # running, nothing fetched yet
     body = is_problem(await world.client.get("/readyz"), 503, "not-ready")
-    assert body["checks"] == {"publisher": True, "subscriber": True, "lag": False}
+    assert body["checks"] == {
+        "publisher": True,
+        "subscriber": True,
+        "lag": False,
+        "directory": True,
+    }
     assert (body["lag"], body["max_lag"]) == (None, 100)
     gateway.subscriber = FakeSubscriber(101)
     body = is_problem(await world.client.get("/readyz"), 503, "not-ready")
-    assert body["checks"] == {"publisher": True, "subscriber": True, "lag": False}
+    assert body["checks"] == {
+        "publisher": True,
+        "subscriber": True,
+        "lag": False,
+        "directory": True,
+    }
     assert body["lag"] == 101
     gateway.subscriber = FakeSubscriber(100)
     ready = (await world.client.get("/readyz")).json()
     assert ready == {
         "status": "ready",
-        "checks": {"publisher": True, "subscriber": True, "lag": True},
+        "checks": {"publisher": True, "subscriber": True, "lag": True, "directory": True},
         "lag": 100,
         "max_lag": 100,
     }
