@@ -45,6 +45,19 @@ def pair(kafka: ClusterState, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield w
 
 
+async def post_report(pair: World, token: str) -> str:
+    """Post the test report through the sending gateway; its message id."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        await ready(client, pair.out.url)
+        posted = await client.post(
+            f"{pair.out.url}/v1/reports", content=orjson.dumps(report()),
+            headers=bearer(token) | JSON,
+        )  # fmt: skip
+    assert posted.status_code == 202, posted.text
+    message_id: str = posted.json()["message_id"]
+    return message_id
+
+
 async def status_until(
     client: httpx.AsyncClient, url: str, token: str, message_id: str, done: Any
 ) -> dict[str, Any]:
@@ -146,14 +159,7 @@ async def test_the_originator_sees_each_recipients_feedback_as_it_arrives(pair: 
 async def test_receipts_and_status_from_the_command_line(pair: World) -> None:
     system = pair.token(pair.sender, "system")
     home = ["--home", str(pair.home)]
-    async with httpx.AsyncClient(timeout=60) as client:
-        await ready(client, pair.out.url)
-        posted = await client.post(
-            f"{pair.out.url}/v1/reports", content=orjson.dumps(report()),
-            headers=bearer(system) | JSON,
-        )  # fmt: skip
-        assert posted.status_code == 202, posted.text
-    message_id = posted.json()["message_id"]
+    message_id = await post_report(pair, system)
 
     refused = run_cli("receipt", message_id, "--agency", pair.receiver, "--kind", "outcome", *home)
     assert refused.returncode == 2
@@ -201,14 +207,7 @@ async def test_receipts_and_status_from_the_command_line(pair: World) -> None:
 async def test_the_documented_commands_run_as_written(pair: World) -> None:
     """docs/cycle.md's commands, with this test's agencies and ids put in."""
     system = pair.token(pair.sender, "system")
-    async with httpx.AsyncClient(timeout=60) as client:
-        await ready(client, pair.out.url)
-        posted = await client.post(
-            f"{pair.out.url}/v1/reports", content=orjson.dumps(report()),
-            headers=bearer(system) | JSON,
-        )  # fmt: skip
-        assert posted.status_code == 202, posted.text
-    message_id = posted.json()["message_id"]
+    message_id = await post_report(pair, system)
     doc = (Path(__file__).parents[2] / "docs" / "cycle.md").read_text(encoding="utf-8")
     [block] = re.findall(r"```sh\n(.*?)```", doc, re.DOTALL)
     commands = [shlex.split(line.split("#")[0]) for line in block.splitlines() if line.strip()]
