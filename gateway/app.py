@@ -41,7 +41,7 @@ from broker.errors import (
     FusionbusError,
     TransportError,
 )
-from consumers import recipient_states
+from consumers import RecipientState, recipient_states
 from gateway._http import (
     AccessLog,
     gateway_of,
@@ -209,7 +209,10 @@ def _ingest_routes(app: FastAPI) -> None:
             found.document() if found is not None else {"message_id": str(message_id)}
         )
         states = recipient_states(feedback)
-        body["feedback"] = [state.document() for state in states.values()]
+        silent = [a for a in (found.agencies if found else []) if a not in states]
+        documents = [s.document() for s in states.values()]
+        documents += [RecipientState(agency).document() for agency in silent]
+        body["feedback"] = sorted(documents, key=lambda d: str(d["agency"]))
         return json_response(body)
 
     @app.post("/v1/reports/{message_id}/feedback", status_code=202)
@@ -384,8 +387,9 @@ async def _publish(gateway: Gateway, body: bytes, path: str, *, batch: bool) -> 
             item |= {"status": "failed", "detail": str(result)}
         else:
             gateway.statuses.settle(
-                message_id, gateway.clock(), recipients=len(result.recipients), detail=""
-            )
+                message_id, gateway.clock(), recipients=len(result.recipients), detail="",
+                sealed_to=gateway.agencies_of(result.recipients),
+            )  # fmt: skip
             item["status"] = "published"
             gateway.metrics.published(report.category)
         items.append(item)

@@ -17,6 +17,7 @@ own agency.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -114,6 +115,12 @@ class ReportStatus:
     updated_at: str
     recipients: int
     detail: str
+    sealed_to: str = ""
+    """The agencies (other than this one) it was sealed to, comma-separated."""
+
+    @property
+    def agencies(self) -> list[str]:
+        return [a for a in self.sealed_to.split(",") if a]
 
     def document(self) -> dict[str, Any]:
         return {
@@ -122,6 +129,7 @@ class ReportStatus:
             "accepted_at": self.accepted_at,
             "updated_at": self.updated_at,
             "recipients": self.recipients,
+            "sealed_to": self.agencies,
             **({"detail": self.detail} if self.detail else {}),
         }
 
@@ -133,7 +141,8 @@ CREATE TABLE IF NOT EXISTS status (
     accepted_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     recipients INTEGER NOT NULL DEFAULT 0,
-    detail TEXT NOT NULL DEFAULT ''
+    detail TEXT NOT NULL DEFAULT '',
+    sealed_to TEXT NOT NULL DEFAULT ''
 )
 """
 
@@ -144,6 +153,9 @@ class StatusStore:
     def __init__(self, files: GatewayFiles) -> None:
         self._db = connect(files, files.ingest)
         self._db.execute(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(status)")}
+        if "sealed_to" not in columns:  # a store made before the column existed
+            self._db.execute("ALTER TABLE status ADD COLUMN sealed_to TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self._db.close()
@@ -157,17 +169,28 @@ class StatusStore:
             [(m, moment, moment) for m in message_ids],
         )
 
-    def settle(self, message_id: str, now: datetime, *, recipients: int, detail: str) -> None:
-        """``published`` to ``recipients`` keys, or ``failed`` with ``detail``."""
+    def settle(
+        self,
+        message_id: str,
+        now: datetime,
+        *,
+        recipients: int,
+        detail: str,
+        sealed_to: Sequence[str] = (),
+    ) -> None:
+        """``published`` to ``recipients`` keys (of the agencies ``sealed_to``), or
+        ``failed`` with ``detail``."""
+        state = "failed" if detail else "published"
         self._db.execute(
-            "UPDATE status SET state = ?, updated_at = ?, recipients = ?, detail = ? "
-            "WHERE message_id = ?",
-            ("failed" if detail else "published", now.isoformat(), recipients, detail, message_id),
+            "UPDATE status SET state = ?, updated_at = ?, recipients = ?, detail = ?, "
+            "sealed_to = ? WHERE message_id = ?",
+            (state, now.isoformat(), recipients, detail, ",".join(sealed_to), message_id),
         )
 
     def get(self, message_id: str) -> ReportStatus | None:
         row = self._db.execute(
-            "SELECT message_id, state, accepted_at, updated_at, recipients, detail FROM status "
+            "SELECT message_id, state, accepted_at, updated_at, recipients, detail, sealed_to "
+            "FROM status "
             "WHERE message_id = ?",
             (message_id,),
         ).fetchone()

@@ -34,6 +34,7 @@ import structlog
 
 from broker.config import KafkaSettings
 from broker.errors import FusionbusError
+from broker.federation import Directory
 from consumers import (
     Delivery,
     FeedbackDelivery,
@@ -122,7 +123,7 @@ class Gateway:
         self.sessions = SessionStore(self.files)
         self.sender: Sender | None = None
         self.feedback_sender: FeedbackSender | None = None
-        self.directory: object | None = None
+        self.directory: Directory | None = None
         self.feedback = FeedbackStore(self.files)
         self.subscribing = False
         self.subscriber: Consuming | None = None
@@ -145,6 +146,14 @@ class Gateway:
         if isinstance(self.directory, Headed):
             return self.directory.head_problem(self.clock()) is None
         return True
+
+    def agencies_of(self, kids: Sequence[str]) -> list[str]:
+        """The agencies other than this one whose encryption keys ``kids`` are, sorted."""
+        if self.directory is None:
+            return []
+        snapshot = self.directory.snapshot
+        found = {r.agency for k in kids if (r := snapshot.encryption_key(k)) is not None}
+        return sorted(found - {self.agency})
 
     @property
     def consuming(self) -> bool:

@@ -91,6 +91,9 @@ async def test_the_originator_sees_each_recipients_feedback_as_it_arrives(pair: 
             states = {s["agency"]: s for s in body["feedback"]}
             return states.get(pair.receiver, {}).get(name)
 
+        first = await client.get(f"{pair.out.url}/v1/status/{message_id}", headers=bearer(system))
+        assert first.json()["sealed_to"] == [pair.receiver]  # listed before it says anything
+        assert [s["agency"] for s in first.json()["feedback"]] == [pair.receiver]
         # The receiving gateway's subscriber said "received" on its own.
         body = await status_until(
             client, pair.out.url, system, message_id, lambda b: stage(b, "received")

@@ -19,6 +19,7 @@ import pytest_asyncio
 
 from broker.config import KafkaSettings
 from broker.errors import DisseminationError, FusionbusError, TransportError
+from broker.federation import DirectorySnapshot
 from gateway.app import create_app
 from gateway.dashboard import PAGES
 from gateway.openapi import document as openapi_document
@@ -102,13 +103,17 @@ async def test_health_is_open_readiness_says_what_is_missing(world: World) -> No
         "publisher": True, "subscriber": False, "lag": False, "directory": False,
     }  # fmt: skip
     world.gateway.subscribing = True
-    world.gateway.directory = object()  # directory files: nothing to fall behind
+    world.gateway.directory = DirectorySnapshot.of_keys(())  # files: nothing to fall behind
     assert (await world.client.get("/readyz")).json()["status"] == "ready"
 
 
 class LiveStub:
     def __init__(self, problem: str | None) -> None:
         self.problem = problem
+
+    @property
+    def snapshot(self) -> DirectorySnapshot:
+        return DirectorySnapshot.of_keys(())
 
     def head_problem(self, now: datetime) -> str | None:
         return self.problem

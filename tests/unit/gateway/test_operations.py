@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 
 from broker.config import KafkaSettings
 from broker.errors import Reason
+from broker.federation import DirectorySnapshot
 from consumers import Source
 from gateway.app import create_app
 from gateway.service import Gateway
@@ -63,7 +64,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 async def test_readiness_needs_a_known_and_bounded_lag(world: World) -> None:
     gateway = world.gateway
     gateway.subscribing = True
-    gateway.directory = object()  # directory files
+    gateway.directory = DirectorySnapshot.of_keys(())  # directory files
     gateway.subscriber = FakeSubscriber(None)  # running, nothing fetched yet
     body = is_problem(await world.client.get("/readyz"), 503, "not-ready")
     assert body["checks"] == {
