@@ -246,11 +246,13 @@ def routing_header(obj: object, what: str) -> RoutingHeader:
         raise _fail(Reason.MALFORMED, f"{what} routing header: {exc}") from exc
     canonical = header.model_dump(mode="json")
     if not same_json(canonical, obj):
-        field = next((k for k in canonical if not same_json(canonical[k], obj.get(k))), "?")
+        names = sorted(canonical.keys() | obj.keys())
+        field = next((k for k in names if not same_json(canonical.get(k), obj.get(k))), "?")
+        accepted = "(left out)" if field not in canonical else str(canonical[field])[:60]
         raise _fail(
             Reason.MALFORMED,
             f"{what} routing header spells {field} {str(obj.get(field))[:60]!r}; the one "
-            f"accepted spelling is {str(canonical[field])[:60]!r}",
+            f"accepted spelling is {accepted!r}",
         )
     return header
 

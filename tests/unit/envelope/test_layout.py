@@ -6,6 +6,12 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
+from broker.envelope._wire import routing_header
+from broker.errors import Reason, VerificationError
+from schemas.envelope import RoutingHeader
+
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ("broker", "schemas", "producers", "consumers", "fusionbus", "bench")
 
@@ -41,3 +47,25 @@ def test_the_documented_example_runs() -> None:
     assert blocks
     for block in blocks:
         exec(compile(block, "docs/envelope.md", "exec"), {})  # noqa: S102
+
+
+def test_a_report_header_that_spells_out_the_default_kind_is_malformed_not_a_crash() -> None:
+    """A report's header is written without ``kind``; one that adds ``"kind": "report"``
+    means the same header in a second spelling, refused as malformed (before any key)."""
+
+    header = RoutingHeader.model_validate(
+        {
+            "message_id": "6f1c1f52-1f6a-4c1e-9d2b-3f4e5a6b7c8d", "sender": "customs",
+            "sender_kid": "kid-1", "category": "narcotics", "jurisdiction": "PKKHI",
+            "precedence": "ROUTINE", "tlp": "TLP:AMBER", "created_at": "2026-12-01T09:00:00Z",
+            "expires_at": "2026-12-08T09:00:00Z", "recipients": ["kid-2"],
+            "schema_version": "1.0",
+        }
+    )  # fmt: skip
+    written = header.model_dump(mode="json")
+    assert "kind" not in written
+    assert routing_header(written, "the envelope") == header
+    with pytest.raises(VerificationError) as refused:
+        routing_header({**written, "kind": "report"}, "the envelope")
+    assert refused.value.reason == Reason.MALFORMED
+    assert "kind" in refused.value.detail
