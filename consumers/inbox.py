@@ -280,12 +280,13 @@ class RecipientState:
 
 def recipient_states(feedbacks: Iterable[Feedback]) -> dict[str, RecipientState]:
     """Each recipient's state from its feedback on one report (any order): a feedback
-    another one ``replaces`` is out of force, and a withdrawal leaves its stage empty."""
+    another one of the same sender ``replaces`` is out of force (another agency's
+    ``replaces`` changes nothing), and a withdrawal leaves its stage empty."""
     every = sorted(feedbacks, key=lambda f: (f.created_at, str(f.message_id)))
-    replaced = {f.replaces for f in every if f.replaces is not None}
+    replaced = {(f.sender, f.replaces) for f in every if f.replaces is not None}
     stages: dict[str, dict[str, Feedback]] = {}
-    for feedback in every:
-        if feedback.message_id in replaced or feedback.withdrawn:
+    for feedback in every:  # only its own sender can replace or withdraw a feedback message
+        if (feedback.sender, feedback.message_id) in replaced or feedback.withdrawn:
             continue
         stage = "outcome" if feedback.outcome.is_result else str(feedback.outcome)
         stages.setdefault(feedback.sender, {})[stage] = feedback

@@ -185,6 +185,21 @@ def test_each_recipient_state_takes_the_latest_feedback_in_force() -> None:
     assert Decimal("12.5") == anf.outcome.quantity
 
 
+def test_only_its_own_sender_can_replace_or_withdraw_a_feedback_message() -> None:
+    header = about()
+    seizure = feedback(header, Outcome.SEIZURE, quantity="72", unit="kg")
+    by_fia = feedback(
+        header, Outcome.FALSE_POSITIVE, sender="fia", replaces=seizure.message_id, withdrawn=True
+    ).model_copy(update={"created_at": NOW + timedelta(hours=1)})
+    states = recipient_states([seizure, by_fia])
+    assert states["anf"].outcome == seizure  # fia's withdrawal of anf's message is ignored
+    assert states["fia"].outcome is None
+    own = feedback(header, Outcome.SEIZURE, replaces=seizure.message_id, withdrawn=True).model_copy(
+        update={"created_at": NOW + timedelta(hours=2)}
+    )
+    assert recipient_states([seizure, by_fia, own])["anf"].outcome is None
+
+
 def test_feedback_must_be_about_the_header_it_is_sealed_with() -> None:
     header, other = about(), about()
     with pytest.raises(ValueError, match="is about report"):
