@@ -25,9 +25,12 @@ counts the rejections by reason code.
 Given ``receipts`` (a :class:`producers.FeedbackSender`), it tells the originator of each
 report handed over that it was received — ``received`` feedback sealed to the originator
 alone, sent once the handler returned and acknowledged by Kafka before the batch's offsets
-are committed (``docs/cycle.md``). A subscriber killed between its handler returning and
-that acknowledgement sends none for that report: the redelivery is a duplicate and is not
-handed over, nor receipted, again.
+are committed (``docs/cycle.md``). It is enqueued before the report is marked delivered,
+so a subscriber killed before the mark hands the report over and receipts it again after a
+restart (the originator keeps the latest); one killed after the mark but before Kafka took
+the receipt sends none for that report (the redelivery is a duplicate). A receipt Kafka
+refuses is logged (``subscriber.receipt_failed``) and not retried; it never stops the
+subscriber.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.envelope import Opener
-from broker.errors import AuthorizationError, ConfigError, Reason
+from broker.errors import AuthorizationError, FusionbusError, Reason
 from broker.keys import Identity
 from broker.topics import subscription_pattern
 from broker.transport import map_kafka_errors, start_client
@@ -125,6 +128,7 @@ class Subscriber:
         self._unacked: list[asyncio.Future[object]] = []
         self._on_skip = on_skip
         self._receipts = receipts
+        self._receipts_unacked: list[tuple[uuid.UUID, asyncio.Future[object]]] = []
         self.handed_over = 0
         self.quarantined = 0
         self.quarantined_by_reason: Counter[str] = Counter()
@@ -239,9 +243,9 @@ class Subscriber:
         verdict = self.intake.process(item)
         if isinstance(verdict, Accepted):
             await handler(verdict.delivery)
+            await self._receipt(verdict.delivery)  # before the mark: a crash here resends it
             self.intake.mark(verdict)
             self.handed_over += 1
-            await self._receipt(verdict.delivery)
         elif isinstance(verdict, Rejected):
             await self._reject(item.source, item.key, item.value, verdict)
         else:
@@ -250,8 +254,9 @@ class Subscriber:
                 await self._on_skip(item.source, verdict.reason)
 
     async def _receipt(self, delivery: Delivery) -> None:
-        """Tell the originator the report was taken (``received`` feedback), acknowledged by
-        Kafka before the offset is committed."""
+        """Tell the originator the report was taken (``received`` feedback). Kafka's answer
+        is awaited before the offsets are committed; a failure is logged, never stops the
+        subscriber (the report was handed over: that is what counts)."""
         header = delivery.header
         if self._receipts is None or header.sender == self._identity.agency:
             return
@@ -260,9 +265,11 @@ class Subscriber:
             sender=self._identity.agency, created_at=self._clock(), outcome=Outcome.RECEIVED,
         )  # fmt: skip
         try:
-            self._unacked.append(await self._receipts.enqueue(feedback, header))
-        except (AuthorizationError, ConfigError) as exc:  # the originator can no longer be told
-            log.warning("subscriber.receipt_refused", report=str(header.message_id), error=str(exc))
+            pending = await self._receipts.enqueue(feedback, header)
+        except FusionbusError as exc:  # the originator cannot be told (revoked, unreachable)
+            log.warning("subscriber.receipt_failed", report=str(header.message_id), error=str(exc))
+            return
+        self._receipts_unacked.append((header.message_id, pending))
 
     def _refused(self, exc: AuthorizationError) -> AuthorizationError:
         agency = self._identity.agency
@@ -300,6 +307,14 @@ class Subscriber:
         with map_kafka_errors("quarantining rejected records"):
             for acknowledged in unacked:
                 await acknowledged
+        receipts, self._receipts_unacked = self._receipts_unacked, []
+        for report_id, pending in receipts:
+            try:
+                await pending
+            except Exception as exc:  # noqa: BLE001 - a lost receipt is logged, not fatal
+                log.warning(
+                    "subscriber.receipt_failed", report=str(report_id), error=type(exc).__name__
+                )
         if done and self._group_id is not None:
             with map_kafka_errors("committing offsets"):
                 await consumer.commit(done)
