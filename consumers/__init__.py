@@ -6,6 +6,7 @@ from consumers.inbox import (
     Inbox,
     InboxIntake,
     RecipientState,
+    outsiders,
     recipient_states,
 )
 from consumers.intake import (
@@ -49,6 +50,7 @@ __all__ = [
     "Verdict",
     "Verified",
     "new_group_id",
+    "outsiders",
     "quarantine_record",
     "recipient_states",
 ]

@@ -21,7 +21,7 @@ import hashlib
 import re
 import traceback
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +53,7 @@ __all__ = [
     "Inbox",
     "InboxIntake",
     "RecipientState",
+    "outsiders",
     "recipient_states",
 ]
 
@@ -278,11 +279,20 @@ class RecipientState:
         }
 
 
-def recipient_states(feedbacks: Iterable[Feedback]) -> dict[str, RecipientState]:
+def recipient_states(
+    feedbacks: Iterable[Feedback], *, sealed_to: Collection[str] | None = None
+) -> dict[str, RecipientState]:
     """Each recipient's state from its feedback on one report (any order): a feedback
     another one of the same sender ``replaces`` is out of force (another agency's
-    ``replaces`` changes nothing), and a withdrawal leaves its stage empty."""
+    ``replaces`` changes nothing), and a withdrawal leaves its stage empty.
+
+    Given ``sealed_to`` (the agencies the report was sealed to, when the originator kept
+    them), every one of them is listed, silent ones too, and feedback from any other agency
+    is left out (:func:`outsiders` names them): only a recipient can have read the report.
+    """
     every = sorted(feedbacks, key=lambda f: (f.created_at, str(f.message_id)))
+    if sealed_to is not None:
+        every = [f for f in every if f.sender in sealed_to]
     replaced = {(f.sender, f.replaces) for f in every if f.replaces is not None}
     stages: dict[str, dict[str, Feedback]] = {}
     for feedback in every:  # only its own sender can replace or withdraw a feedback message
@@ -292,6 +302,8 @@ def recipient_states(feedbacks: Iterable[Feedback]) -> dict[str, RecipientState]
         stages.setdefault(feedback.sender, {})[stage] = feedback
     for feedback in every:  # a recipient whose every feedback was withdrawn is still listed
         stages.setdefault(feedback.sender, {})
+    for agency in sealed_to or ():
+        stages.setdefault(agency, {})
     return {
         agency: RecipientState(
             agency,
@@ -302,3 +314,8 @@ def recipient_states(feedbacks: Iterable[Feedback]) -> dict[str, RecipientState]
         )
         for agency, found in sorted(stages.items())
     }
+
+
+def outsiders(feedbacks: Iterable[Feedback], sealed_to: Collection[str]) -> list[str]:
+    """The agencies that sent feedback on a report not sealed to them, sorted."""
+    return sorted({f.sender for f in feedbacks if f.sender not in sealed_to})

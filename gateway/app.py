@@ -41,7 +41,7 @@ from broker.errors import (
     FusionbusError,
     TransportError,
 )
-from consumers import RecipientState, recipient_states
+from consumers import outsiders, recipient_states
 from gateway._http import (
     AccessLog,
     gateway_of,
@@ -196,23 +196,19 @@ def _ingest_routes(app: FastAPI) -> None:
     async def status(request: Request, message_id: uuid.UUID, _: Reader) -> Response:
         gateway = gateway_of(request)
         found = gateway.statuses.get(str(message_id))
-        feedback = gateway.feedback.for_report(str(message_id))
-        if found is None and not feedback:
+        if found is None:
             raise Problem(
                 404,
                 "unknown-report",
                 "No report with this id was posted here",
-                detail=f"this gateway accepted no report {message_id}, and no recipient has "
-                "given feedback on one",
+                detail=f"this gateway accepted no report {message_id}",
             )
-        body: dict[str, Any] = (
-            found.document() if found is not None else {"message_id": str(message_id)}
-        )
-        states = recipient_states(feedback)
-        silent = [a for a in (found.agencies if found else []) if a not in states]
-        documents = [s.document() for s in states.values()]
-        documents += [RecipientState(agency).document() for agency in silent]
-        body["feedback"] = sorted(documents, key=lambda d: str(d["agency"]))
+        feedback = gateway.feedback.for_report(str(message_id))
+        body = found.document()
+        states = recipient_states(feedback, sealed_to=found.agencies)
+        body["feedback"] = [state.document() for state in states.values()]
+        if strangers := outsiders(feedback, found.agencies):
+            body["ignored_feedback_from"] = strangers
         return json_response(body)
 
     @app.post("/v1/reports/{message_id}/feedback", status_code=202)

@@ -10,7 +10,9 @@ report and what came of it, and a recipient's feedback on a report it received.
     fusionbus receipt MESSAGE_ID --agency anf --kind outcome --outcome seizure \\
         --quantity 72.5 --unit kg --replaces FEEDBACK_ID           # amend (or --withdraw)
 
-``status`` reads the agency's whole inbox (``fusionbus.inbox.<agency>.*``) once. ``receipt``
+``status`` reads the agency's whole inbox (``fusionbus.inbox.<agency>.*``) once and, for a
+report ``publish`` sent from this home, lists every agency it was sealed to
+(:class:`producers.ledger.SentLedger`), leaving out feedback from any other. ``receipt``
 finds the report among what the agency may read (its grants' topics, from the beginning,
 or from ``--since``), so it can seal the feedback with the report's handling; the gateway's
 ``POST /v1/reports/{id}/feedback`` does the same from its store, at once.
@@ -31,11 +33,12 @@ from broker.config import KafkaSettings
 from broker.errors import ConfigError, SchemaValidationError
 from broker.federation.source import AgencyDirectory, HomeDirectory
 from broker.home import kafka_settings, resolve_home
-from consumers import Delivery, FeedbackDelivery, Inbox, Subscriber, recipient_states
+from consumers import Delivery, FeedbackDelivery, Inbox, Subscriber, outsiders, recipient_states
 from fusionbus.cli import _params
 from fusionbus.cli._common import BootstrapOpt, HomeOpt
 from fusionbus.cli._console import json_line, line, out_console, say
 from producers import FeedbackSender
+from producers.ledger import SentLedger
 from schemas import Feedback, Outcome, describe_validation_error
 from schemas.envelope import RoutingHeader
 
@@ -128,7 +131,23 @@ def status(
             await Inbox(use.identity(), use.directory, settings).run(keep, exit_at_end=True)
 
     asyncio.run(read())
-    states = recipient_states(found)
+    ledger = SentLedger(where / "state" / agency / "sent.sqlite")
+    try:
+        sealed_to = ledger.sealed_to(message_id)
+    finally:
+        ledger.close()
+    if sealed_to is None:
+        say(
+            "Note: {id} was not published from this home, so whom it was sealed to is not known "
+            "here; feedback from any agency is shown.",
+            id=message_id,
+        )
+    elif strangers := outsiders(found, sealed_to):
+        say(
+            "Ignored feedback from {agencies}: {id} was not sealed to them.",
+            agencies=", ".join(strangers), id=message_id,
+        )  # fmt: skip
+    states = recipient_states(found, sealed_to=sealed_to)
     if not states:
         say("No recipient has given feedback on {id} yet (its inbox holds none).", id=message_id)
         return

@@ -34,6 +34,7 @@ from fusionbus.cli import _params
 from fusionbus.cli._common import BootstrapOpt, HomeOpt
 from fusionbus.cli._console import err_console, json_line, line, out_console, say
 from producers import Publisher
+from producers.ledger import SentLedger
 from schemas import Report, describe_validation_error, example_report
 
 __all__ = ["publish", "report_app", "tail"]
@@ -108,7 +109,18 @@ def publish(
             directory.started(settings) as use,
             Publisher(use.identity(), use.directory, use.policy, settings) as publisher,
         ):
-            return await publisher.publish_many(reports)
+            results = await publisher.publish_many(reports)
+            snapshot = use.directory.snapshot
+            ledger = SentLedger(where / "state" / agency / "sent.sqlite")
+            try:
+                for result in results:
+                    if not isinstance(result, FusionbusError):
+                        keys = (snapshot.encryption_key(kid) for kid in result.recipients)
+                        others = {k.agency for k in keys if k is not None} - {agency}
+                        ledger.record(result.message_id, others)
+            finally:
+                ledger.close()
+            return results
 
     results = asyncio.run(send())
     failed = 0

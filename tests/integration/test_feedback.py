@@ -226,3 +226,20 @@ async def test_the_documented_commands_run_as_written(pair: World) -> None:
         assert result.returncode == 0, f"{words}\n{failed(result)}"
         if args[0] == "receipt" and "--replaces" not in args:
             last_feedback = result.stdout.strip().splitlines()[-1]
+
+
+async def test_status_lists_every_agency_a_report_published_from_the_home_was_sealed_to(
+    pair: World,
+) -> None:
+    home = ["--home", str(pair.home)]
+    published = run_cli(
+        "publish", "--agency", pair.sender, *home, env=pair.env,
+        stdin=orjson.dumps(report()).decode(),
+    )  # fmt: skip
+    assert published.returncode == 0, failed(published)
+    message_id = published.stdout.strip()
+    shown = run_cli("status", message_id, "--agency", pair.sender, "--json", *home, env=pair.env)
+    assert shown.returncode == 0, failed(shown)
+    assert "not published from this home" not in shown.stderr
+    agencies = [orjson.loads(x)["agency"] for x in shown.stdout.splitlines()]
+    assert agencies == [pair.receiver]  # listed before (or whether or not) it said anything

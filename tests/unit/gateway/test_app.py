@@ -20,6 +20,7 @@ import pytest_asyncio
 from broker.config import KafkaSettings
 from broker.errors import DisseminationError, FusionbusError, TransportError
 from broker.federation import DirectorySnapshot
+from consumers import FeedbackDelivery, Source
 from gateway.app import create_app
 from gateway.dashboard import PAGES
 from gateway.openapi import document as openapi_document
@@ -27,7 +28,8 @@ from gateway.service import Gateway
 from gateway.settings import load_settings
 from gateway.tokens import Role
 from producers import Published
-from schemas import Report, example_report
+from schemas import Outcome, Report, example_report
+from tests.unit.consumers.test_inbox import about, feedback
 from tests.unit.gateway.conftest import delivery
 
 pytestmark = pytest.mark.asyncio
@@ -403,3 +405,32 @@ async def test_the_openapi_document_is_served_to_a_token_holder(world: World) ->
     routes = create_app(world.gateway, kafka=False).routes
     served = {str(getattr(route, "path", "")) for route in routes}
     assert set(response.json()["paths"]) == served - {"/openapi.json", *PAGES}
+
+
+async def test_status_shows_feedback_from_the_agencies_it_was_sealed_to_only(world: World) -> None:
+    """fia, which could read the report's clear header but was not sealed to, sends
+    feedback on it: it is left out of the status and named as ignored."""
+    headers = world.token(Role.VIEWER)
+    header = about()
+    report_id = str(header.message_id)
+    now = datetime.now(UTC)
+    world.gateway.statuses.accepted([report_id], now)
+    world.gateway.statuses.settle(report_id, now, recipients=3, detail="", sealed_to=["anf", "pcg"])
+    where = Source("fusionbus.inbox.customs.x", 0, 0)
+    for item in (feedback(header), feedback(header, Outcome.FALSE_POSITIVE, sender="fia")):
+        world.gateway.feedback.add(FeedbackDelivery(item, header, where), now)
+    body = (await world.client.get(f"/v1/status/{report_id}", headers=headers)).json()
+    assert [s["agency"] for s in body["feedback"]] == ["anf", "pcg"]  # pcg silent, listed
+    anf, pcg = body["feedback"]
+    assert anf["received"] is not None
+    assert all(pcg[stage] is None for stage in ("received", "acknowledged", "outcome"))
+    assert body["ignored_feedback_from"] == ["fia"]
+    assert body["sealed_to"] == ["anf", "pcg"]
+
+    other = about()  # feedback on a report this gateway never posted: still unknown here
+    world.gateway.feedback.add(FeedbackDelivery(feedback(other), other, where), now)
+    is_problem(
+        await world.client.get(f"/v1/status/{other.message_id}", headers=headers),
+        404,
+        "unknown-report",
+    )
