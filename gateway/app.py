@@ -39,6 +39,7 @@ from broker.errors import (
     ConfigError,
     DisseminationError,
     FusionbusError,
+    SchemaValidationError,
     TransportError,
 )
 from consumers import outsiders, recipient_states
@@ -239,7 +240,7 @@ def _ingest_routes(app: FastAPI) -> None:
             )
         try:
             await sender.send(feedback, about)
-        except AuthorizationError as exc:
+        except (AuthorizationError, ConfigError, SchemaValidationError) as exc:
             raise Problem(422, "originator-unreachable", "The originator cannot be told",
                           detail=str(exc)) from None  # fmt: skip
         except FusionbusError as exc:

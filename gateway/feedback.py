@@ -103,6 +103,17 @@ def parse_feedback(body: bytes, *, about: RoutingHeader, agency: str, now: datet
             ],
             what="feedback",
         )
+    if document.get("outcome") == "received":
+        raise Problem.invalid(
+            [
+                FieldError(
+                    "/outcome",
+                    "outcome: received is sent by the gateway's subscriber itself when it "
+                    "stores a report; send acknowledged, actioned or what came of it",
+                )
+            ],
+            what="feedback",
+        )
     filled = {
         **document,
         "message_id": str(uuid.uuid4()),

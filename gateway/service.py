@@ -213,6 +213,7 @@ class Gateway:
                 log.warning("gateway.no_grants", agency=self.agency)
                 self.subscribing = True  # nothing to receive is a ready state
                 await watch
+                self.subscribing = False  # until the subscriber over the new grants runs
                 continue
             run = asyncio.create_task(self._run_subscriber(site, grants))
             try:
@@ -273,6 +274,10 @@ class Gateway:
             except FusionbusError as exc:
                 log.error(  # noqa: TRY400 - the message says it all; no traceback in the log
                     "gateway.inbox_failed", error=type(exc).__name__, detail=str(exc)
+                )
+            except Exception as exc:  # noqa: BLE001 - the reader must outlive a surprise
+                log.error(  # noqa: TRY400 - type only: a traceback could hold feedback notes
+                    "gateway.inbox_failed", error=type(exc).__name__
                 )
             await asyncio.sleep(_RESTART_S)
 

@@ -23,7 +23,9 @@ from broker.federation import DirectorySnapshot
 from consumers import FeedbackDelivery, Source
 from gateway.app import create_app
 from gateway.dashboard import PAGES
+from gateway.feedback import parse_feedback
 from gateway.openapi import document as openapi_document
+from gateway.problems import Problem
 from gateway.service import Gateway
 from gateway.settings import load_settings
 from gateway.tokens import Role
@@ -434,3 +436,23 @@ async def test_status_shows_feedback_from_the_agencies_it_was_sealed_to_only(wor
         404,
         "unknown-report",
     )
+
+
+async def test_feedback_bodies_are_checked_field_by_field() -> None:
+    header = about()
+    now = datetime.now(UTC)
+    given = parse_feedback(b'{"outcome": "acknowledged"}', about=header, agency="anf", now=now)
+    assert (given.originator, given.sender, given.report_id) == (
+        "customs", "anf", header.message_id,
+    )  # fmt: skip
+    for body, pointer in [
+        (b'{"outcome": "received"}', "/outcome"),  # the subscriber's own to send
+        (b'{"outcome": "arrest", "originator": "fia"}', "/originator"),
+        (b'{"outcome": "seizure", "quantity": "5"}', ""),
+        (b"[]", ""),
+    ]:
+        with pytest.raises(Problem) as refused:
+            parse_feedback(body, about=header, agency="anf", now=now)
+        assert refused.value.status == 422
+        assert refused.value.kind == "invalid-feedback"
+        assert [e.pointer for e in refused.value.errors] == [pointer], body
