@@ -2,7 +2,8 @@
 
 ::
 
-    ledger = SentLedger(home / "state" / "customs" / "sent.sqlite")
+    ledger = SentLedger.for_home(home, "customs")      # <home>/state/customs/sent.sqlite
+    ledger.record_published(results, directory, "customs")    # what publish_many returned
     ledger.record(message_id, ["anf", "fia"])
     ledger.sealed_to(message_id)         # ["anf", "fia"], or None if not published from here
 
@@ -18,6 +19,13 @@ import sqlite3
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from broker.errors import FusionbusError
+from producers.publisher import Published
+
+if TYPE_CHECKING:
+    from broker.federation import Directory
 
 __all__ = ["SentLedger"]
 
@@ -35,8 +43,27 @@ class SentLedger:
             "CREATE TABLE IF NOT EXISTS sent (message_id TEXT PRIMARY KEY, sealed_to TEXT NOT NULL)"
         )
 
+    @classmethod
+    def for_home(cls, home: Path, agency: str) -> SentLedger:
+        """The ledger of ``agency`` in its home: ``<home>/state/<agency>/sent.sqlite``."""
+        return cls(home / "state" / agency / "sent.sqlite")
+
     def close(self) -> None:
         self._db.close()
+
+    def record_published(
+        self,
+        results: Iterable[Published | FusionbusError],
+        directory: Directory,
+        sender: str,
+    ) -> None:
+        """Record each report :meth:`Publisher.publish_many` published: the agencies other
+        than ``sender`` whose keys (in ``directory``) it was sealed to."""
+        snapshot = directory.snapshot
+        for result in results:
+            if isinstance(result, Published):
+                keys = (snapshot.encryption_key(kid) for kid in result.recipients)
+                self.record(result.message_id, {k.agency for k in keys if k} - {sender})
 
     def record(self, message_id: uuid.UUID, agencies: Iterable[str]) -> None:
         self._db.execute(

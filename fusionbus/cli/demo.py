@@ -44,6 +44,7 @@ from gateway._files import GatewayFiles
 from gateway.detached import DetachedGateway
 from gateway.tokens import Role, TokenStore
 from producers import Publisher
+from producers.ledger import SentLedger
 from schemas import Precedence, Report, example_report
 
 __all__ = [
@@ -306,6 +307,11 @@ async def _publish_samples(federation: Federation, settings: KafkaSettings) -> i
     policy = DisseminationPolicy(federation)
     async with Publisher(identity, federation, policy, settings) as publisher:
         results = await publisher.publish_many(sample_reports())
+    ledger = SentLedger.for_home(federation.home, "customs")  # so `fusionbus status` knows
+    try:
+        ledger.record_published(results, federation, "customs")
+    finally:
+        ledger.close()
     for result in results:
         if isinstance(result, Exception):
             raise result

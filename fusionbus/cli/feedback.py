@@ -131,7 +131,7 @@ def status(
             await Inbox(use.identity(), use.directory, settings).run(keep, exit_at_end=True)
 
     asyncio.run(read())
-    ledger = SentLedger(where / "state" / agency / "sent.sqlite")
+    ledger = SentLedger.for_home(where, agency)
     try:
         sealed_to = ledger.sealed_to(message_id)
     finally:

@@ -110,14 +110,9 @@ def publish(
             Publisher(use.identity(), use.directory, use.policy, settings) as publisher,
         ):
             results = await publisher.publish_many(reports)
-            snapshot = use.directory.snapshot
-            ledger = SentLedger(where / "state" / agency / "sent.sqlite")
+            ledger = SentLedger.for_home(where, agency)
             try:
-                for result in results:
-                    if not isinstance(result, FusionbusError):
-                        keys = (snapshot.encryption_key(kid) for kid in result.recipients)
-                        others = {k.agency for k in keys if k is not None} - {agency}
-                        ledger.record(result.message_id, others)
+                ledger.record_published(results, use.directory, agency)
             finally:
                 ledger.close()
             return results
