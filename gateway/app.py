@@ -383,10 +383,12 @@ async def _publish(gateway: Gateway, body: bytes, path: str, *, batch: bool) -> 
             gateway.statuses.settle(message_id, gateway.clock(), recipients=0, detail=str(result))
             item |= {"status": "failed", "detail": str(result)}
         else:
+            sealed_to = gateway.agencies_of(result.recipients)
             gateway.statuses.settle(
                 message_id, gateway.clock(), recipients=len(result.recipients), detail="",
-                sealed_to=gateway.agencies_of(result.recipients),
+                sealed_to=sealed_to,
             )  # fmt: skip
+            gateway.ledger.record(result.message_id, sealed_to)
             item["status"] = "published"
             gateway.metrics.published(report.category)
         items.append(item)
@@ -411,7 +413,12 @@ def _refuse_repeats(gateway: Gateway, reports: list[Report], *, batch: bool) -> 
     for number, report in enumerate(reports):
         where = f"/{number}/message_id" if batch else "/message_id"
         known = gateway.statuses.get(str(report.message_id))
-        if report.message_id in seen or (known is not None and known.state != "failed"):
+        elsewhere = known is None and gateway.ledger.sealed_to(report.message_id) is not None
+        if (
+            report.message_id in seen
+            or elsewhere
+            or (known is not None and known.state != "failed")
+        ):
             errors.append(
                 FieldError(
                     where,

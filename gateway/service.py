@@ -57,6 +57,7 @@ from gateway.sessions import SessionStore
 from gateway.settings import GatewaySettings
 from gateway.tokens import TokenStore
 from producers import FeedbackSender, Published, Publisher
+from producers.ledger import SentLedger
 from schemas import Report
 
 __all__ = ["Gateway", "Sender"]
@@ -125,6 +126,7 @@ class Gateway:
         self.feedback_sender: FeedbackSender | None = None
         self.directory: Directory | None = None
         self.feedback = FeedbackStore(self.files)
+        self.ledger = SentLedger.for_home(home, agency)
         self.subscribing = False
         self.subscriber: Consuming | None = None
         self.quarantined: Counter[str] = Counter()
@@ -166,7 +168,7 @@ class Gateway:
     def close(self) -> None:
         stores = (
             self.tokens, self.idempotency, self.statuses, self.received, self.sessions,
-            self.feedback,
+            self.feedback, self.ledger,
         )  # fmt: skip
         for store in stores:
             store.close()

@@ -249,8 +249,12 @@ def receipt(  # noqa: PLR0917 - typer maps each parameter to an option
             return item
 
     sent = asyncio.run(give())
-    say("Receipt {outcome} on {report} sent to {to}.", outcome=str(said), report=message_id,
-        to=sent.originator)  # fmt: skip
+    if withdraw:
+        say("Withdrawal of {earlier} on {report} sent to {to}.", earlier=replaces,
+            report=message_id, to=sent.originator)  # fmt: skip
+    else:
+        say("Receipt {outcome} on {report} sent to {to}.", outcome=str(said), report=message_id,
+            to=sent.originator)  # fmt: skip
     typer.echo(str(sent.message_id))
 
 

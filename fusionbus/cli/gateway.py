@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 from datetime import UTC, datetime
@@ -109,12 +110,20 @@ def gateway(
         raise typer.BadParameter("--agency ID is required to run a gateway", param_hint="--agency")
     from gateway._site import site_kafka  # noqa: PLC0415 - the web stack loads only to serve
     from gateway.app import create_app, serve  # noqa: PLC0415
+    from gateway.detached import DetachedGateway  # noqa: PLC0415
     from gateway.service import Gateway  # noqa: PLC0415
     from gateway.settings import load_settings  # noqa: PLC0415
 
     # A service logs its access lines (INFO) whatever -v says; --log-json/--log-console holds.
     configure_logging("INFO", json=ctx.find_root().params.get("log_json"))
     where = _agency_home(home, agency)
+    running = DetachedGateway(where, agency).running()
+    if running is not None and running.pid != os.getpid():
+        raise ConfigError(
+            f"{agency}'s gateway already runs in {where} (pid {running.pid}, {running.url}, "
+            "started by `fusionbus up`); use it, or stop it first with `fusionbus down`: two "
+            "gateways of one agency in one home would share its stores and consumer group"
+        )
     settings = load_settings(where, listen=listen)
     kafka = site_kafka(where, agency)
     sock = _bind(settings.host, settings.port, settings.socket_send_buffer)

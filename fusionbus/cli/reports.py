@@ -104,6 +104,8 @@ def publish(
     reports = _parse_reports(_read(source), agency)
     settings = kafka_settings(where, bootstrap, agency=agency)
 
+    _refuse_published(where, agency, reports)
+
     async def send() -> list[Any]:
         async with (
             directory.started(settings) as use,
@@ -332,6 +334,23 @@ def _read(source: str) -> str:
             f"{where} is not UTF-8 text (byte {exc.start}); nothing was published: pass a "
             "JSON report, or JSON lines of reports"
         ) from exc
+
+
+def _refuse_published(home: Path, agency: str, reports: list[Report]) -> None:
+    """Refuse reports whose message id this home published before: recipients would
+    quarantine a second envelope with the same id as a replay."""
+    ledger = SentLedger.for_home(home, agency)
+    try:
+        again = [str(r.message_id) for r in reports if ledger.sealed_to(r.message_id) is not None]
+    finally:
+        ledger.close()
+    if again:
+        raise SchemaValidationError(
+            f"{', '.join(again[:5])}{' ...' if len(again) > 5 else ''}: published from this home "
+            "before; a report is published once (recipients refuse a second envelope with the "
+            "same message_id as a replay). Leave message_id out to publish it as a new report; "
+            "nothing was published."
+        )
 
 
 def _parse_reports(text: str, agency: str) -> list[Report]:

@@ -171,7 +171,7 @@ def stop_gateways(home: Path) -> None:
         DetachedGateway(HomeLayout(home).site(agency), agency).stop()
 
 
-def test_up_keeps_every_agency_key_out_of_the_admins_home_and_its_next_steps_run(
+def test_up_keeps_every_agency_key_out_of_the_admins_home_and_its_next_steps_run(  # noqa: PLR0915 - one story
     kafka_dist: KafkaDistribution, tmp_path: Path
 ) -> None:
     home, work = tmp_path / "home", tmp_path / "work"
@@ -213,6 +213,12 @@ def test_up_keeps_every_agency_key_out_of_the_admins_home_and_its_next_steps_run
         sample = wait_for_report(anf_url, anf_token, "narcotics")
         assert sample["header"]["sender"] == "customs"  # type: ignore[index]
         assert whoami(anf_url, boards["fia"][1]).status_code == 401  # fia's token, anf's gateway
+        second = run_cli(
+            "gateway", "--agency", "anf", "--home", str(home), "--listen", "127.0.0.1:0",
+            env=clean_env(),
+        )  # fmt: skip
+        assert second.returncode == 1, failed(second)
+        assert "anf's gateway already runs in" in second.stderr
 
         before = files_of(home)
         again = run_cli(

@@ -215,17 +215,31 @@ async def test_the_documented_commands_run_as_written(pair: World) -> None:
     [block] = re.findall(r"```sh\n(.*?)```", doc, re.DOTALL)
     commands = [shlex.split(line.split("#")[0]) for line in block.splitlines() if line.strip()]
     assert len(commands) == 6
-    last_feedback = ""
+    ids = {"MESSAGE_ID": message_id}
     for words in commands:
         assert words[0] == "fusionbus"
         agencies = {"customs": pair.sender, "anf": pair.receiver}
         args = [agencies.get(w, w) for w in words[1:] if w != "[--json]"]
-        args = [message_id if w == "MESSAGE_ID" else w for w in args]
-        args = [last_feedback if w == "FEEDBACK_ID" else w for w in args]
+        args = [ids.get(w, w) for w in args]
         result = run_cli(*args, "--home", str(pair.home), env=pair.env)
         assert result.returncode == 0, f"{words}\n{failed(result)}"
-        if args[0] == "receipt" and "--replaces" not in args:
-            last_feedback = result.stdout.strip().splitlines()[-1]
+        if args[0] == "receipt":
+            made = result.stdout.strip().splitlines()[-1]
+            if "--withdraw" in args:
+                assert "Withdrawal of" in result.stderr
+            elif "--replaces" in args:
+                ids["AMENDMENT_ID"] = made
+            elif "--outcome" in args:
+                ids["FEEDBACK_ID"] = made
+    deadline = time.monotonic() + 90
+    while True:  # the amendment withdrawn, the outcome it replaced stays out of force
+        shown = run_cli("status", message_id, "--agency", pair.sender, "--json",
+                        "--home", str(pair.home), env=pair.env)  # fmt: skip
+        [state] = [orjson.loads(x) for x in shown.stdout.splitlines()]
+        if state["acknowledged"] and state["actioned"] and state["outcome"] is None:
+            break
+        assert time.monotonic() < deadline, shown.stdout
+        await asyncio.sleep(0.5)
 
 
 async def test_status_lists_every_agency_a_report_published_from_the_home_was_sealed_to(
@@ -243,3 +257,15 @@ async def test_status_lists_every_agency_a_report_published_from_the_home_was_se
     assert "not published from this home" not in shown.stderr
     agencies = [orjson.loads(x)["agency"] for x in shown.stdout.splitlines()]
     assert agencies == [pair.receiver]  # listed before (or whether or not) it said anything
+
+    # The same report again, by the command line or the gateway: refused, never a replay.
+    again = orjson.dumps(report(message_id=message_id)).decode()
+    refused = run_cli("publish", "--agency", pair.sender, *home, env=pair.env, stdin=again)
+    assert refused.returncode == 1
+    assert "published from this home before" in refused.stderr
+    system = pair.token(pair.sender, "system")
+    async with httpx.AsyncClient(timeout=60) as client:
+        posted = await client.post(
+            f"{pair.out.url}/v1/reports", content=again, headers=bearer(system) | JSON
+        )
+    problem(posted, 409, "duplicate-message-id")
