@@ -28,6 +28,7 @@ from broker.topics import (
 from schemas._base import AGENCY_ID_PATTERN, SCHEMA_VERSION
 from schemas.envelope import ENVELOPE_VERSION, RoutingHeader
 from schemas.feedback import Feedback
+from schemas.notice import Notice
 from schemas.report import Report
 from schemas.vocab import registered_categories
 
@@ -90,7 +91,7 @@ def _headers(names: tuple[str, ...], required: tuple[str, ...]) -> dict[str, Any
 def document() -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document, as a JSON-ready dict."""
     components: dict[str, Any] = {}
-    _schemas(components, Report, Feedback, RoutingHeader)
+    _schemas(components, Report, Feedback, Notice, RoutingHeader)
     agency = {"description": "an agency id", "examples": ["customs", "anf", "fia"]}
     categories = sorted(registered_categories())
     jwe = {
@@ -159,18 +160,22 @@ def document() -> dict[str, Any]:
             },
             "inbox": {
                 "address": INBOX_PREFIX + "{recipient}.{sender}",
-                "title": "Sealed feedback from one agency to another alone",
+                "title": "Sealed feedback and notices from one agency to another alone",
                 "description": (
-                    "Receipts and outcomes a recipient sends the originator of a report "
+                    "Receipts and outcomes a recipient sends the originator of a report, and "
+                    "the originator's notices (supersede, retract, purge) to each recipient "
                     "(docs/cycle.md): only the sender's certificate may write the topic, only "
                     "the recipient's read it, whatever either is granted. The record key is "
-                    "the report's message id."
+                    "the report's message id; records are kept 32 days."
                 ),
                 "parameters": {
                     "recipient": {**agency, "description": "the agency the feedback is for"},
                     "sender": {**agency, "description": "the agency giving it"},
                 },
-                "messages": {"sealedFeedback": {"$ref": "#/components/messages/sealedFeedback"}},
+                "messages": {
+                    "sealedFeedback": {"$ref": "#/components/messages/sealedFeedback"},
+                    "sealedNotice": {"$ref": "#/components/messages/sealedNotice"},
+                },
             },
             "quarantine": {
                 "address": "fusionbus.quarantine.{agency}",
@@ -207,6 +212,12 @@ def document() -> dict[str, Any]:
                 "action": "receive",
                 "channel": {"$ref": "#/channels/inbox"},
                 "summary": "The originator reads its inbox (consumers.Inbox).",
+            },
+            "sendNotice": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/inbox"},
+                "summary": "The originator tells each recipient of a report to supersede, "
+                "retract or purge it (producers.FeedbackSender.notify).",
             },
             "quarantineRecord": {
                 "action": "send",
@@ -250,6 +261,25 @@ def document() -> dict[str, Any]:
                             "report's category, jurisdiction, precedence and TLP."
                         ),
                         "x-fusionbus-plaintext": {"$ref": _REF.format(model="Feedback")},
+                    },
+                    "bindings": {
+                        "kafka": {
+                            "key": {"type": "string", "format": "uuid"},
+                            "bindingVersion": "0.5.0",
+                        }
+                    },
+                },
+                "sealedNotice": {
+                    "name": "sealedNotice",
+                    "contentType": "application/jose+json",
+                    "payload": {
+                        **jwe,
+                        "description": (
+                            "The same envelope as a report's, sealed to one recipient of the "
+                            "report, its routing header saying kind 'notice' and repeating the "
+                            "report's category, jurisdiction, precedence and TLP."
+                        ),
+                        "x-fusionbus-plaintext": {"$ref": _REF.format(model="Notice")},
                     },
                     "bindings": {
                         "kafka": {

@@ -75,6 +75,9 @@ class Reason(StrEnum):
     """Authentic and fresh, but the payload does not match the report schema."""
     WRONG_TOPIC = "wrong_topic"
     """Authentic, but it arrived on another topic than its signed routing header maps to."""
+    NOT_ORIGINATOR = "not_originator"
+    """Authentic, but a notice (supersede, retract, purge) about a report another agency
+    originated: only a report's originator may change it."""
     UNDECODABLE = "undecodable"
     """The Kafka client could not decode the record itself (e.g. a non-UTF-8 header key)."""
     INTERNAL_ERROR = "internal_error"

@@ -37,6 +37,7 @@ from schemas.jurisdiction import ancestors, first_level_subdivisions, normalise_
 __all__ = [
     "DIRECTORY_TOPIC",
     "INBOX_PREFIX",
+    "INBOX_RETENTION_MS",
     "QUARANTINE_HEADERS",
     "REPORTS_PREFIX",
     "ROUTING_HEADERS",
@@ -57,6 +58,10 @@ __all__ = [
 REPORTS_PREFIX = "fusionbus.reports."
 INBOX_PREFIX = "fusionbus.inbox."
 DIRECTORY_TOPIC = "fusionbus.directory"
+INBOX_RETENTION_MS = 32 * 24 * 3600 * 1000
+"""How long an inbox topic keeps its records: 32 days, a day longer than the longest an
+envelope may live (feedback and notices live that long), so an agency offline for weeks
+still reads every notice sent to it meanwhile."""
 _QUARANTINE_PREFIX = "fusionbus.quarantine."
 # Exactly what an agency id may be (schemas.AgencyId), without its anchors.
 _AGENCY_RE = AGENCY_ID_PATTERN.removeprefix("^").removesuffix("$")

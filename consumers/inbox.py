@@ -1,18 +1,23 @@
-"""The originator's inbox: feedback on its reports, verified, and each recipient's state.
+"""An agency's inbox: feedback on its reports, and notices on reports it received.
 
 ::
 
     inbox = Inbox(identity, directory, settings)
-    await inbox.run(handler, exit_at_end=True)       # handler(FeedbackDelivery), per message
-    states = recipient_states(feedbacks)             # per recipient: received ... outcome
+    await inbox.run(handler, exit_at_end=True)   # handler(FeedbackDelivery | NoticeDelivery)
+    states = recipient_states(feedbacks)         # per recipient: received ... outcome, applied
 
 An agency's inbox is every topic ``fusionbus.inbox.<agency>.<sender>`` (one per other
-agency, :func:`broker.topics.inbox_topic`). :class:`InboxIntake` is its total, sans-IO
+agency, :func:`broker.topics.inbox_topic`). It carries two kinds of message, both sealed to
+the agency alone: **feedback** (:class:`schemas.Feedback`) from the recipients of the
+agency's reports, and **notices** (:class:`schemas.Notice`: supersede, retract, purge) from
+the originators of reports the agency received. :class:`InboxIntake` is its total, sans-IO
 verdict on each record, as :class:`consumers.intake.Intake` is for reports: the envelope
-opened with the agency's keys, its header saying ``kind = "feedback"``, its signer the
-inbox topic's sender (only that sender's certificate can write the topic; a copy of its
-feedback on another inbox is ``wrong_topic``), the feedback about a report of this agency.
-Anything else is rejected with a reason code and quarantined; nothing stalls the inbox.
+opened with the agency's keys, its header saying ``kind = "feedback"`` or ``"notice"``, its
+signer the inbox topic's sender (only that sender's certificate can write the topic; a copy
+on another inbox is ``wrong_topic``), feedback about a report of this agency, a notice about
+a report of its own signer (``not_originator`` when the agency knows the report came from
+another). Anything else is rejected with a reason code and quarantined; nothing stalls the
+inbox.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import re
 import traceback
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -31,7 +37,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from broker.config import KafkaSettings, aiokafka_kwargs
-from broker.envelope import Opener, open_feedback
+from broker.envelope import Opener, open_inbox_message
 from broker.errors import Reason, VerificationError
 from broker.keys import Identity
 from broker.topics import inbox_prefix, parties_of_inbox
@@ -41,17 +47,21 @@ from consumers._stream import RecordStream, Undecodable
 from consumers.delivered import Delivered, MemoryDelivered, Seen
 from consumers.intake import Record, Rejected, Skipped, SkipReason, Source
 from consumers.quarantine import Quarantine
-from schemas import Feedback, Outcome
+from schemas import Feedback, Notice, Outcome
 from schemas.envelope import RoutingHeader
 
 if TYPE_CHECKING:
     from broker.federation import Directory
+    from consumers.subscriber import RejectHook
 
 __all__ = [
     "FeedbackAccepted",
     "FeedbackDelivery",
     "Inbox",
+    "InboxDelivery",
     "InboxIntake",
+    "NoticeAccepted",
+    "NoticeDelivery",
     "RecipientState",
     "outsiders",
     "recipient_states",
@@ -76,24 +86,51 @@ class FeedbackDelivery:
 
 
 @dataclass(frozen=True, slots=True)
+class NoticeDelivery:
+    """A verified notice from the originator of a report, and where it came from."""
+
+    notice: Notice
+    header: RoutingHeader
+    source: Source
+
+
+InboxDelivery = FeedbackDelivery | NoticeDelivery
+
+
+@dataclass(frozen=True, slots=True)
 class FeedbackAccepted:
     delivery: FeedbackDelivery
     digest: bytes
 
 
-InboxVerdict = FeedbackAccepted | Rejected | Skipped
+@dataclass(frozen=True, slots=True)
+class NoticeAccepted:
+    delivery: NoticeDelivery
+    digest: bytes
+
+
+InboxVerdict = FeedbackAccepted | NoticeAccepted | Rejected | Skipped
+OriginatorOf = Callable[[uuid.UUID], "str | None"]
+"""The sender of a report this agency received (by message id), or None if unknown."""
 
 
 class InboxIntake:
     """The originator's verdict on each record of its inbox; never raises."""
 
     def __init__(
-        self, opener: Opener, agency: str, *, delivered: Delivered, clock: Clock = _utcnow
+        self,
+        opener: Opener,
+        agency: str,
+        *,
+        delivered: Delivered,
+        clock: Clock = _utcnow,
+        originator_of: OriginatorOf | None = None,
     ) -> None:
         self._opener = opener
         self._agency = agency
         self._delivered = delivered
         self._clock = clock
+        self._originator_of = originator_of
         self.counts: Counter[str] = Counter()
 
     def process(self, record: Record) -> InboxVerdict:
@@ -106,9 +143,10 @@ class InboxIntake:
                 "inbox.internal_error", error=type(exc).__name__, site=site
             )
             verdict = Rejected(Reason.INTERNAL_ERROR, f"{type(exc).__name__} at {site}")
-        self.counts[
-            "accepted" if isinstance(verdict, FeedbackAccepted) else str(verdict.reason)
-        ] += 1
+        if isinstance(verdict, FeedbackAccepted | NoticeAccepted):
+            self.counts["accepted"] += 1
+        else:
+            self.counts[str(verdict.reason)] += 1
         return verdict
 
     def _verdict(self, record: Record) -> InboxVerdict:  # noqa: PLR0911 - one per verdict
@@ -120,23 +158,31 @@ class InboxIntake:
             )
         data = record.value or b""
         try:
-            message = open_feedback(self._opener, data, self._clock())
+            message = open_inbox_message(self._opener, data, self._clock())
         except VerificationError as exc:
             if exc.reason == Reason.NOT_RECIPIENT:
                 return Skipped(SkipReason.NOT_RECIPIENT)
             return Rejected(exc.reason, exc.detail)
-        header, feedback = message.header, message.content
+        header, content = message.header, message.content
         if header.sender != parties[1]:
             return Rejected(
                 Reason.WRONG_TOPIC,
-                f"feedback signed by {header.sender} but read from {source.topic}, which only "
-                f"{parties[1]} can write",
+                f"{header.kind} signed by {header.sender} but read from {source.topic}, which "
+                f"only {parties[1]} can write",
             )
-        if feedback.originator != self._agency:
+        if isinstance(content, Feedback) and content.originator != self._agency:
             return Rejected(
                 Reason.HEADER_MISMATCH,
-                f"feedback on a report of {feedback.originator}, in the inbox of {self._agency}",
+                f"feedback on a report of {content.originator}, in the inbox of {self._agency}",
             )
+        if isinstance(content, Notice):
+            known = self._originator_of(content.report_id) if self._originator_of else None
+            if known is not None and known != content.sender:
+                return Rejected(
+                    Reason.NOT_ORIGINATOR,
+                    f"{content.sender} sent a {content.action} notice about report "
+                    f"{content.report_id}, which {known} originated",
+                )
         digest = hashlib.sha256(data).digest()
         seen = self._delivered.check(header.sender, header.message_id, digest)
         if seen is Seen.DUPLICATE:
@@ -144,21 +190,24 @@ class InboxIntake:
         if seen is Seen.REPLAY:
             return Rejected(
                 Reason.REPLAY,
-                f"feedback {header.message_id} of {header.sender} was read before, in another "
-                "envelope",
+                f"{header.kind} {header.message_id} of {header.sender} was read before, in "
+                "another envelope",
             )
-        return FeedbackAccepted(FeedbackDelivery(feedback, header, source), digest)
+        if isinstance(content, Notice):
+            return NoticeAccepted(NoticeDelivery(content, header, source), digest)
+        return FeedbackAccepted(FeedbackDelivery(content, header, source), digest)
 
-    def mark(self, accepted: FeedbackAccepted) -> None:
+    def mark(self, accepted: FeedbackAccepted | NoticeAccepted) -> None:
         header = accepted.delivery.header
         self._delivered.mark(header.sender, header.message_id, accepted.digest, header.expires_at)
 
 
-Handler = Callable[[FeedbackDelivery], Awaitable[None]]
+Handler = Callable[[InboxDelivery], Awaitable[None]]
 
 
 class Inbox:
-    """Reads one agency's inbox: every feedback message on its reports, verified."""
+    """Reads one agency's inbox: feedback on its reports and notices on reports it received,
+    verified."""
 
     def __init__(
         self,
@@ -170,8 +219,11 @@ class Inbox:
         delivered: Delivered | None = None,
         clock: Clock = _utcnow,
         metadata_refresh_ms: int = 5_000,
+        originator_of: OriginatorOf | None = None,
+        on_reject: RejectHook | None = None,
     ) -> None:
         self._agency = identity.agency
+        self._on_reject = on_reject
         self._settings = settings
         self._group_id = group_id
         self._metadata_refresh_ms = metadata_refresh_ms
@@ -180,6 +232,7 @@ class Inbox:
             identity.agency,
             delivered=delivered if delivered is not None else MemoryDelivered(),
             clock=clock,
+            originator_of=originator_of,
         )
         self._quarantine = Quarantine(identity.agency, settings)
         self.handed_over = 0
@@ -217,12 +270,14 @@ class Inbox:
                 else:
                     verdict = self.intake.process(item)
                     key, value = item.key, item.value
-                if isinstance(verdict, FeedbackAccepted):
+                if isinstance(verdict, FeedbackAccepted | NoticeAccepted):
                     await handler(verdict.delivery)
                     self.intake.mark(verdict)
                     self.handed_over += 1
                 elif isinstance(verdict, Rejected):
                     self.quarantined += 1
+                    if self._on_reject is not None:
+                        await self._on_reject(item.source, str(verdict.reason), verdict.detail)
                     log.warning(
                         "inbox.quarantined", reason=str(verdict.reason), source=str(item.source)
                     )
@@ -253,6 +308,8 @@ class RecipientState:
     acknowledged: Feedback | None = None
     actioned: Feedback | None = None
     outcome: Feedback | None = None
+    applied: tuple[Feedback, ...] = ()
+    """Each ``applied`` answer in force, one per notice the recipient applied (oldest first)."""
 
     def document(self) -> dict[str, object]:
         def stage(feedback: Feedback | None) -> dict[str, object] | None:
@@ -268,6 +325,8 @@ class RecipientState:
                 body |= {"quantity": str(feedback.quantity), "unit": feedback.unit}
             if feedback.note is not None:
                 body["note"] = feedback.note
+            if feedback.notice_id is not None:
+                body["notice_id"] = str(feedback.notice_id)
             return body
 
         return {
@@ -276,6 +335,7 @@ class RecipientState:
             "acknowledged": stage(self.acknowledged),
             "actioned": stage(self.actioned),
             "outcome": stage(self.outcome),
+            "applied": [stage(f) for f in self.applied],
         }
 
 
@@ -295,8 +355,12 @@ def recipient_states(
         every = [f for f in every if f.sender in sealed_to]
     replaced = {(f.sender, f.replaces) for f in every if f.replaces is not None}
     stages: dict[str, dict[str, Feedback]] = {}
+    applied: dict[str, dict[uuid.UUID, Feedback]] = {}
     for feedback in every:  # only its own sender can replace or withdraw a feedback message
         if (feedback.sender, feedback.message_id) in replaced or feedback.withdrawn:
+            continue
+        if feedback.notice_id is not None:  # one answer per notice, the latest
+            applied.setdefault(feedback.sender, {})[feedback.notice_id] = feedback
             continue
         stage = "outcome" if feedback.outcome.is_result else str(feedback.outcome)
         stages.setdefault(feedback.sender, {})[stage] = feedback
@@ -311,6 +375,7 @@ def recipient_states(
             acknowledged=found.get(str(Outcome.ACKNOWLEDGED)),
             actioned=found.get(str(Outcome.ACTIONED)),
             outcome=found.get("outcome"),
+            applied=tuple(applied.get(agency, {}).values()),
         )
         for agency, found in sorted(stages.items())
     }

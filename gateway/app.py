@@ -34,6 +34,7 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from broker.envelope import Routing
 from broker.errors import (
     AuthorizationError,
     ConfigError,
@@ -54,7 +55,7 @@ from gateway._http import (
 from gateway.cursor import CursorError
 from gateway.dashboard import dashboard_routes
 from gateway.feed import Start, feed_events
-from gateway.feedback import parse_feedback
+from gateway.feedback import parse_feedback, parse_retraction
 from gateway.idempotency import (
     Answer,
     Begin,
@@ -70,7 +71,8 @@ from gateway.problems import PROBLEM_JSON, FieldError, Problem
 from gateway.received import Filters, StoredReport
 from gateway.service import Gateway
 from gateway.tokens import Permission, Principal
-from schemas import Precedence, Report, is_registered_category
+from producers import Published
+from schemas import Notice, NoticeAction, Precedence, Report, is_registered_category
 from schemas.envelope import RoutingHeader
 
 __all__ = ["api_routes", "create_app", "serve"]
@@ -212,6 +214,12 @@ def _ingest_routes(app: FastAPI) -> None:
             body["ignored_feedback_from"] = strangers
         return json_response(body)
 
+    @app.post("/v1/reports/{message_id}/retract", status_code=202)
+    async def retract(request: Request, message_id: uuid.UUID, _: Ingester) -> Response:
+        gateway = gateway_of(request)
+        body = await read_body(request, gateway.settings.max_body_bytes)
+        return await _retract(gateway, message_id, body)
+
     @app.post("/v1/reports/{message_id}/feedback", status_code=202)
     async def give_feedback(request: Request, message_id: uuid.UUID, _: Ingester) -> Response:
         gateway = gateway_of(request)
@@ -258,6 +266,47 @@ def _ingest_routes(app: FastAPI) -> None:
             },
             202,
         )
+
+
+async def _retract(gateway: Gateway, message_id: uuid.UUID, body: bytes) -> Response:
+    """Send a retraction (or purge) of one of the agency's reports to every agency it was
+    sealed to, as ``fusionbus retract`` does."""
+    reason, purge = parse_retraction(body)
+    sent = gateway.ledger.get(message_id)
+    if sent is None or None in (sent.category, sent.jurisdiction, sent.precedence, sent.tlp):
+        raise Problem(
+            404, "unknown-report", "This agency published no such report here",
+            detail=f"this gateway's home published no report {message_id}; only a report's "
+            "originator can retract it, from where it was published",
+        )  # fmt: skip
+    sender = gateway.feedback_sender
+    if sender is None:
+        raise Problem(503, "not-ready", "The gateway is not ready", headers={"Retry-After": "2"})
+    notice = Notice(
+        message_id=uuid.uuid4(), report_id=message_id, sender=gateway.agency,
+        created_at=gateway.clock(), reason=reason,
+        action=NoticeAction.PURGE if purge else NoticeAction.RETRACT,
+    )  # fmt: skip
+    routing = Routing(
+        str(sent.category), str(sent.jurisdiction), str(sent.precedence), str(sent.tlp)
+    )
+    results = await sender.notify(notice, routing, sent.sealed_to)
+    recipients = [
+        {"agency": agency, "status": "sent"}
+        if isinstance(result, Published)
+        else {"agency": agency, "status": "failed", "detail": str(result)}
+        for agency, result in results.items()
+    ]
+    return json_response(
+        {
+            "notice_id": str(notice.message_id),
+            "report_id": str(message_id),
+            "action": str(notice.action),
+            "recipients": recipients,
+            "status_url": f"/v1/status/{message_id}",
+        },
+        202,
+    )
 
 
 def _answer_response(answer: Answer, *, replayed: bool = False) -> Response:
@@ -388,7 +437,7 @@ async def _publish(gateway: Gateway, body: bytes, path: str, *, batch: bool) -> 
                 message_id, gateway.clock(), recipients=len(result.recipients), detail="",
                 sealed_to=sealed_to,
             )  # fmt: skip
-            gateway.ledger.record(result.message_id, sealed_to)
+            gateway.ledger.record(result.message_id, sealed_to, report)
             item["status"] = "published"
             gateway.metrics.published(report.category)
         items.append(item)
@@ -528,6 +577,12 @@ def _read_routes(app: FastAPI) -> None:
                 "No such report was received",
                 detail=f"this agency received no report {message_id} (or retention dropped it)",
             )
+        if found.state == "purged":
+            raise Problem(
+                410, "purged", "The originator purged this report",
+                detail=f"{found.sender} purged report {message_id}: every copy here was deleted "
+                "and it is shown nowhere",
+            )  # fmt: skip
         if _redactor(principal)(found):
             raise Problem(
                 403,

@@ -78,6 +78,18 @@ _FEEDBACK_BODY = {
         "withdrawn": {"type": "boolean", "description": "withdraw `replaces` instead"},
     },
 }
+_RETRACTION_BODY = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["reason"],
+    "properties": {
+        "reason": {"type": "string", "minLength": 1, "maxLength": 2000},
+        "purge": {
+            "type": "boolean",
+            "description": "recipients delete every copy and never show it again",
+        },
+    },
+}
 _ACCEPTED = {
     "type": "object",
     "description": "what was published: each report's message id and status URL",
@@ -173,6 +185,24 @@ def document() -> dict[str, Any]:
         **_problems(["400", "401", "403", "413", "422", "503"]),
         "404": {
             "description": "this agency received no report with this id",
+            "content": {PROBLEM_JSON: {"schema": {"$ref": _REF.format(model="Problem")}}},
+        },
+    }
+    retract = paths["/v1/reports/{message_id}/retract"]["post"]
+    retract["requestBody"] = {
+        "required": True,
+        "description": "why the report is withdrawn, and whether recipients must purge it",
+        "content": {"application/json": {"schema": _RETRACTION_BODY}},
+    }
+    retract["responses"] = {
+        "202": {
+            "description": "the notice's id and, per agency the report was sealed to, sent or "
+            "failed (with why)",
+            "content": {"application/json": {"schema": _ACCEPTED}},
+        },
+        **_problems(["400", "401", "403", "413", "422", "503"]),
+        "404": {
+            "description": "this gateway's home published no report with this id",
             "content": {PROBLEM_JSON: {"schema": {"$ref": _REF.format(model="Problem")}}},
         },
     }

@@ -14,11 +14,20 @@ deletes the oldest reports and records the highest sequence number it deleted
 (``pruned_through``), so a reader whose cursor points before it learns that it missed
 something (the feed's ``gap`` event) rather than skipping silently.
 
+The originator's notices (:class:`schemas.Notice`) change a stored report's **state**:
+``superseded`` and ``retracted`` keep it, marked, with the notice; ``purged`` deletes its
+content for good and keeps only a tombstone (ids and routing), so a redelivery is never
+stored or shown again. A change moves the report to the next sequence number, so every
+reader (a page after a cursor, the live feed) gets it again with its new state. A notice
+read before its report is kept, and applied when the report arrives. Of several notices on
+one report, the highest :attr:`schemas.NoticeAction.rank` is in force (a purge is final).
+
 The file holds plaintext reports: it is 0600 in a 0700 folder (:mod:`gateway._files`).
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +36,7 @@ import orjson
 
 from consumers import Delivery
 from gateway._files import GatewayFiles, connect
-from schemas import ancestors, normalise_jurisdiction
+from schemas import Notice, NoticeAction, ancestors, normalise_jurisdiction
 
 __all__ = ["Filters", "ReceivedStore", "StoredReport"]
 
@@ -45,16 +54,29 @@ CREATE TABLE IF NOT EXISTS reports (
     received_at TEXT NOT NULL,
     header TEXT NOT NULL,
     report TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'current',
+    notice TEXT,
+    stored_at TEXT,
     UNIQUE (sender, message_id)
 );
+CREATE TABLE IF NOT EXISTS notices (
+    notice_id TEXT PRIMARY KEY,
+    sender TEXT NOT NULL,
+    report_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    rank INTEGER NOT NULL,
+    received_at TEXT NOT NULL,
+    notice TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notices_report ON notices (sender, report_id);
 CREATE INDEX IF NOT EXISTS reports_message_id ON reports (message_id);
-CREATE INDEX IF NOT EXISTS reports_received_at ON reports (received_at);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 _COLUMNS = (
     "seq, sender, message_id, category, jurisdiction, ancestry, precedence, tlp, created_at, "
-    "received_at, header, report"
+    "received_at, header, report, state, notice"
 )
+_STATES = {"supersede": "superseded", "retract": "retracted", "purge": "purged"}
 
 
 def _utc(moment: datetime) -> str:
@@ -78,14 +100,25 @@ class StoredReport:
     received_at: str
     header: str
     report: str
+    state: str = "current"
+    """``current``, or what the originator's notice made it: ``superseded``, ``retracted``,
+    ``purged`` (then no content is kept)."""
+    notice: str | None = None
+    """The notice in force (JSON), if any."""
 
     def document(self, *, redacted: bool = False) -> dict[str, Any]:
-        """The JSON answer: the verified routing header, and the report unless redacted."""
+        """The JSON answer: the verified routing header, the state, the notice in force,
+        and the report unless redacted or purged."""
         body: dict[str, Any] = {
             "received_at": self.received_at,
             "header": orjson.Fragment(self.header),
+            "state": self.state,
         }
-        if redacted:
+        if self.notice is not None:
+            body["notice"] = orjson.Fragment(self.notice)
+        if self.state == "purged":
+            body["purged"] = True
+        elif redacted:
             body["redacted"] = True
         else:
             body["report"] = orjson.Fragment(self.report)
@@ -143,13 +176,28 @@ class ReceivedStore:
 
     def __init__(self, files: GatewayFiles) -> None:
         self._db = connect(files, files.received)
+        self._migrate()
         self._db.executescript(_SCHEMA)
+        self._db.execute("CREATE INDEX IF NOT EXISTS reports_stored_at ON reports (stored_at)")
+
+    def _migrate(self) -> None:
+        """Add what a store written before notices existed lacks."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(reports)")}
+        if not columns or "state" in columns:
+            return
+        self._db.execute("BEGIN")
+        self._db.execute("ALTER TABLE reports ADD COLUMN state TEXT NOT NULL DEFAULT 'current'")
+        self._db.execute("ALTER TABLE reports ADD COLUMN notice TEXT")
+        self._db.execute("ALTER TABLE reports ADD COLUMN stored_at TEXT")
+        self._db.execute("UPDATE reports SET stored_at = received_at")
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
 
     def add(self, delivery: Delivery, now: datetime) -> StoredReport | None:
-        """Store ``delivery``; the stored report, or None if it was stored before."""
+        """Store ``delivery``; the stored report, or None if it was stored before (or
+        purged: then only its tombstone is kept). A notice that came first is applied."""
         header = delivery.header
         known = self._db.execute(
             "SELECT 1 FROM reports WHERE sender = ? AND message_id = ?",
@@ -171,14 +219,86 @@ class ReceivedStore:
             header.model_dump_json(),
             delivery.report.model_dump_json(),
         )
+        state, notice, content = "current", None, values[-1]
+        waiting = self._in_force(header.sender, str(header.message_id))
+        if waiting is not None:
+            state, notice = _STATES[waiting.action], waiting.model_dump_json()
+            if waiting.action is NoticeAction.PURGE:
+                content = "null"
+        row = (*values[:-1], content, state, notice, _utc(now))
         cursor = self._db.execute(
-            f"INSERT OR IGNORE INTO reports ({_COLUMNS.split(', ', 1)[1]}) "  # noqa: S608 - constant
-            f"VALUES ({', '.join('?' * len(values))})",
-            values,
+            f"INSERT OR IGNORE INTO reports ({_COLUMNS.split(', ', 1)[1]}, stored_at) "  # noqa: S608 - constant
+            f"VALUES ({', '.join('?' * len(row))})",
+            row,
         )
-        if cursor.rowcount != 1 or cursor.lastrowid is None:
+        if cursor.rowcount != 1 or cursor.lastrowid is None or state == "purged":
             return None
+        return StoredReport(cursor.lastrowid, *row[:-1])
+
+    def originator_of(self, report_id: uuid.UUID) -> str | None:
+        """The sender of the report ``report_id`` stored here (kept or purged), if any."""
+        row = self._db.execute(
+            "SELECT sender FROM reports WHERE message_id = ? ORDER BY seq DESC LIMIT 1",
+            (str(report_id),),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def apply(self, notice: Notice, now: datetime) -> StoredReport | None:
+        """Apply the originator's ``notice``: keep it, and if its report is here and the
+        notice outranks the one in force, change the report's state (moving it to the next
+        sequence number). The report as now stored, or None when nothing changed here."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(
+                "INSERT OR IGNORE INTO notices (notice_id, sender, report_id, action, rank, "
+                "received_at, notice) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    str(notice.message_id), notice.sender, str(notice.report_id),
+                    str(notice.action), notice.action.rank, _utc(now), notice.model_dump_json(),
+                ),
+            )  # fmt: skip
+            changed = self._resequence(notice, now)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return changed
+
+    def _resequence(self, notice: Notice, now: datetime) -> StoredReport | None:
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM reports WHERE sender = ? AND message_id = ?",  # noqa: S608 - constant
+            (notice.sender, str(notice.report_id)),
+        ).fetchone()
+        if row is None:
+            return None  # applied when the report arrives
+        stored = StoredReport(*row)
+        in_force = self._in_force(notice.sender, str(notice.report_id))
+        if in_force is None or in_force.message_id != notice.message_id:
+            return None  # a higher-ranked notice is in force already
+        state = _STATES[notice.action]
+        content = "null" if notice.action is NoticeAction.PURGE else stored.report
+        self._db.execute("DELETE FROM reports WHERE seq = ?", (stored.seq,))
+        values = (
+            stored.sender, stored.message_id, stored.category, stored.jurisdiction,
+            stored.ancestry, stored.precedence, stored.tlp, stored.created_at,
+            stored.received_at, stored.header, content, state, notice.model_dump_json(),
+        )  # fmt: skip
+        cursor = self._db.execute(
+            f"INSERT INTO reports ({_COLUMNS.split(', ', 1)[1]}, stored_at) "  # noqa: S608 - constant
+            f"VALUES ({', '.join('?' * (len(values) + 1))})",
+            (*values, _utc(now)),
+        )
+        assert cursor.lastrowid is not None  # noqa: S101 - an INSERT gives a rowid
         return StoredReport(cursor.lastrowid, *values)
+
+    def _in_force(self, sender: str, report_id: str) -> Notice | None:
+        """The notice in force on a report: the highest rank, the latest of that rank."""
+        row = self._db.execute(
+            "SELECT notice FROM notices WHERE sender = ? AND report_id = ? "
+            "ORDER BY rank DESC, rowid DESC LIMIT 1",
+            (sender, report_id),
+        ).fetchone()
+        return None if row is None else Notice.model_validate_json(row[0])
 
     def page(self, filters: Filters, *, after: int, limit: int) -> tuple[list[StoredReport], int]:
         """Up to ``limit`` reports matching ``filters`` with ``seq > after``, in order, and the
@@ -214,10 +334,10 @@ class ReceivedStore:
         return 0 if row is None else int(row[0])
 
     def prune(self, older_than: datetime) -> int:
-        """Delete the reports received before ``older_than``; how many."""
+        """Delete the reports stored (or last changed) before ``older_than``; how many."""
         cutoff = _utc(older_than)
         row = self._db.execute(
-            "SELECT MAX(seq), COUNT(*) FROM reports WHERE received_at < ?", (cutoff,)
+            "SELECT MAX(seq), COUNT(*) FROM reports WHERE stored_at < ?", (cutoff,)
         ).fetchone()
         highest, count = row
         if not count:
@@ -233,4 +353,7 @@ class ReceivedStore:
         return int(count)
 
     def count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM reports").fetchone()[0])
+        """How many reports are kept (purged tombstones not counted)."""
+        return int(
+            self._db.execute("SELECT COUNT(*) FROM reports WHERE state != 'purged'").fetchone()[0]
+        )

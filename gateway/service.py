@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,8 @@ from consumers import (
     Delivery,
     FeedbackDelivery,
     Inbox,
+    InboxDelivery,
+    NoticeDelivery,
     Source,
     SqliteDelivered,
     Subscriber,
@@ -58,7 +61,7 @@ from gateway.settings import GatewaySettings
 from gateway.tokens import TokenStore
 from producers import FeedbackSender, Published, Publisher
 from producers.ledger import SentLedger
-from schemas import Report
+from schemas import Feedback, Outcome, Report
 
 __all__ = ["Gateway", "Sender"]
 
@@ -270,9 +273,10 @@ class Gateway:
                 site.identity(), site.directory, self.kafka,
                 group_id=new_group_id(self.agency, f"{self.settings.group}-inbox"),
                 delivered=self._delivered, clock=self.clock,
+                originator_of=self.received.originator_of, on_reject=self._rejected,
             )  # fmt: skip
             try:
-                await inbox.run(self._feedback_received)
+                await inbox.run(self._inbox_received)
             except FusionbusError as exc:
                 log.error(  # noqa: TRY400 - the message says it all; no traceback in the log
                     "gateway.inbox_failed", error=type(exc).__name__, detail=str(exc)
@@ -283,7 +287,41 @@ class Gateway:
                 )
             await asyncio.sleep(_RESTART_S)
 
-    async def _feedback_received(self, delivery: FeedbackDelivery) -> None:
+    async def _inbox_received(self, delivery: InboxDelivery) -> None:
+        if isinstance(delivery, NoticeDelivery):
+            await self._notice_received(delivery)
+        else:
+            self._feedback_received(delivery)
+
+    async def _notice_received(self, delivery: NoticeDelivery) -> None:
+        """Apply an originator's notice to the store, show the change to every reader, and
+        answer ``applied``. A notice read before its report is kept and applied when the
+        report arrives (the answer says no copy was held yet)."""
+        notice, now = delivery.notice, self.clock()
+        held = self.received.originator_of(notice.report_id) is not None
+        changed = self.received.apply(notice, now)
+        if changed is not None:
+            self.hub.publish(changed)
+        log.info(
+            "gateway.notice", report=str(notice.report_id), sender=notice.sender,
+            action=str(notice.action), held=held,
+        )  # fmt: skip
+        sender = self.feedback_sender
+        if sender is None:
+            return
+        answer = Feedback(
+            message_id=uuid.uuid4(), report_id=notice.report_id, originator=notice.sender,
+            sender=self.agency, created_at=now, outcome=Outcome.APPLIED,
+            notice_id=notice.message_id,
+            note=None if held else "no copy was held yet; it will be applied on arrival",
+        )  # fmt: skip
+        about = delivery.header.model_copy(update={"message_id": notice.report_id})
+        try:
+            await sender.send(answer, about)
+        except FusionbusError as exc:  # the notice is applied; only the answer is late
+            log.warning("gateway.applied_not_sent", report=str(notice.report_id), error=str(exc))
+
+    def _feedback_received(self, delivery: FeedbackDelivery) -> None:
         if self.feedback.add(delivery, self.clock()):
             log.info(
                 "gateway.feedback",

@@ -1,9 +1,11 @@
-"""Send feedback on a received report to its originator, sealed to it alone.
+"""Send feedback on a received report to its originator, sealed to it alone; and, as an
+originator, notices on a report to each of its recipients.
 
 ::
 
     async with FeedbackSender(identity, directory, settings) as sender:
         sent = await sender.send(feedback, about=delivery.header)
+        results = await sender.notify(notice, routing, ["anf", "fia"])   # agency -> result
 
 The feedback (:class:`schemas.Feedback`) is sealed to the originator's current encryption
 key and written to the originator's inbox topic from this agency,
@@ -11,27 +13,31 @@ key and written to the originator's inbox topic from this agency,
 this agency may write and only the originator read, whatever either is granted. ``about``
 is the verified routing header of the report (what the subscriber handed over), whose
 category, jurisdiction, precedence and TLP the feedback's header repeats.
+
+A notice (:class:`schemas.Notice`: supersede, retract, purge) goes the other way: sealed
+to one recipient's current encryption key and written to ``fusionbus.inbox.<recipient>.
+<agency>``, once per agency the report was sealed to, whatever that agency is granted now.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import structlog
 
 from broker.config import KafkaSettings
-from broker.envelope import Sealer, seal_feedback
+from broker.envelope import Routing, Sealer, seal_feedback, seal_notice
 from broker.errors import AuthorizationError, FusionbusError
 from broker.keys import Identity
 from broker.provisioning.topics import ensure_topics
-from broker.topics import inbox_topic
+from broker.topics import INBOX_RETENTION_MS, inbox_topic
 from broker.transport import kafka_error, map_kafka_errors
 from producers._client import ProducerClient
 from producers.publisher import Published
-from schemas import Feedback
+from schemas import Feedback, Notice
 from schemas.envelope import RoutingHeader
 
 if TYPE_CHECKING:
@@ -93,15 +99,68 @@ class FeedbackSender(ProducerClient):
             )
         envelope = seal_feedback(self._sealer, feedback, about, [key.kid])
         topic = inbox_topic(about.sender, self._identity.agency)
-        if topic not in self._topics:
-            await ensure_topics(self._settings, [topic], partitions=1)
-            self._topics.add(topic)
+        await self._ensure_inbox(topic)
         with map_kafka_errors("sending feedback"):
             future: asyncio.Future[object] = await producer.send(
                 topic, value=envelope, key=str(feedback.report_id).encode()
             )
         log.debug("feedback.sent", message_id=str(feedback.message_id), outcome=feedback.outcome)
         return future
+
+    async def notify(
+        self, notice: Notice, about: Routing | RoutingHeader, recipients: Sequence[str]
+    ) -> dict[str, Published | FusionbusError]:
+        """Seal ``notice`` to each agency in ``recipients`` and send it to its inbox; per
+        agency, where Kafka stored it, or why it could not be sent (no usable key, Kafka's
+        error). Raises at once for a notice not from this agency."""
+        producer = self._require_started()
+        if notice.sender != self._identity.agency:
+            raise AuthorizationError(
+                f"notice {notice.message_id} names sender {notice.sender!r}, but this agency "
+                f"is {self._identity.agency!r}: only a report's originator sends notices on it"
+            )
+        now = self._clock()
+        results: dict[str, Published | FusionbusError] = {}
+        pending: dict[str, asyncio.Future[object]] = {}
+        for agency in sorted(set(recipients)):
+            record = self._directory.snapshot.records.get(agency)
+            key = record.encryption_key_at(now) if record is not None else None
+            if key is None:
+                results[agency] = AuthorizationError(
+                    f"{agency} has no encryption key valid at {now.isoformat()} (revoked, "
+                    f"ended or removed), so the {notice.action} notice cannot reach it"
+                )
+                continue
+            envelope = seal_notice(self._sealer, notice, about, [key.kid])
+            topic = inbox_topic(agency, self._identity.agency)
+            await self._ensure_inbox(topic)
+            with map_kafka_errors("sending a notice"):
+                pending[agency] = await producer.send(
+                    topic, value=envelope, key=str(notice.report_id).encode()
+                )
+        for agency, future in pending.items():
+            try:
+                outcome = await future
+            except Exception as exc:  # noqa: BLE001 - each recipient gets its own answer
+                results[agency] = kafka_error(exc, f"sending notice {notice.message_id}")
+                continue
+            results[agency] = Published(
+                notice.message_id, getattr(outcome, "topic", ""),
+                getattr(outcome, "partition", -1), getattr(outcome, "offset", -1), (),
+            )  # fmt: skip
+        reached = sum(isinstance(r, Published) for r in results.values())
+        log.info(
+            "notice.sent", notice=str(notice.message_id), report=str(notice.report_id),
+            action=str(notice.action), reached=reached, recipients=len(results),
+        )  # fmt: skip
+        return dict(sorted(results.items()))
+
+    async def _ensure_inbox(self, topic: str) -> None:
+        if topic not in self._topics:
+            await ensure_topics(
+                self._settings, [topic], partitions=1, retention_ms=INBOX_RETENTION_MS
+            )
+            self._topics.add(topic)
 
     async def settle(self, feedback: Feedback, pending: asyncio.Future[object]) -> Published:
         """Kafka's answer to a feedback :meth:`enqueue` sent: where it is, or the error."""

@@ -1,7 +1,7 @@
 """The message contract: pure data models, no I/O, importing nothing else of fusionbus.
 
-Two top-level message types travel on the bus, :class:`Report` and :class:`Feedback`,
-both frozen pydantic models at schema version 1.0::
+Three top-level message types travel on the bus, :class:`Report`, :class:`Feedback` and
+:class:`Notice`, all frozen pydantic models at schema version 1.0::
 
     data = report.model_dump_json()               # bytes on the wire (before sealing)
     report = Report.model_validate_json(data)     # raises pydantic.ValidationError only
@@ -42,6 +42,7 @@ from schemas.jurisdiction import (
     register_places_csv,
     registered_places,
 )
+from schemas.notice import Notice
 from schemas.report import (
     MAX_ATTACHMENT_BYTES,
     Attachment,
@@ -66,6 +67,7 @@ from schemas.subjects import (
 from schemas.vocab import (
     HandlingCondition,
     InformationCredibility,
+    NoticeAction,
     Outcome,
     Precedence,
     SourceReliability,
@@ -100,6 +102,8 @@ __all__ = [
     "Jurisdiction",
     "Location",
     "Locode",
+    "Notice",
+    "NoticeAction",
     "Outcome",
     "Passport",
     "PassportNumber",

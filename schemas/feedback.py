@@ -3,10 +3,11 @@
 The intelligence cycle closes here: a recipient's subscriber sends ``received`` once the
 application took the report, people send ``acknowledged`` and ``actioned``, and finally what
 came of it (``seizure`` with a quantity and unit, ``arrest``, ``no_trace``,
-``false_positive``, ``other`` with a note). A feedback message can amend (``replaces``) or
-withdraw (``replaces`` and ``withdrawn``) an earlier one of the same sender about the same
-report. It is sealed to the originator alone and travels on the originator's inbox topic
-(``docs/cycle.md``). Same versioning rules as :class:`schemas.Report`.
+``false_positive``, ``other`` with a note); and ``applied`` once it applied the
+originator's notice (:class:`schemas.Notice`) to its copies. A feedback message can amend
+(``replaces``) or withdraw (``replaces`` and ``withdrawn``) an earlier one of the same sender
+about the same report. It is sealed to the originator alone and travels on the originator's
+inbox topic (``docs/cycle.md``). Same versioning rules as :class:`schemas.Report`.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ class Feedback(ContractModel):
     withdrawn: bool = False
     """This message withdraws ``replaces`` and says nothing new; ``outcome`` repeats the
     withdrawn one's."""
+    notice_id: uuid.UUID | None = None
+    """The originator's notice (:class:`schemas.Notice`) this ``applied`` feedback answers
+    (``applied`` only, and then required)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -76,6 +80,10 @@ class Feedback(ContractModel):
             raise expected("note_required", "expected a note saying what the outcome was")
         if self.withdrawn and self.replaces is None:
             raise expected("withdraws_nothing", "expected replaces to name the withdrawn feedback")
+        if (self.notice_id is not None) != (self.outcome is Outcome.APPLIED):
+            raise expected(
+                "notice_applied", "expected notice_id with outcome applied, and only with it"
+            )
         if self.replaces in (self.message_id, self.report_id):
             raise expected(
                 "self_reference", "expected replaces to name an earlier feedback message"

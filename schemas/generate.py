@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from schemas._base import SCHEMA_VERSION
 from schemas.feedback import Feedback
+from schemas.notice import Notice
 from schemas.report import Report
 
 __all__ = ["JSON_DIR", "REGENERATE", "json_schemas", "main"]
@@ -26,6 +27,7 @@ REGENERATE = "python -m schemas.generate"
 _MESSAGES: dict[str, type[BaseModel]] = {
     "report.schema.json": Report,
     "feedback.schema.json": Feedback,
+    "notice.schema.json": Notice,
 }
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "CATEGORY_PATTERN",
     "HandlingCondition",
     "InformationCredibility",
+    "NoticeAction",
     "Outcome",
     "Precedence",
     "SourceReliability",
@@ -118,12 +119,35 @@ class Outcome(StrEnum):
     """The information proved wrong."""
     OTHER = "other"
     """Another result, told in the note."""
+    APPLIED = "applied"
+    """The recipient applied the originator's notice (retraction, purge, supersession) to its
+    copies; ``notice_id`` names the notice."""
 
     @property
     def is_result(self) -> bool:
         """Whether this is what came of the report (seizure ... other), rather than a stage
-        of handling it (received, acknowledged, actioned)."""
-        return self not in (Outcome.RECEIVED, Outcome.ACKNOWLEDGED, Outcome.ACTIONED)
+        of handling it (received, acknowledged, actioned, applied)."""
+        return self not in (
+            Outcome.RECEIVED, Outcome.ACKNOWLEDGED, Outcome.ACTIONED, Outcome.APPLIED
+        )  # fmt: skip
+
+
+class NoticeAction(StrEnum):
+    """What the originator of a report tells its recipients to do with their copies."""
+
+    SUPERSEDE = "supersede"
+    """A corrected report (``superseded_by``) replaces it; the original stays listed, marked
+    superseded."""
+    RETRACT = "retract"
+    """It is withdrawn: still listed, marked retracted, with the reason."""
+    PURGE = "purge"
+    """It must not be kept: delete every local copy and never display it again."""
+
+    @property
+    def rank(self) -> int:
+        """Which of two notices on one report is in force: the higher rank (a purge is
+        final; a retraction outranks a supersession)."""
+        return {"supersede": 1, "retract": 2, "purge": 3}[self.value]
 
 
 CATEGORY_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"

@@ -10,6 +10,14 @@ one). The format is described in ``docs/envelope.md``.
 
 from broker.envelope._wire import Limits
 from broker.envelope.feedback import FEEDBACK_TTL, feedback_header, open_feedback, seal_feedback
+from broker.envelope.notice import (
+    NOTICE_TTL,
+    Routing,
+    notice_header,
+    open_inbox_message,
+    open_notice,
+    seal_notice,
+)
 from broker.envelope.open import (
     DEFAULT_LIMITS,
     Opener,
@@ -25,21 +33,27 @@ from broker.errors import Reason
 __all__ = [
     "DEFAULT_LIMITS",
     "FEEDBACK_TTL",
+    "NOTICE_TTL",
     "Limits",
     "MemoryReplayGuard",
     "Opener",
     "Reason",
     "ReplayGuard",
     "ReportLike",
+    "Routing",
     "Sealer",
     "VerifiedMessage",
     "feedback_header",
     "header_for",
+    "notice_header",
     "open_envelope",
     "open_feedback",
+    "open_inbox_message",
+    "open_notice",
     "open_report",
     "seal_envelope",
     "seal_feedback",
+    "seal_notice",
     "seal_report",
     "verify_envelope",
 ]

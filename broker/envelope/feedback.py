@@ -20,7 +20,7 @@ from broker.errors import Reason, VerificationError
 from schemas.envelope import RoutingHeader
 from schemas.feedback import Feedback
 
-__all__ = ["FEEDBACK_TTL", "feedback_header", "open_feedback", "seal_feedback"]
+__all__ = ["FEEDBACK_TTL", "check_feedback", "feedback_header", "open_feedback", "seal_feedback"]
 
 FEEDBACK_TTL = timedelta(days=31)
 """How long a feedback envelope lives: the longest an envelope may (``Limits.max_lifetime``),
@@ -73,11 +73,14 @@ def seal_feedback(
     return sealer.seal(header, feedback.model_dump_json().encode())
 
 
-def open_feedback(opener: Opener, data: bytes, now: datetime) -> VerifiedMessage[Feedback]:
-    """Open ``data`` as feedback: besides the envelope checks, the header must say
-    ``kind = "feedback"`` and agree with the message (``header_mismatch``)."""
-    message = opener.open(data, now, parse=Feedback.model_validate_json)
-    header, feedback = message.header, message.content
+def check_feedback(message: VerifiedMessage[bytes]) -> Feedback:
+    """The feedback in an opened envelope whose header says ``kind = "feedback"``; raises
+    :class:`VerificationError` when the payload is not feedback or disagrees with the header."""
+    header = message.header
+    try:
+        feedback = Feedback.model_validate_json(message.payload)
+    except ValueError as exc:
+        raise VerificationError(Reason.INVALID_REPORT, str(exc)) from exc
     pairs = {
         "kind": ("feedback", header.kind),
         "message_id": (feedback.message_id, header.message_id),
@@ -91,4 +94,12 @@ def open_feedback(opener: Opener, data: bytes, now: datetime) -> VerifiedMessage
                 Reason.HEADER_MISMATCH,
                 f"feedback {name} is {inside!r}; the signed routing header says {outside!r}",
             )
-    return message
+    return feedback
+
+
+def open_feedback(opener: Opener, data: bytes, now: datetime) -> VerifiedMessage[Feedback]:
+    """Open ``data`` as feedback: besides the envelope checks, the header must say
+    ``kind = "feedback"`` and agree with the message (``header_mismatch``)."""
+    message = opener.open(data, now)
+    feedback = check_feedback(message)
+    return VerifiedMessage(message.header, message.payload, feedback, message.sender_key)

@@ -49,6 +49,7 @@ from broker.federation.records import AgencyRecord
 from broker.provisioning.topics import ensure_topics
 from broker.topics import (
     DIRECTORY_TOPIC,
+    INBOX_RETENTION_MS,
     inbox_prefix,
     inbox_topic,
     quarantine_topic,
@@ -269,6 +270,6 @@ async def apply_directory(
     topics = platform_topics(records, now=now)
     await ensure_topics(settings, topics.reports)
     await ensure_topics(settings, topics.quarantines, partitions=1)
-    await ensure_topics(settings, topics.inboxes, partitions=1)
+    await ensure_topics(settings, topics.inboxes, partitions=1, retention_ms=INBOX_RETENTION_MS)
     await ensure_topics(settings, [DIRECTORY_TOPIC], partitions=1, compacted=True)
     return await asyncio.to_thread(sync_acls, settings, records, now=now)

@@ -23,8 +23,12 @@ async def ensure_topics(
     *,
     partitions: int = 3,
     compacted: bool = False,
+    retention_ms: int | None = None,
 ) -> list[str]:
     """Create the topics in ``names`` that do not exist yet; return those created.
+
+    ``retention_ms`` sets how long their records are kept (the broker's default otherwise);
+    an existing topic keeps its settings.
 
     Replication is ``min(3, brokers)`` with ``min.insync.replicas`` 2 when there are three or
     more replicas, so an acknowledged write (``acks=all``) survives the loss of one broker.
@@ -46,6 +50,8 @@ async def ensure_topics(
             }
             if compacted:
                 configs["cleanup.policy"] = "compact"
+            if retention_ms is not None:
+                configs["retention.ms"] = str(retention_ms)
             response = await admin.create_topics(
                 [NewTopic(n, partitions, replication, topic_configs=configs) for n in missing]
             )

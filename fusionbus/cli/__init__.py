@@ -27,6 +27,7 @@ from fusionbus.cli.federation import agency_app, federation_app
 from fusionbus.cli.feedback import receipt, status
 from fusionbus.cli.gateway import gateway_app
 from fusionbus.cli.kafka import kafka_app
+from fusionbus.cli.notices import retract, supersede
 from fusionbus.cli.reports import publish, report_app, tail
 
 __all__ = ["app", "main"]
@@ -110,6 +111,8 @@ app.command()(publish)
 app.command()(tail)
 app.command()(status)
 app.command()(receipt)
+app.command()(retract)
+app.command()(supersede)
 
 
 @app.callback()

@@ -306,10 +306,11 @@ async def _publish_samples(federation: Federation, settings: KafkaSettings) -> i
     identity = federation.identity("customs")
     policy = DisseminationPolicy(federation)
     async with Publisher(identity, federation, policy, settings) as publisher:
-        results = await publisher.publish_many(sample_reports())
+        samples = sample_reports()
+        results = await publisher.publish_many(samples)
     ledger = SentLedger.for_home(federation.home, "customs")  # so `fusionbus status` knows
     try:
-        ledger.record_published(results, federation, "customs")
+        ledger.record_published(samples, results, federation, "customs")
     finally:
         ledger.close()
     for result in results:

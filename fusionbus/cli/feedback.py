@@ -33,7 +33,15 @@ from broker.config import KafkaSettings
 from broker.errors import ConfigError, SchemaValidationError
 from broker.federation.source import AgencyDirectory, HomeDirectory
 from broker.home import kafka_settings, resolve_home
-from consumers import Delivery, FeedbackDelivery, Inbox, Subscriber, outsiders, recipient_states
+from consumers import (
+    Delivery,
+    FeedbackDelivery,
+    Inbox,
+    InboxDelivery,
+    Subscriber,
+    outsiders,
+    recipient_states,
+)
 from fusionbus.cli import _params
 from fusionbus.cli._common import BootstrapOpt, HomeOpt
 from fusionbus.cli._console import json_line, line, out_console, say
@@ -122,8 +130,8 @@ def status(
     settings = kafka_settings(where, bootstrap, agency=agency)
     found: list[Feedback] = []
 
-    async def keep(delivery: FeedbackDelivery) -> None:
-        if delivery.feedback.report_id == message_id:
+    async def keep(delivery: InboxDelivery) -> None:
+        if isinstance(delivery, FeedbackDelivery) and delivery.feedback.report_id == message_id:
             found.append(delivery.feedback)
 
     async def read() -> None:
@@ -169,6 +177,9 @@ def status(
             parts.append(text)
             if "note" in stage:
                 parts.append(f" ({stage['note']})")
+        applied = document["applied"]
+        if isinstance(applied, list) and applied:
+            parts.append(f"  applied: {applied[-1]['at']}")
         out_console.print(line(*parts))
 
 

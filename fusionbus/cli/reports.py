@@ -114,7 +114,7 @@ def publish(
             results = await publisher.publish_many(reports)
             ledger = SentLedger.for_home(where, agency)
             try:
-                ledger.record_published(results, use.directory, agency)
+                ledger.record_published(reports, results, use.directory, agency)
             finally:
                 ledger.close()
             return results

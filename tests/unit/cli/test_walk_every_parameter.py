@@ -227,9 +227,14 @@ class Walk:
         self.exercised.add((where, param.name))
         for name in sorted(EVERY):
             value = self.value(name)
-            others = [a for p in command.params if p is not param for a in self.base(path, p)]
+            # in declaration order, so positional arguments stay in their places
+            every = [
+                a
+                for p in command.params
+                for a in (self.given(param, value) if p is param else self.base(path, p))
+            ]
             if path:
-                args = [*path, *self.given(param, value), *others]
+                args = [*path, *every]
             else:  # the root's own options, in front of a harmless command
                 args = [*self.given(param, value), "agency", "list", "--home", str(self.new_home())]
             result = cli(*args)
