@@ -176,6 +176,7 @@ class ReceivedStore:
 
     def __init__(self, files: GatewayFiles) -> None:
         self._db = connect(files, files.received)
+        self._db.execute("PRAGMA secure_delete=ON")  # a purged report's pages are zeroed
         self._migrate()
         self._db.executescript(_SCHEMA)
         self._db.execute("CREATE INDEX IF NOT EXISTS reports_stored_at ON reports (stored_at)")
@@ -262,6 +263,9 @@ class ReceivedStore:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+        if changed is not None and changed.state == "purged":
+            # the old pages live on in the write-ahead log until a checkpoint
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return changed
 
     def _resequence(self, notice: Notice, now: datetime) -> StoredReport | None:

@@ -326,6 +326,41 @@ class Federation:
         )
         return updated
 
+    def ungrant(
+        self,
+        agency_id: str,
+        *,
+        categories: Sequence[str],
+        jurisdictions: Sequence[str],
+        now: datetime,
+    ) -> AgencyRecord:
+        """Take back every category-by-jurisdiction grant given (exactly those pairs; a
+        grant of a wider jurisdiction stays). Re-signed with ``revision + 1``; nothing is
+        written if the agency held none of them. Reports already delivered stay delivered:
+        the originator's notices on them still reach the agency (docs/cycle.md)."""
+        _aware(now)
+        record = self._snapshot.agency(agency_id)
+        if not categories or not jurisdictions:
+            raise ConfigError("taking back a grant needs a category and a jurisdiction")
+        try:
+            grants = [
+                Grant(category=c, jurisdiction=j)
+                for c, j in itertools.product(categories, jurisdictions)
+            ]
+        except ValidationError as exc:
+            raise ConfigError(f"grant for {agency_id!r}: {validation_problems(exc)}") from None
+        updated = record.without_grants(grants, now=now)
+        if updated is record:
+            return record
+        self.store(updated, self.root_key(), new=False)
+        log.info(
+            "federation.ungranted",
+            agency=agency_id,
+            grants=[str(g) for g in updated.grants],
+            revision=updated.revision,
+        )
+        return updated
+
     def identity(self, agency_id: str, *, record: AgencyRecord | None = None) -> Identity:
         """``agency_id``'s private keys from this home, checked against its record: this
         home's, or ``record`` (the agency's current one, from a live directory, say).

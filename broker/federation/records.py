@@ -236,6 +236,16 @@ class AgencyRecord(_Frozen):
             self.model_dump() | {"grants": merged, "revision": self.revision + 1, "issued_at": now}
         )
 
+    def without_grants(self, grants: Iterable[Grant], *, now: datetime) -> AgencyRecord:
+        """This record with exactly ``grants`` removed; itself if it holds none of them."""
+        removed = set(grants)
+        kept = tuple(g for g in self.grants if g not in removed)
+        if kept == self.grants:
+            return self
+        return AgencyRecord.model_validate(
+            self.model_dump() | {"grants": kept, "revision": self.revision + 1, "issued_at": now}
+        )
+
 
 def validation_problems(exc: ValidationError) -> str:
     """One line naming each invalid field and why (values are not repeated)."""

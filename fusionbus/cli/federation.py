@@ -255,6 +255,45 @@ def grant(
     )  # fmt: skip
 
 
+@agency_app.command("ungrant")
+def ungrant(
+    agency_id: AgencyArg,
+    category: Annotated[
+        list[str],
+        typer.Option(
+            "--category",
+            parser=_params.category,
+            metavar="CATEGORY",
+            help="A trafficking category; repeatable.",
+        ),
+    ],
+    jurisdiction: Annotated[
+        list[str],
+        typer.Option(
+            "--jurisdiction",
+            parser=_params.jurisdiction,
+            metavar="JURISDICTION",
+            help="Exactly as granted (PK, PK-SD or PKKHI); repeatable.",
+        ),
+    ],
+    home: HomeOpt = None,
+) -> None:
+    """Take back grants: the agency stops receiving new reports of those categories there."""
+    where = resolve_home(home)
+    federation = Federation.load(where)
+    before = federation.snapshot.agency(agency_id).revision
+    record = federation.ungrant(
+        agency_id, categories=category, jurisdictions=jurisdiction, now=_now()
+    )
+    changed = "taken back" if record.revision != before else "not held, nothing changed"
+    synced = _synced(federation, where)
+    say(
+        "{id}: {changed}; revision {revision}. Grants: {grants}{synced}",
+        id=record.id, changed=changed, revision=record.revision,
+        grants=_grants(record) or "none", synced=synced,
+    )  # fmt: skip
+
+
 @agency_app.command("rotate-keys")
 def rotate_keys(
     agency_id: OptionalAgencyArg = None,

@@ -1,0 +1,237 @@
+"""Notices on real Kafka, through the CLI and the gateways as users run them: a retraction
+reaches every original recipient (one of them offline meanwhile, its grant taken back) and
+nobody else, each answers ``applied``; a purge leaves no copy in a recipient's store; a
+supersession marks the original; a non-originator's notice is refused and quarantined.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from broker.envelope import Routing
+from broker.federation import Federation
+from broker.home import kafka_settings, write_config
+from broker.kafka import ClusterState
+from producers import FeedbackSender, Published
+from schemas import Notice, NoticeAction
+from tests.integration.cli_helpers import clean_env, failed, run_cli
+from tests.integration.test_gateway import Running, bearer, ready, report, start_gateway, stop
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+JSON = {"Content-Type": "application/json"}
+
+
+@dataclass
+class Site:
+    home: Path
+    base: Path
+    out: str
+    r1: str
+    r2: str
+    bystander: str
+    env: dict[str, str]
+
+    def cli(self, *args: str, stdin: str | None = None) -> Any:
+        return run_cli(*args, "--home", str(self.home), stdin=stdin, env=self.env)
+
+    def token(self, agency: str, role: str) -> str:
+        result = self.cli("gateway", "token", "create", "--agency", agency, "--role", role)
+        assert result.returncode == 0, failed(result)
+        return str(result.stdout.splitlines()[-1])
+
+    def publish(self, title: str) -> str:
+        result = self.cli(
+            "publish", "--agency", self.out, "-", stdin=orjson.dumps(report(title=title)).decode()
+        )
+        assert result.returncode == 0, failed(result)
+        return str(result.stdout.split()[-1])
+
+    def gateway(self, agency: str) -> Running:
+        return start_gateway(self.home, agency, self.env, self.base / f"{agency}.log")
+
+
+@pytest.fixture(scope="module")
+def site(kafka: ClusterState, tmp_path_factory: pytest.TempPathFactory) -> Site:
+    base = tmp_path_factory.mktemp("notices")
+    home = base / "home"
+    tag = uuid.uuid4().hex[:6]
+    world = Site(home, base, f"ntout{tag}", f"ntone{tag}", f"nttwo{tag}", f"ntby{tag}", clean_env())
+    now = datetime.now(UTC).replace(microsecond=0)
+    federation = Federation.init(home, now=now)
+    for agency in (world.out, world.r1, world.r2, world.bystander):
+        federation.add_agency(agency, f"Agency {agency}", now=now)
+    for agency in (world.r1, world.r2):
+        federation.grant(agency, categories=["narcotics"], jurisdictions=["PK-BA"], now=now)
+    federation.grant(world.bystander, categories=["narcotics"], jurisdictions=["PK-SD"], now=now)
+    write_config(home, kafka.bootstrap, secure=False, by="tests/integration/test_notices.py")
+    return world
+
+
+async def until(what: str, probe: Callable[[], Any], *, deadline_s: float = 90) -> Any:
+    deadline = time.monotonic() + deadline_s
+    while True:
+        found = await probe()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"never: {what}"
+        await asyncio.sleep(0.3)
+
+
+async def stored(
+    client: httpx.AsyncClient, gw: Running, token: str, message_id: str
+) -> httpx.Response:
+    return await client.get(f"{gw.url}/v1/reports/{message_id}", headers=bearer(token))
+
+
+def applied_by(site: Site, message_id: str) -> set[str]:
+    result = site.cli("status", message_id, "--agency", site.out, "--json")
+    assert result.returncode == 0, failed(result)
+    rows = [orjson.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return {row["agency"] for row in rows if row["applied"]}
+
+
+async def test_a_reports_life_after_publication(site: Site) -> None:  # noqa: PLR0915 - one story
+    r1, r2 = site.gateway(site.r1), site.gateway(site.r2)
+    out = site.gateway(site.out)
+    try:
+        t1, t2 = site.token(site.r1, "operator"), site.token(site.r2, "operator")
+        system = site.token(site.out, "system")
+        marker = f"purge-marker-{uuid.uuid4().hex}"
+        a, b, c = site.publish("to be retracted"), site.publish(marker), site.publish("old")
+        async with httpx.AsyncClient(timeout=60) as client:
+            for gw in (r1, r2, out):
+                await ready(client, gw.url)
+            for gw, token in ((r1, t1), (r2, t2)):
+                for message_id in (a, b, c):
+                    await until(
+                        f"{message_id} at {gw.url}",
+                        functools.partial(_status_is, client, gw, token, message_id, 200),
+                    )
+
+            # A recipient's forged notice on the originator's report is refused.
+            forged = await _forge_purge(site, a)
+            assert set(forged) == {site.r2}
+            assert isinstance(forged[site.r2], Published)
+            await until("r2 quarantines the forged notice", lambda: _quarantined(client, r2, t2))
+            kept = (await stored(client, r2, t2, a)).json()
+            assert kept["state"] == "current"
+            assert "report" in kept
+            refused = site.cli("retract", a, "--agency", site.r1, "--reason", "mine now")
+            assert refused.returncode == 1, failed(refused)
+            assert f"not published by {site.r1}" in refused.stderr
+
+            # r2 is offline and loses its grant; the retraction still reaches it.
+            stop(r2)
+            taken = site.cli(
+                "agency", "ungrant", site.r2, "--category", "narcotics", "--jurisdiction", "PK-BA"
+            )
+            assert taken.returncode == 0, failed(taken)
+            retracted = site.cli("retract", a, "--agency", site.out, "--reason", "wrong box")
+            assert retracted.returncode == 0, failed(retracted)
+            assert f"sent to {site.r1}." in retracted.stderr
+            assert f"sent to {site.r2}." in retracted.stderr
+            assert site.bystander not in retracted.stderr  # nobody else
+            r2 = site.gateway(site.r2)
+            await ready(client, r2.url)
+            for gw, token in ((r1, t1), (r2, t2)):
+                body = await until(
+                    f"{a} retracted at {gw.url}",
+                    functools.partial(_in_state, client, gw, token, a, "retracted"),
+                )
+                assert body["notice"]["reason"] == "wrong box"
+                assert body["notice"]["sender"] == site.out
+                assert "report" in body  # a retracted report stays listed, marked
+            # Each original recipient answers applied; the originator's status shows it.
+            await until("both applied", functools.partial(_applied_by, site, a, {site.r1, site.r2}))
+
+            # Supersede: the original is marked, naming the correction.
+            corrected = site.cli(
+                "supersede", c, "--agency", site.out, "-",
+                stdin=orjson.dumps(report(title="corrected")).decode(),
+            )  # fmt: skip
+            assert corrected.returncode == 0, failed(corrected)
+            new_id = corrected.stdout.split()[0]
+            body = await until(
+                f"{c} superseded at r1", lambda: _in_state(client, r1, t1, c, "superseded")
+            )
+            assert body["notice"]["superseded_by"] == new_id
+
+            # Purge through the originator's gateway: gone from the recipients' stores.
+            purged = await client.post(
+                f"{out.url}/v1/reports/{b}/retract",
+                content=orjson.dumps({"reason": "source at risk", "purge": True}),
+                headers=bearer(system) | JSON,
+            )
+            assert purged.status_code == 202, purged.text
+            assert {r["agency"] for r in purged.json()["recipients"]} == {site.r1, site.r2}
+            for gw, token in ((r1, t1), (r2, t2)):
+                await until(
+                    f"{b} purged at {gw.url}",
+                    functools.partial(_status_is, client, gw, token, b, 410),
+                )
+                page = await client.get(
+                    f"{gw.url}/v1/reports", params={"limit": "1000"}, headers=bearer(token)
+                )
+                items = {i["header"]["message_id"]: i for i in page.json()["items"]}
+                assert items[b]["purged"] is True
+                assert "report" not in items[b]
+                assert marker not in page.text
+        for agency in (site.r1, site.r2):
+            folder = site.home / "gateway" / agency
+            for path in folder.glob("received.sqlite*"):
+                assert marker.encode() not in path.read_bytes(), path
+    finally:
+        for gw in (r1, r2, out):
+            stop(gw)
+
+
+async def _applied_by(site: Site, message_id: str, agencies: set[str]) -> bool:
+    return applied_by(site, message_id) == agencies
+
+
+async def _status_is(
+    client: httpx.AsyncClient, gw: Running, token: str, message_id: str, code: int
+) -> bool:
+    return (await stored(client, gw, token, message_id)).status_code == code
+
+
+async def _in_state(
+    client: httpx.AsyncClient, gw: Running, token: str, message_id: str, state: str
+) -> dict[str, Any] | None:
+    answer = await stored(client, gw, token, message_id)
+    body: dict[str, Any] = answer.json()
+    return body if answer.status_code == 200 and body.get("state") == state else None
+
+
+async def _quarantined(client: httpx.AsyncClient, gw: Running, token: str) -> bool:
+    stats = (await client.get(f"{gw.url}/v1/stats", headers=bearer(token))).json()
+    count: int = stats["quarantined"]["by_reason"].get("not_originator", 0)
+    return count > 0
+
+
+async def _forge_purge(site: Site, report_id: str) -> dict[str, Any]:
+    """r1 sends r2 a purge of the originator's report, as r1 (its own certificate)."""
+    federation = Federation.load(site.home)
+    settings = kafka_settings(site.home, None, agency=site.r1)
+    notice = Notice(
+        message_id=uuid.uuid4(), report_id=uuid.UUID(report_id), sender=site.r1,
+        created_at=datetime.now(UTC), action=NoticeAction.PURGE, reason="forged",
+    )  # fmt: skip
+    async with FeedbackSender(federation.identity(site.r1), federation, settings) as sender:
+        results = await sender.notify(
+            notice, Routing("narcotics", "PKGWD", "IMMEDIATE", "TLP:AMBER"), [site.r2]
+        )
+    return dict(results)
