@@ -100,9 +100,18 @@
   function addRow(item) {
     const header = item.header;
     const id = header.message_id;
-    if (rows.has(id)) return;
+    const state = item.state || "current";
+    const known = rows.get(id);
+    if (known) {
+      // the originator's notice changed it: it comes again with its new state
+      if ((known.item.state || "current") === state) return;
+      known.tr.remove();
+      rows.delete(id);
+    }
+    if (state === "purged") return; // never shown again
     const tr = document.createElement("tr");
     tr.dataset.messageId = id;
+    tr.dataset.state = state;
     tr.className = "precedence-" + String(header.precedence).toLowerCase();
     tr.tabIndex = 0;
     tr.append(
@@ -115,6 +124,10 @@
       text("td", "", "validity"),
       text("td", item.redacted ? "(redacted: " + header.tlp + ")" : item.report.title, "title"),
     );
+    if (state !== "current") {
+      const why = item.notice && item.notice.reason ? ": " + item.notice.reason : "";
+      tr.querySelector(".title").prepend(text("strong", state.toUpperCase() + why + " — ", "state"));
+    }
     const valid = validity(item);
     const cell = tr.querySelector(".validity");
     cell.textContent = valid.label;

@@ -212,7 +212,7 @@ async def test_the_documented_commands_run_as_written(pair: World) -> None:
     system = pair.token(pair.sender, "system")
     message_id = await post_report(pair, system)
     doc = (Path(__file__).parents[2] / "docs" / "cycle.md").read_text(encoding="utf-8")
-    [block] = re.findall(r"```sh\n(.*?)```", doc, re.DOTALL)
+    block = re.findall(r"```sh\n(.*?)```", doc, re.DOTALL)[0]  # feedback; then notices
     commands = [shlex.split(line.split("#")[0]) for line in block.splitlines() if line.strip()]
     assert len(commands) == 6
     ids = {"MESSAGE_ID": message_id}

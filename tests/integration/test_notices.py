@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
+import shlex
 import time
 import uuid
 from collections.abc import Callable
@@ -235,3 +237,21 @@ async def _forge_purge(site: Site, report_id: str) -> dict[str, Any]:
             notice, Routing("narcotics", "PKGWD", "IMMEDIATE", "TLP:AMBER"), [site.r2]
         )
     return dict(results)
+
+
+async def test_the_documented_notice_commands_run_as_written(site: Site) -> None:
+    """docs/cycle.md's notice commands, with this test's agencies, a report and a file."""
+    doc = (Path(__file__).parents[2] / "docs" / "cycle.md").read_text(encoding="utf-8")
+    block = re.findall(r"```sh\n(.*?)```", doc, re.DOTALL)[1]
+    commands = [shlex.split(line.split("#")[0]) for line in block.splitlines() if line.strip()]
+    assert [w[1] for w in commands] == ["retract", "retract", "supersede", "agency"]
+    corrected = site.base / "corrected.json"
+    corrected.write_text(orjson.dumps(report(title="corrected")).decode(), encoding="utf-8")
+    names = {"customs": site.out, "anf": site.r1, "corrected.json": str(corrected)}
+    for words in commands:
+        ids = {"MESSAGE_ID": site.publish("documented")}
+        args = [ids.get(w, names.get(w, w)) for w in words[1:] if w not in {"[--reason", "TEXT]"}]
+        result = site.cli(*args)
+        assert result.returncode == 0, f"{words}\n{failed(result)}"
+        if args[0] in {"retract", "supersede"}:
+            assert f"notice on {ids['MESSAGE_ID']} sent to {site.r1}." in result.stderr
