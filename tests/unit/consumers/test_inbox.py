@@ -12,7 +12,14 @@ from decimal import Decimal
 
 import pytest
 
-from broker.envelope import Opener, Sealer, feedback_header, open_feedback, seal_feedback
+from broker.envelope import (
+    Opener,
+    Sealer,
+    feedback_header,
+    open_feedback,
+    seal_feedback,
+    seal_notice,
+)
 from broker.errors import Reason, VerificationError
 from broker.topics import inbox_topic
 from consumers import (
@@ -23,8 +30,8 @@ from consumers import (
     SkipReason,
     recipient_states,
 )
-from consumers.inbox import FeedbackAccepted
-from schemas import Feedback, Outcome
+from consumers.inbox import FeedbackAccepted, NoticeAccepted
+from schemas import Feedback, Notice, Outcome
 from schemas.envelope import RoutingHeader
 from tests.unit.consumers.test_intake import IDS, NOW, TRUST, _record, _report, _sealed
 
@@ -204,3 +211,47 @@ def test_feedback_must_be_about_the_header_it_is_sealed_with() -> None:
     header, other = about(), about()
     with pytest.raises(ValueError, match="is about report"):
         sealed(feedback(header), other)
+
+
+def _notice(report_id: uuid.UUID, sender: str = "customs") -> Notice:
+    return Notice.model_validate(
+        {
+            "message_id": uuid.uuid4(), "report_id": report_id, "sender": sender,
+            "created_at": NOW, "action": "retract", "reason": "wrong container",
+        }
+    )  # fmt: skip
+
+
+def _sealed_notice(item: Notice, header: RoutingHeader, *, by: str, to: str) -> bytes:
+    sealer = Sealer(IDS[by], TRUST, clock=lambda: NOW)
+    return seal_notice(sealer, item, header, [IDS[to].encryption_kid])
+
+
+def test_the_originators_notice_reaches_its_recipient() -> None:
+    header = about()
+    item = _notice(header.message_id)
+    data = _sealed_notice(item, header, by="customs", to="anf")
+    taker = InboxIntake(
+        Opener(IDS["anf"], TRUST), "anf", delivered=MemoryDelivered(), clock=lambda: NOW,
+        originator_of=lambda _: "customs",
+    )  # fmt: skip
+    verdict = taker.process(_record(data, inbox_topic("anf", "customs")))
+    assert isinstance(verdict, NoticeAccepted), verdict
+    assert verdict.delivery.notice == item
+    assert verdict.delivery.header.kind == "notice"
+    assert verdict.delivery.header.category == header.category
+
+
+def test_a_notice_on_another_agencys_report_is_not_originator() -> None:
+    """fia, a recipient too, tells anf to retract customs' report: refused."""
+    header = about()
+    forged = _notice(header.message_id, sender="fia")
+    data = _sealed_notice(forged, header, by="fia", to="anf")
+    taker = InboxIntake(
+        Opener(IDS["anf"], TRUST), "anf", delivered=MemoryDelivered(), clock=lambda: NOW,
+        originator_of=lambda _: "customs",
+    )  # fmt: skip
+    verdict = taker.process(_record(data, inbox_topic("anf", "fia")))
+    assert isinstance(verdict, Rejected)
+    assert verdict.reason == Reason.NOT_ORIGINATOR
+    assert "which customs originated" in verdict.detail
