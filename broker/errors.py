@@ -78,6 +78,9 @@ class Reason(StrEnum):
     NOT_ORIGINATOR = "not_originator"
     """Authentic, but a notice (supersede, retract, purge) about a report another agency
     originated: only a report's originator may change it."""
+    NOT_PERMITTED = "not_permitted"
+    """Authentic, but a forward the report's handling allows only with the originator's
+    consent, and none naming this forwarder and recipient came with it."""
     UNDECODABLE = "undecodable"
     """The Kafka client could not decode the record itself (e.g. a non-UTF-8 header key)."""
     INTERNAL_ERROR = "internal_error"

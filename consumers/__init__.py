@@ -3,6 +3,7 @@
 from consumers.delivered import Delivered, MemoryDelivered, Seen, SqliteDelivered
 from consumers.inbox import (
     FeedbackDelivery,
+    ForwardDelivery,
     Inbox,
     InboxDelivery,
     InboxIntake,
@@ -32,6 +33,7 @@ __all__ = [
     "Delivered",
     "Delivery",
     "FeedbackDelivery",
+    "ForwardDelivery",
     "Handler",
     "Inbox",
     "InboxDelivery",

@@ -1,23 +1,27 @@
-"""An agency's inbox: feedback on its reports, and notices on reports it received.
+"""An agency's inbox: feedback on its reports, notices and forwards of reports it received.
 
 ::
 
     inbox = Inbox(identity, directory, settings)
-    await inbox.run(handler, exit_at_end=True)   # handler(FeedbackDelivery | NoticeDelivery)
+    await inbox.run(handler, exit_at_end=True)   # handler(InboxDelivery): one of the three
     states = recipient_states(feedbacks)         # per recipient: received ... outcome, applied
 
 An agency's inbox is every topic ``fusionbus.inbox.<agency>.<sender>`` (one per other
-agency, :func:`broker.topics.inbox_topic`). It carries two kinds of message, both sealed to
+agency, :func:`broker.topics.inbox_topic`). It carries three kinds of message, each sealed to
 the agency alone: **feedback** (:class:`schemas.Feedback`) from the recipients of the
-agency's reports, and **notices** (:class:`schemas.Notice`: supersede, retract, purge) from
-the originators of reports the agency received. :class:`InboxIntake` is its total, sans-IO
-verdict on each record, as :class:`consumers.intake.Intake` is for reports: the envelope
-opened with the agency's keys, its header saying ``kind = "feedback"`` or ``"notice"``, its
-signer the inbox topic's sender (only that sender's certificate can write the topic; a copy
-on another inbox is ``wrong_topic``), feedback about a report of this agency, a notice about
-a report of its own signer (``not_originator`` when the agency knows the report came from
-another). Anything else is rejected with a reason code and quarantined; nothing stalls the
-inbox.
+agency's reports, **notices** (:class:`schemas.Notice`: supersede, retract, purge; consent,
+decline) from the originators of reports the agency received, and **forwards**
+(:class:`schemas.Forward`) of reports other recipients passed on to it, the originator's
+signature (and consent, where the handling needs it) checked.
+
+:class:`InboxIntake` is its total, sans-IO verdict on each record, as
+:class:`consumers.intake.Intake` is for reports: the envelope opened with the agency's keys,
+its header's ``kind`` one of those three, its signer the inbox topic's sender (only that
+sender's certificate can write the topic; a copy on another inbox is ``wrong_topic``),
+feedback about a report of this agency, a notice about a report of its own signer
+(``not_originator`` when the agency knows the report came from another), a forward to this
+agency (``not_permitted`` without a consent the handling needs). Anything else is rejected
+with a reason code and quarantined; nothing stalls the inbox.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.envelope import Opener, open_inbox_message
+from broker.envelope.forward import OpenedForward
 from broker.errors import Reason, VerificationError
 from broker.keys import Identity
 from broker.topics import inbox_prefix, parties_of_inbox
@@ -45,9 +50,9 @@ from broker.transport import map_kafka_errors, start_client
 from consumers._catchup import CatchUp
 from consumers._stream import RecordStream, Undecodable
 from consumers.delivered import Delivered, MemoryDelivered, Seen
-from consumers.intake import Record, Rejected, Skipped, SkipReason, Source
+from consumers.intake import Delivery, Record, Rejected, Skipped, SkipReason, Source
 from consumers.quarantine import Quarantine
-from schemas import Feedback, Notice, Outcome
+from schemas import Feedback, Forward, Notice, Outcome
 from schemas.envelope import RoutingHeader
 
 if TYPE_CHECKING:
@@ -57,6 +62,8 @@ if TYPE_CHECKING:
 __all__ = [
     "FeedbackAccepted",
     "FeedbackDelivery",
+    "ForwardAccepted",
+    "ForwardDelivery",
     "Inbox",
     "InboxDelivery",
     "InboxIntake",
@@ -92,9 +99,25 @@ class NoticeDelivery:
     notice: Notice
     header: RoutingHeader
     source: Source
+    signed: bytes = b""
+    """The originator's inner JWS of the notice: a ``consent`` travels on in the forward it
+    permits, for the new recipient to check."""
 
 
-InboxDelivery = FeedbackDelivery | NoticeDelivery
+@dataclass(frozen=True, slots=True)
+class ForwardDelivery:
+    """A report another recipient forwarded to this agency, every signature checked: the
+    forward, and the report as a :class:`consumers.Delivery` of the originator's (its
+    signed header, ``forwarded_by`` the forwarder)."""
+
+    forward: Forward
+    delivery: Delivery
+    header: RoutingHeader
+    """The forward's own routing header (signed by the forwarder)."""
+    source: Source
+
+
+InboxDelivery = FeedbackDelivery | NoticeDelivery | ForwardDelivery
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +132,14 @@ class NoticeAccepted:
     digest: bytes
 
 
-InboxVerdict = FeedbackAccepted | NoticeAccepted | Rejected | Skipped
+@dataclass(frozen=True, slots=True)
+class ForwardAccepted:
+    delivery: ForwardDelivery
+    digest: bytes
+
+
+Accepted = FeedbackAccepted | NoticeAccepted | ForwardAccepted
+InboxVerdict = Accepted | Rejected | Skipped
 OriginatorOf = Callable[[uuid.UUID], "str | None"]
 """The sender of a report this agency received (by message id), or None if unknown."""
 
@@ -143,7 +173,7 @@ class InboxIntake:
                 "inbox.internal_error", error=type(exc).__name__, site=site
             )
             verdict = Rejected(Reason.INTERNAL_ERROR, f"{type(exc).__name__} at {site}")
-        if isinstance(verdict, FeedbackAccepted | NoticeAccepted):
+        if isinstance(verdict, FeedbackAccepted | NoticeAccepted | ForwardAccepted):
             self.counts["accepted"] += 1
         else:
             self.counts[str(verdict.reason)] += 1
@@ -175,6 +205,11 @@ class InboxIntake:
                 Reason.HEADER_MISMATCH,
                 f"feedback on a report of {content.originator}, in the inbox of {self._agency}",
             )
+        if isinstance(content, OpenedForward) and content.forward.to != self._agency:
+            return Rejected(
+                Reason.HEADER_MISMATCH,
+                f"a forward to {content.forward.to}, sealed to {self._agency}",
+            )
         if isinstance(content, Notice):
             known = self._originator_of(content.report_id) if self._originator_of else None
             if known is not None and known != content.sender:
@@ -194,10 +229,17 @@ class InboxIntake:
                 "another envelope",
             )
         if isinstance(content, Notice):
-            return NoticeAccepted(NoticeDelivery(content, header, source), digest)
+            return NoticeAccepted(NoticeDelivery(content, header, source, message.signed), digest)
+        if isinstance(content, OpenedForward):
+            forward = content.forward
+            report = Delivery(
+                content.report, content.original, source, forward.original.encode("ascii"),
+                forwarded_by=forward.sender,
+            )  # fmt: skip
+            return ForwardAccepted(ForwardDelivery(forward, report, header, source), digest)
         return FeedbackAccepted(FeedbackDelivery(content, header, source), digest)
 
-    def mark(self, accepted: FeedbackAccepted | NoticeAccepted) -> None:
+    def mark(self, accepted: Accepted) -> None:
         header = accepted.delivery.header
         self._delivered.mark(header.sender, header.message_id, accepted.digest, header.expires_at)
 
@@ -246,7 +288,14 @@ class Inbox:
         consumer = AIOKafkaConsumer(group_id=self._group_id, **kwargs)
         try:
             await start_client(consumer, self._settings, "starting the inbox reader")
-            consumer.subscribe(pattern=f"^{re.escape(inbox_prefix(self._agency))}.*$")
+            prefix = inbox_prefix(self._agency)
+            if exit_at_end:
+                with map_kafka_errors("listing the inbox topics"):
+                    topics = await consumer.topics()
+                if not any(t.startswith(prefix) for t in topics):
+                    return  # nothing ever came: nothing to catch up with (a pattern with no
+                    # topic would wait for an assignment that never comes)
+            consumer.subscribe(pattern=f"^{re.escape(prefix)}.*$")
             await self._quarantine.start()
             await self._loop(consumer, handler, exit_at_end)
         finally:
@@ -270,7 +319,7 @@ class Inbox:
                 else:
                     verdict = self.intake.process(item)
                     key, value = item.key, item.value
-                if isinstance(verdict, FeedbackAccepted | NoticeAccepted):
+                if isinstance(verdict, FeedbackAccepted | NoticeAccepted | ForwardAccepted):
                     await handler(verdict.delivery)
                     self.intake.mark(verdict)
                     self.handed_over += 1
@@ -310,6 +359,9 @@ class RecipientState:
     outcome: Feedback | None = None
     applied: tuple[Feedback, ...] = ()
     """Each ``applied`` answer in force, one per notice the recipient applied (oldest first)."""
+    forwards: tuple[Feedback, ...] = ()
+    """Its requests to forward the report (``forward_requested``) and forwards made
+    (``forwarded``), oldest first, each naming ``forward_to``."""
 
     def document(self) -> dict[str, object]:
         def stage(feedback: Feedback | None) -> dict[str, object] | None:
@@ -327,6 +379,8 @@ class RecipientState:
                 body["note"] = feedback.note
             if feedback.notice_id is not None:
                 body["notice_id"] = str(feedback.notice_id)
+            if feedback.forward_to is not None:
+                body |= {"kind": str(feedback.outcome), "forward_to": feedback.forward_to}
             return body
 
         return {
@@ -336,6 +390,7 @@ class RecipientState:
             "actioned": stage(self.actioned),
             "outcome": stage(self.outcome),
             "applied": [stage(f) for f in self.applied],
+            "forwards": [stage(f) for f in self.forwards],
         }
 
 
@@ -356,11 +411,15 @@ def recipient_states(
     replaced = {(f.sender, f.replaces) for f in every if f.replaces is not None}
     stages: dict[str, dict[str, Feedback]] = {}
     applied: dict[str, dict[uuid.UUID, Feedback]] = {}
+    forwards: dict[str, list[Feedback]] = {}
     for feedback in every:  # only its own sender can replace or withdraw a feedback message
         if (feedback.sender, feedback.message_id) in replaced or feedback.withdrawn:
             continue
         if feedback.notice_id is not None:  # one answer per notice, the latest
             applied.setdefault(feedback.sender, {})[feedback.notice_id] = feedback
+            continue
+        if feedback.forward_to is not None:
+            forwards.setdefault(feedback.sender, []).append(feedback)
             continue
         stage = "outcome" if feedback.outcome.is_result else str(feedback.outcome)
         stages.setdefault(feedback.sender, {})[stage] = feedback
@@ -376,6 +435,7 @@ def recipient_states(
             actioned=found.get(str(Outcome.ACTIONED)),
             outcome=found.get("outcome"),
             applied=tuple(applied.get(agency, {}).values()),
+            forwards=tuple(forwards.get(agency, ())),
         )
         for agency, found in sorted(stages.items())
     }

@@ -99,6 +99,12 @@ class Delivery:
     report: Report
     header: RoutingHeader
     source: Source
+    signed: bytes = b""
+    """The originator's inner JWS of this report (:attr:`broker.envelope.VerifiedMessage.
+    signed`): what a forward carries so the next agency can check the originator's
+    signature itself."""
+    forwarded_by: str | None = None
+    """The agency that forwarded it, for a report that came as a forward."""
 
     @property
     def topic(self) -> str:
@@ -305,7 +311,7 @@ class Intake(_Total[Verdict]):
                 f"message {header.message_id} of {header.sender} was handed over before, "
                 "in another envelope",
             )
-        return Accepted(Delivery(message.content, header, record.source), digest)
+        return Accepted(Delivery(message.content, header, record.source, message.signed), digest)
 
     def mark(self, accepted: Accepted) -> None:
         """Remember ``accepted`` as handed over (call once the handler returned)."""

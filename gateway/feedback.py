@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from consumers import FeedbackDelivery
+from consumers import FeedbackDelivery, NoticeDelivery
 from gateway._files import GatewayFiles, connect
 from gateway.problems import FieldError, Problem
 from schemas import Feedback
@@ -44,6 +44,15 @@ CREATE TABLE IF NOT EXISTS feedback (
     feedback TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS feedback_report ON feedback (report_id);
+CREATE TABLE IF NOT EXISTS answers (
+    notice_id TEXT PRIMARY KEY,
+    report_id TEXT NOT NULL,
+    originator TEXT NOT NULL,
+    forward_to TEXT NOT NULL,
+    action TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    signed TEXT NOT NULL
+);
 """
 
 
@@ -69,6 +78,31 @@ class FeedbackStore:
             ),
         )  # fmt: skip
         return cursor.rowcount == 1
+
+    def add_answer(self, delivery: NoticeDelivery, now: datetime) -> bool:
+        """Keep an originator's answer (consent or decline) to this agency's request to
+        forward one of its reports; False if it was kept before."""
+        notice = delivery.notice
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO answers (notice_id, report_id, originator, forward_to, "
+            "action, received_at, signed) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                str(notice.message_id), str(notice.report_id), notice.sender,
+                str(notice.forward_to), str(notice.action), now.isoformat(),
+                delivery.signed.decode("ascii"),
+            ),
+        )  # fmt: skip
+        return cursor.rowcount == 1
+
+    def answer(self, report_id: str, originator: str, forward_to: str) -> tuple[str, bytes] | None:
+        """The originator's latest answer to forwarding ``report_id`` to ``forward_to``:
+        (``consent`` or ``decline``, its signed notice), or None."""
+        row = self._db.execute(
+            "SELECT action, signed FROM answers WHERE report_id = ? AND originator = ? AND "
+            "forward_to = ? ORDER BY rowid DESC LIMIT 1",
+            (report_id, originator, forward_to),
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]).encode("ascii"))
 
     def for_report(self, report_id: str) -> list[Feedback]:
         rows = self._db.execute(

@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS reports (
     state TEXT NOT NULL DEFAULT 'current',
     notice TEXT,
     stored_at TEXT,
+    forwarded_by TEXT,
+    signed TEXT,
     UNIQUE (sender, message_id)
 );
 CREATE TABLE IF NOT EXISTS notices (
@@ -74,7 +76,7 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 _COLUMNS = (
     "seq, sender, message_id, category, jurisdiction, ancestry, precedence, tlp, created_at, "
-    "received_at, header, report, state, notice"
+    "received_at, header, report, state, notice, forwarded_by"
 )
 _STATES = {"supersede": "superseded", "retract": "retracted", "purge": "purged"}
 
@@ -105,6 +107,8 @@ class StoredReport:
     ``purged`` (then no content is kept)."""
     notice: str | None = None
     """The notice in force (JSON), if any."""
+    forwarded_by: str | None = None
+    """The agency that forwarded it here, for a report that came as a forward."""
 
     def document(self, *, redacted: bool = False) -> dict[str, Any]:
         """The JSON answer: the verified routing header, the state, the notice in force,
@@ -116,6 +120,8 @@ class StoredReport:
         }
         if self.notice is not None:
             body["notice"] = orjson.Fragment(self.notice)
+        if self.forwarded_by is not None:
+            body["forwarded_by"] = self.forwarded_by
         if self.state == "purged":
             body["purged"] = True
         elif redacted:
@@ -182,19 +188,35 @@ class ReceivedStore:
         self._db.execute("CREATE INDEX IF NOT EXISTS reports_stored_at ON reports (stored_at)")
 
     def _migrate(self) -> None:
-        """Add what a store written before notices existed lacks."""
+        """Add the columns a store written by an earlier version lacks."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(reports)")}
-        if not columns or "state" in columns:
-            return
+        if not columns:
+            return  # a new store: the schema makes every column
+        added = {
+            "state": "TEXT NOT NULL DEFAULT 'current'",
+            "notice": "TEXT",
+            "stored_at": "TEXT",
+            "forwarded_by": "TEXT",
+            "signed": "TEXT",
+        }
         self._db.execute("BEGIN")
-        self._db.execute("ALTER TABLE reports ADD COLUMN state TEXT NOT NULL DEFAULT 'current'")
-        self._db.execute("ALTER TABLE reports ADD COLUMN notice TEXT")
-        self._db.execute("ALTER TABLE reports ADD COLUMN stored_at TEXT")
-        self._db.execute("UPDATE reports SET stored_at = received_at")
+        for name, kind in added.items():
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE reports ADD COLUMN {name} {kind}")
+        self._db.execute("UPDATE reports SET stored_at = received_at WHERE stored_at IS NULL")
         self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
+
+    def signed(self, message_id: str) -> bytes | None:
+        """The originator's inner JWS of a report kept here (what a forward carries)."""
+        row = self._db.execute(
+            "SELECT signed FROM reports WHERE message_id = ? AND state != 'purged' "
+            "ORDER BY seq DESC LIMIT 1",
+            (message_id,),
+        ).fetchone()
+        return None if row is None or not row[0] else str(row[0]).encode("ascii")
 
     def add(self, delivery: Delivery, now: datetime) -> StoredReport | None:
         """Store ``delivery``; the stored report, or None if it was stored before (or
@@ -226,15 +248,16 @@ class ReceivedStore:
             state, notice = _STATES[waiting.action], waiting.model_dump_json()
             if waiting.action is NoticeAction.PURGE:
                 content = "null"
-        row = (*values[:-1], content, state, notice, _utc(now))
+        signed = delivery.signed.decode("ascii") if delivery.signed and state != "purged" else None
+        row = (*values[:-1], content, state, notice, delivery.forwarded_by)
         cursor = self._db.execute(
-            f"INSERT OR IGNORE INTO reports ({_COLUMNS.split(', ', 1)[1]}, stored_at) "  # noqa: S608 - constant
-            f"VALUES ({', '.join('?' * len(row))})",
-            row,
+            f"INSERT OR IGNORE INTO reports ({_COLUMNS.split(', ', 1)[1]}, stored_at, signed) "  # noqa: S608 - constant
+            f"VALUES ({', '.join('?' * (len(row) + 2))})",
+            (*row, _utc(now), signed),
         )
         if cursor.rowcount != 1 or cursor.lastrowid is None or state == "purged":
             return None
-        return StoredReport(cursor.lastrowid, *row[:-1])
+        return StoredReport(cursor.lastrowid, *row)
 
     def originator_of(self, report_id: uuid.UUID) -> str | None:
         """The sender of the report ``report_id`` stored here (kept or purged), if any."""
@@ -280,17 +303,21 @@ class ReceivedStore:
         if in_force is None or in_force.message_id != notice.message_id:
             return None  # a higher-ranked notice is in force already
         state = _STATES[notice.action]
-        content = "null" if notice.action is NoticeAction.PURGE else stored.report
+        purge = notice.action is NoticeAction.PURGE
+        content = "null" if purge else stored.report
+        kept = self._db.execute("SELECT signed FROM reports WHERE seq = ?", (stored.seq,))
+        signed = None if purge else kept.fetchone()[0]
         self._db.execute("DELETE FROM reports WHERE seq = ?", (stored.seq,))
         values = (
             stored.sender, stored.message_id, stored.category, stored.jurisdiction,
             stored.ancestry, stored.precedence, stored.tlp, stored.created_at,
             stored.received_at, stored.header, content, state, notice.model_dump_json(),
+            stored.forwarded_by,
         )  # fmt: skip
         cursor = self._db.execute(
-            f"INSERT INTO reports ({_COLUMNS.split(', ', 1)[1]}, stored_at) "  # noqa: S608 - constant
-            f"VALUES ({', '.join('?' * (len(values) + 1))})",
-            (*values, _utc(now)),
+            f"INSERT INTO reports ({_COLUMNS.split(', ', 1)[1]}, stored_at, signed) "  # noqa: S608 - constant
+            f"VALUES ({', '.join('?' * (len(values) + 2))})",
+            (*values, _utc(now), signed),
         )
         assert cursor.lastrowid is not None  # noqa: S101 - an INSERT gives a rowid
         return StoredReport(cursor.lastrowid, *values)

@@ -39,6 +39,7 @@ from broker.federation import Directory
 from consumers import (
     Delivery,
     FeedbackDelivery,
+    ForwardDelivery,
     Inbox,
     InboxDelivery,
     NoticeDelivery,
@@ -289,7 +290,19 @@ class Gateway:
 
     async def _inbox_received(self, delivery: InboxDelivery) -> None:
         if isinstance(delivery, NoticeDelivery):
-            await self._notice_received(delivery)
+            if delivery.notice.action.changes_report:
+                await self._notice_received(delivery)
+            elif self.feedback.add_answer(delivery, self.clock()):
+                log.info(
+                    "gateway.forward_answer", report=str(delivery.notice.report_id),
+                    action=str(delivery.notice.action), to=delivery.notice.forward_to,
+                )  # fmt: skip
+        elif isinstance(delivery, ForwardDelivery):
+            log.info(
+                "gateway.forwarded_in", report=str(delivery.forward.report_id),
+                originator=delivery.forward.originator, by=delivery.forward.sender,
+            )  # fmt: skip
+            await self._receive(delivery.delivery)
         else:
             self._feedback_received(delivery)
 

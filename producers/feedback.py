@@ -22,6 +22,7 @@ to one recipient's current encryption key and written to ``fusionbus.inbox.<reci
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ import structlog
 
 from broker.config import KafkaSettings
 from broker.envelope import Routing, Sealer, seal_feedback, seal_notice
+from broker.envelope.forward import seal_forward
 from broker.errors import AuthorizationError, FusionbusError
 from broker.keys import Identity
 from broker.provisioning.topics import ensure_topics
@@ -37,7 +39,7 @@ from broker.topics import INBOX_RETENTION_MS, inbox_topic
 from broker.transport import kafka_error, map_kafka_errors
 from producers._client import ProducerClient
 from producers.publisher import Published
-from schemas import Feedback, Notice
+from schemas import Feedback, Forward, Notice, Outcome
 from schemas.envelope import RoutingHeader
 
 if TYPE_CHECKING:
@@ -154,6 +156,55 @@ class FeedbackSender(ProducerClient):
             action=str(notice.action), reached=reached, recipients=len(results),
         )  # fmt: skip
         return dict(sorted(results.items()))
+
+    async def forward(
+        self, forward: Forward, original: RoutingHeader, *, note_originator: bool = True
+    ) -> Published:
+        """Seal ``forward`` (of the report whose verified header is ``original``) to its
+        recipient's current key, send it to that agency's inbox, and (unless told not to)
+        tell the originator with ``forwarded`` feedback. Raises at once what no retry fixes:
+        a forward not from this agency, a recipient with no usable key."""
+        producer = self._require_started()
+        if forward.sender != self._identity.agency:
+            raise AuthorizationError(
+                f"forward {forward.message_id} names sender {forward.sender!r}, but this agency "
+                f"is {self._identity.agency!r}"
+            )
+        now = self._clock()
+        record = self._directory.snapshot.records.get(forward.to)
+        key = record.encryption_key_at(now) if record is not None else None
+        if key is None:
+            raise AuthorizationError(
+                f"{forward.to} has no encryption key valid at {now.isoformat()} (revoked, "
+                "ended or not in the directory), so nothing can be forwarded to it"
+            )
+        envelope = seal_forward(self._sealer, forward, original, [key.kid])
+        topic = inbox_topic(forward.to, self._identity.agency)
+        await self._ensure_inbox(topic)
+        with map_kafka_errors("forwarding a report"):
+            pending = await producer.send(
+                topic, value=envelope, key=str(forward.report_id).encode()
+            )
+        try:
+            outcome = await pending
+        except Exception as exc:
+            error: FusionbusError = kafka_error(exc, f"forwarding report {forward.report_id}")
+            raise error from exc
+        log.info(
+            "forward.sent", report=str(forward.report_id), to=forward.to,
+            consent=forward.consent is not None,
+        )  # fmt: skip
+        if note_originator:
+            told = Feedback(
+                message_id=uuid.uuid4(), report_id=forward.report_id,
+                originator=forward.originator, sender=self._identity.agency,
+                created_at=self._clock(), outcome=Outcome.FORWARDED, forward_to=forward.to,
+            )  # fmt: skip
+            await self.send(told, original)
+        return Published(
+            forward.message_id, getattr(outcome, "topic", ""),
+            getattr(outcome, "partition", -1), getattr(outcome, "offset", -1), (key.kid,),
+        )  # fmt: skip
 
     async def _ensure_inbox(self, topic: str) -> None:
         if topic not in self._topics:

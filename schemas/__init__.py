@@ -1,7 +1,7 @@
 """The message contract: pure data models, no I/O, importing nothing else of fusionbus.
 
-Three top-level message types travel on the bus, :class:`Report`, :class:`Feedback` and
-:class:`Notice`, all frozen pydantic models at schema version 1.0::
+Four top-level message types travel on the bus, :class:`Report`, :class:`Feedback`,
+:class:`Notice` and :class:`Forward`, all frozen pydantic models at schema version 1.0::
 
     data = report.model_dump_json()               # bytes on the wire (before sealing)
     report = Report.model_validate_json(data)     # raises pydantic.ValidationError only
@@ -16,6 +16,7 @@ from schemas._base import SCHEMA_VERSION, AgencyId, UtcDatetime
 from schemas.errors import describe_validation_error
 from schemas.examples import example_feedback, example_report
 from schemas.feedback import Feedback
+from schemas.forward import Forward
 from schemas.identifiers import (
     Cnic,
     ContainerNumber,
@@ -94,6 +95,7 @@ __all__ = [
     "Evaluation",
     "Feedback",
     "FlightNumber",
+    "Forward",
     "Handling",
     "HandlingCondition",
     "Imei",

@@ -44,7 +44,7 @@ KID_PATTERN = r"^[A-Za-z0-9_\-:/+]{1,128}$"
 
 PrecedenceCode = Literal["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
 TlpLabel = Literal["TLP:RED", "TLP:AMBER+STRICT", "TLP:AMBER", "TLP:GREEN", "TLP:CLEAR"]
-MessageKind = Literal["report", "feedback", "notice"]
+MessageKind = Literal["report", "feedback", "notice", "forward"]
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -84,7 +84,8 @@ class RoutingHeader(BaseModel):
         default="report",
         description="What the envelope holds: a report (the default, and then not written), "
         "feedback on a report, sealed to its originator alone, or the originator's notice "
-        "(supersede, retract, purge) to one recipient of a report (docs/cycle.md).",
+        "(supersede, retract, purge, consent, decline) to one recipient of a report, or a "
+        "report forwarded by one of its recipients (docs/cycle.md).",
     )
 
     @model_serializer(mode="wrap")

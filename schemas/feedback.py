@@ -57,6 +57,9 @@ class Feedback(ContractModel):
     withdrawn: bool = False
     """This message withdraws ``replaces`` and says nothing new; ``outcome`` repeats the
     withdrawn one's."""
+    forward_to: AgencyId | None = None
+    """The agency a forward is asked for or was made to (``forward_requested`` and
+    ``forwarded`` only, and then required)."""
     notice_id: uuid.UUID | None = None
     """The originator's notice (:class:`schemas.Notice`) this ``applied`` feedback answers
     (``applied`` only, and then required)."""
@@ -84,6 +87,16 @@ class Feedback(ContractModel):
             raise expected(
                 "notice_applied", "expected notice_id with outcome applied, and only with it"
             )
+        if (self.forward_to is not None) != self.outcome.about_forwarding:
+            raise expected(
+                "forward_to", "expected forward_to with outcome forward_requested or forwarded, "
+                "and only with them",
+            )  # fmt: skip
+        if self.forward_to in (self.sender, self.originator):
+            raise expected(
+                "forward_to", "expected forward_to to name a third agency, not the sender or "
+                "the originator",
+            )  # fmt: skip
         if self.replaces in (self.message_id, self.report_id):
             raise expected(
                 "self_reference", "expected replaces to name an earlier feedback message"

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from schemas._base import SCHEMA_VERSION
 from schemas.feedback import Feedback
+from schemas.forward import Forward
 from schemas.notice import Notice
 from schemas.report import Report
 
@@ -28,6 +29,7 @@ _MESSAGES: dict[str, type[BaseModel]] = {
     "report.schema.json": Report,
     "feedback.schema.json": Feedback,
     "notice.schema.json": Notice,
+    "forward.schema.json": Forward,
 }
 
 

@@ -1,4 +1,5 @@
-"""Notice: the originator tells one recipient of its report to supersede, retract or purge it.
+"""Notice: the originator tells one recipient of its report to supersede, retract or purge
+it, or answers its request to forward it (consent, decline).
 
 Only the originator of a report may send a notice about it; it is sealed to one recipient
 and travels on that recipient's inbox topic from the originator
@@ -38,6 +39,9 @@ class Notice(ContractModel):
     whose report is shown nowhere)."""
     superseded_by: uuid.UUID | None = None
     """The report that replaces this one (``supersede`` only, and then required)."""
+    forward_to: AgencyId | None = None
+    """The agency the recipient may (``consent``) or may not (``decline``) forward the
+    report to (those two only, and then required)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -49,6 +53,14 @@ class Notice(ContractModel):
             raise expected(
                 "superseded_by", "expected superseded_by with action supersede, and only with it"
             )
+        answers = self.action in (NoticeAction.CONSENT, NoticeAction.DECLINE)
+        if (self.forward_to is not None) != answers:
+            raise expected(
+                "forward_to", "expected forward_to with action consent or decline, and only "
+                "with them",
+            )  # fmt: skip
+        if self.forward_to == self.sender:
+            raise expected("forward_to", "expected forward_to to name another agency")
         if self.superseded_by == self.report_id:
             raise expected(
                 "self_reference", "expected superseded_by to name another report than report_id"

@@ -122,14 +122,25 @@ class Outcome(StrEnum):
     APPLIED = "applied"
     """The recipient applied the originator's notice (retraction, purge, supersession) to its
     copies; ``notice_id`` names the notice."""
+    FORWARD_REQUESTED = "forward_requested"
+    """The recipient asks the originator's consent to forward it to ``forward_to``."""
+    FORWARDED = "forwarded"
+    """The recipient forwarded it to ``forward_to`` (the originator is told of every
+    forward)."""
 
     @property
     def is_result(self) -> bool:
         """Whether this is what came of the report (seizure ... other), rather than a stage
         of handling it (received, acknowledged, actioned, applied)."""
         return self not in (
-            Outcome.RECEIVED, Outcome.ACKNOWLEDGED, Outcome.ACTIONED, Outcome.APPLIED
+            Outcome.RECEIVED, Outcome.ACKNOWLEDGED, Outcome.ACTIONED, Outcome.APPLIED,
+            Outcome.FORWARD_REQUESTED, Outcome.FORWARDED,
         )  # fmt: skip
+
+    @property
+    def about_forwarding(self) -> bool:
+        """Whether it asks for or tells of a forward (and then names ``forward_to``)."""
+        return self in (Outcome.FORWARD_REQUESTED, Outcome.FORWARDED)
 
 
 class NoticeAction(StrEnum):
@@ -142,12 +153,22 @@ class NoticeAction(StrEnum):
     """It is withdrawn: still listed, marked retracted, with the reason."""
     PURGE = "purge"
     """It must not be kept: delete every local copy and never display it again."""
+    CONSENT = "consent"
+    """The originator consents to the recipient forwarding it to ``forward_to``."""
+    DECLINE = "decline"
+    """The originator declines the recipient's request to forward it to ``forward_to``."""
+
+    @property
+    def changes_report(self) -> bool:
+        """Whether it changes the recipient's copies (supersede, retract, purge) rather than
+        answering a request to forward (consent, decline)."""
+        return self in (NoticeAction.SUPERSEDE, NoticeAction.RETRACT, NoticeAction.PURGE)
 
     @property
     def rank(self) -> int:
         """Which of two notices on one report is in force: the higher rank (a purge is
-        final; a retraction outranks a supersession)."""
-        return {"supersede": 1, "retract": 2, "purge": 3}[self.value]
+        final; a retraction outranks a supersession; consent and decline change nothing)."""
+        return {"supersede": 1, "retract": 2, "purge": 3}.get(self.value, 0)
 
 
 CATEGORY_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"

@@ -24,6 +24,7 @@ from broker.envelope.open import (
     VerifiedMessage,
     open_envelope,
     verify_envelope,
+    verify_signed,
 )
 from broker.envelope.replay import MemoryReplayGuard, ReplayGuard
 from broker.envelope.report import ReportLike, header_for, open_report, seal_report
@@ -56,4 +57,5 @@ __all__ = [
     "seal_notice",
     "seal_report",
     "verify_envelope",
+    "verify_signed",
 ]

@@ -102,4 +102,6 @@ def open_feedback(opener: Opener, data: bytes, now: datetime) -> VerifiedMessage
     ``kind = "feedback"`` and agree with the message (``header_mismatch``)."""
     message = opener.open(data, now)
     feedback = check_feedback(message)
-    return VerifiedMessage(message.header, message.payload, feedback, message.sender_key)
+    return VerifiedMessage(
+        message.header, message.payload, feedback, message.sender_key, message.signed
+    )

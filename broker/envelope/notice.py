@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from broker.envelope._wire import Limits
 from broker.envelope.feedback import FEEDBACK_TTL, check_feedback
+from broker.envelope.forward import OpenedForward, check_forward
 from broker.envelope.open import Opener, VerifiedMessage
 from broker.envelope.report import refuse_unsendable
 from broker.envelope.seal import Sealer
@@ -116,25 +117,35 @@ def open_notice(opener: Opener, data: bytes, now: datetime) -> VerifiedMessage[N
     """Open ``data`` as a notice (``kind = "notice"``, agreeing with its header)."""
     message = opener.open(data, now)
     notice = check_notice(message)
-    return VerifiedMessage(message.header, message.payload, notice, message.sender_key)
+    return VerifiedMessage(
+        message.header, message.payload, notice, message.sender_key, message.signed
+    )
 
 
 def open_inbox_message(
     opener: Opener, data: bytes, now: datetime
-) -> VerifiedMessage[Feedback] | VerifiedMessage[Notice]:
-    """Open what an inbox topic carries: feedback or a notice, by the signed header's
-    ``kind``; anything else is ``header_mismatch``."""
+) -> VerifiedMessage[Feedback] | VerifiedMessage[Notice] | VerifiedMessage[OpenedForward]:
+    """Open what an inbox topic carries: feedback, a notice or a forward, by the signed
+    header's ``kind``; anything else is ``header_mismatch``."""
     message = opener.open(data, now)
     kind = message.header.kind
+    if kind == "forward":
+        opened = check_forward(message, opener.directory, now, limits=opener.limits)
+        return VerifiedMessage(
+            message.header, message.payload, opened, message.sender_key, message.signed
+        )
     if kind == "feedback":
         return VerifiedMessage(
-            message.header, message.payload, check_feedback(message), message.sender_key
-        )
+            message.header, message.payload, check_feedback(message), message.sender_key,
+            message.signed,
+        )  # fmt: skip
     if kind == "notice":
         return VerifiedMessage(
-            message.header, message.payload, check_notice(message), message.sender_key
-        )
+            message.header, message.payload, check_notice(message), message.sender_key,
+            message.signed,
+        )  # fmt: skip
     raise VerificationError(
         Reason.HEADER_MISMATCH,
-        f"an inbox carries feedback and notices; this envelope's signed header says {kind!r}",
+        f"an inbox carries feedback, notices and forwards; this envelope's signed header says "
+        f"{kind!r}",
     )

@@ -42,6 +42,7 @@ from broker.envelope._wire import (
     outer_digest_input,
     parse_envelope,
     recipients_tail,
+    routing_header,
     same_json,
 )
 from broker.envelope.replay import ReplayGuard
@@ -67,6 +68,10 @@ class VerifiedMessage(Generic[T]):
     payload: bytes
     content: T
     sender_key: SigningKeyRecord
+    signed: bytes = b""
+    """The sender's inner JWS (compact, ASCII): the header and payload it signed. It proves
+    to anyone holding the directory what the sender said (:func:`verify_signed`), and opens
+    nothing else: no key travels with it."""
 
 
 def _b64(text: str | bytes, what: str) -> bytes:
@@ -179,6 +184,15 @@ class Opener:
         self._cache: OrderedDict[_CacheKey, ContentKey] = OrderedDict()
         self._cache_size = cache_size
 
+    @property
+    def directory(self) -> Directory:
+        """The directory the opener checks senders' keys against."""
+        return self._directory
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
     @overload
     def open(self, data: bytes, now: datetime) -> VerifiedMessage[bytes]: ...
     @overload
@@ -215,7 +229,7 @@ class Opener:
             content = parse(payload)
         except (ValidationError, SchemaValidationError, ValueError, TypeError) as exc:
             raise VerificationError(Reason.INVALID_REPORT, str(exc)) from exc
-        return VerifiedMessage(header, payload, content, record)
+        return VerifiedMessage(header, payload, content, record, jws)
 
     def _my_entry(self, parsed: ParsedEnvelope) -> RecipientEntry:
         keys = self._identity.decryption_keys
@@ -267,6 +281,32 @@ class Opener:
                 "the clear routing header differs from the copy the sender signed",
             )
         return _b64(body, "payload")
+
+
+def verify_signed(
+    signed: bytes, directory: Directory, now: datetime, *, limits: Limits = DEFAULT_LIMITS
+) -> VerifiedMessage[bytes]:
+    """Check a sender's inner JWS on its own (what :attr:`VerifiedMessage.signed` holds, as
+    a forward carries it): its routing header in the one accepted spelling, its signer's key
+    in the directory and valid when it was made, the Ed25519 signature. Raises only
+    :class:`VerificationError`; the envelope's expiry is the caller's to judge."""
+    if len(signed) > limits.max_envelope_bytes:
+        raise VerificationError(
+            Reason.OVERSIZED, f"signed content is {len(signed)} bytes; at most "
+            f"{limits.max_envelope_bytes}",
+        )  # fmt: skip
+    try:
+        protected, body, signature = split_compact(signed)
+    except ValueError as exc:
+        raise VerificationError(Reason.MALFORMED, f"signed content: {exc}") from exc
+    raw = decode_header(protected.decode("latin-1"), limits, f"{INNER_TYP} header")
+    header = routing_header(raw.get(HEADER_MEMBER), "signed content")
+    _jws_header(protected.decode("latin-1"), header.sender_kid, INNER_TYP, limits)
+    record = _sender(header, directory, now)
+    if not record.key.verify(_b64(signature, "signature"), signing_input(protected, body)):
+        raise VerificationError(Reason.BAD_SIGNATURE, "the signed content does not verify")
+    payload = _b64(body, "payload")
+    return VerifiedMessage(header, payload, payload, record, signed)
 
 
 @overload

@@ -25,6 +25,7 @@ from fusionbus.cli._console import print_error
 from fusionbus.cli.demo import down, up
 from fusionbus.cli.federation import agency_app, federation_app
 from fusionbus.cli.feedback import receipt, status
+from fusionbus.cli.forward import consent, forward
 from fusionbus.cli.gateway import gateway_app
 from fusionbus.cli.kafka import kafka_app
 from fusionbus.cli.notices import retract, supersede
@@ -113,6 +114,8 @@ app.command()(status)
 app.command()(receipt)
 app.command()(retract)
 app.command()(supersede)
+app.command()(forward)
+app.command()(consent)
 
 
 @app.callback()

@@ -273,14 +273,22 @@ async def _find(
     use: AgencyDirectory, settings: KafkaSettings, message_id: uuid.UUID, since: datetime | None
 ) -> RoutingHeader:
     """The verified header of report ``message_id`` among what the agency may read."""
+    return (await find_delivery(use, settings, message_id, since)).header
+
+
+async def find_delivery(
+    use: AgencyDirectory, settings: KafkaSettings, message_id: uuid.UUID, since: datetime | None
+) -> Delivery:
+    """Report ``message_id``, verified, among what the agency may read (its grants' topics
+    from the beginning, or from ``since``)."""
     grants = use.record.grants
     if not grants:
         raise ConfigError(f"{use.record.id} has no grants, so it received no report to answer")
-    found: list[RoutingHeader] = []
+    found: list[Delivery] = []
 
     async def keep(delivery: Delivery) -> None:
         if delivery.header.message_id == message_id:
-            found.append(delivery.header)
+            found.append(delivery)
 
     subscriber = Subscriber(
         use.identity(), use.directory, settings,
@@ -294,9 +302,9 @@ async def _find(
             f"{use.record.id} received no report {message_id} (looked through its grants' "
             "topics; an expired report is no longer there): check the id, or pass --since"
         )
-    header = found[-1]
+    header = found[-1].header
     if header.sender == use.record.id:
         raise ConfigError(
             f"report {message_id} is {use.record.id}'s own: receipts go to its originator"
         )
-    return header
+    return found[-1]

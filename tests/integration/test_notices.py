@@ -255,3 +255,57 @@ async def test_the_documented_notice_commands_run_as_written(site: Site) -> None
         assert result.returncode == 0, f"{words}\n{failed(result)}"
         if args[0] in {"retract", "supersede"}:
             assert f"notice on {ids['MESSAGE_ID']} sent to {site.r1}." in result.stderr
+
+
+async def test_a_forward_the_handling_limits_needs_the_originators_consent(site: Site) -> None:
+    document = report(title="onward only with consent")
+    document["handling"]["conditions"] = ["no_onward_dissemination"]
+    published = site.cli(
+        "publish", "--agency", site.out, "-", stdin=orjson.dumps(document).decode()
+    )
+    assert published.returncode == 0, failed(published)
+    message_id = published.stdout.split()[-1]
+    by = site.gateway(site.bystander)  # not entitled to the report: it gets it only forwarded
+    try:
+        forward = ["forward", message_id, "--agency", site.r1, "--to", site.bystander]
+        refused = site.cli(*forward)
+        assert refused.returncode == 1, failed(refused)
+        assert "consent" in refused.stderr
+        assert "--ask" in refused.stderr
+        asked = site.cli(*forward, "--ask", "--note", "the boat docks in Karachi")
+        assert asked.returncode == 0, failed(asked)
+        await until(
+            "the request", functools.partial(_forwards, site, message_id, "forward_requested")
+        )
+        granted = site.cli(
+            "consent", message_id, "--agency", site.out, "--forwarder", site.r1,
+            "--to", site.bystander, "--reason", "for the Karachi operation",
+        )  # fmt: skip
+        assert granted.returncode == 0, failed(granted)
+        sent = site.cli(*forward)
+        assert sent.returncode == 0, failed(sent)
+        await until("the forward told", functools.partial(_forwards, site, message_id, "forwarded"))
+        token = site.token(site.bystander, "operator")
+        async with httpx.AsyncClient(timeout=60) as client:
+            await ready(client, by.url)
+            body = await until(
+                "the forward at the bystander",
+                functools.partial(_in_state, client, by, token, message_id, "current"),
+            )
+        assert body["forwarded_by"] == site.r1
+        assert body["header"]["sender"] == site.out  # the originator's own signed header
+        assert body["report"]["title"] == "onward only with consent"
+    finally:
+        stop(by)
+
+
+async def _forwards(site: Site, message_id: str, kind: str) -> bool:
+    result = site.cli("status", message_id, "--agency", site.out, "--json")
+    assert result.returncode == 0, failed(result)
+    rows = [orjson.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return any(
+        f["kind"] == kind and f["forward_to"] == site.bystander
+        for row in rows
+        if row["agency"] == site.r1
+        for f in row["forwards"]
+    )

@@ -140,6 +140,8 @@ KINDS: dict[str, Kind] = {
     "quantity": QUANTITY,
     "unit": TEXT,
     "note": TEXT,
+    "forwarder": AGENCY,
+    "to": AGENCY,
 }
 """Each parameter's kind, by its Python name; flags are recognised as flags."""
 
@@ -201,6 +203,8 @@ class Walk:
             "token_id": "0123456789ab",
             "message_id": "6f1c1f52-1f6a-4c1e-9d2b-3f4e5a6b7c8d",
             "kind": "acknowledged",
+            "forwarder": "fia",
+            "to": "fia",
         }
         if param.name not in valid or not (param.required or param.name in {"bootstrap", "source"}):
             return []

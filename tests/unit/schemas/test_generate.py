@@ -18,7 +18,12 @@ def test_committed_json_schemas_match_the_models() -> None:
 def test_the_schemas_are_deterministic_and_describe_the_messages() -> None:
     first, second = generate.json_schemas(), generate.json_schemas()
     assert first == second
-    assert set(first) == {"report.schema.json", "feedback.schema.json", "notice.schema.json"}
+    assert set(first) == {
+        "report.schema.json",
+        "feedback.schema.json",
+        "notice.schema.json",
+        "forward.schema.json",
+    }
     notice = json.loads(first["notice.schema.json"])
     assert {"report_id", "sender", "action", "reason"} <= set(notice["required"])
     report = json.loads(first["report.schema.json"])
@@ -39,6 +44,7 @@ def test_check_mode_reports_stale_files(
     assert generate.main([]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "feedback.schema.json",
+        "forward.schema.json",
         "notice.schema.json",
         "report.schema.json",
     ]
