@@ -28,6 +28,7 @@ from broker.topics import (
 from schemas._base import AGENCY_ID_PATTERN, SCHEMA_VERSION
 from schemas.envelope import ENVELOPE_VERSION, RoutingHeader
 from schemas.feedback import Feedback
+from schemas.forward import Forward
 from schemas.notice import Notice
 from schemas.report import Report
 from schemas.vocab import registered_categories
@@ -91,7 +92,7 @@ def _headers(names: tuple[str, ...], required: tuple[str, ...]) -> dict[str, Any
 def document() -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document, as a JSON-ready dict."""
     components: dict[str, Any] = {}
-    _schemas(components, Report, Feedback, Notice, RoutingHeader)
+    _schemas(components, Report, Feedback, Notice, Forward, RoutingHeader)
     agency = {"description": "an agency id", "examples": ["customs", "anf", "fia"]}
     categories = sorted(registered_categories())
     jwe = {
@@ -160,12 +161,13 @@ def document() -> dict[str, Any]:
             },
             "inbox": {
                 "address": INBOX_PREFIX + "{recipient}.{sender}",
-                "title": "Sealed feedback and notices from one agency to another alone",
+                "title": "Sealed feedback, notices and forwards from one agency to another alone",
                 "description": (
-                    "Receipts and outcomes a recipient sends the originator of a report, and "
-                    "the originator's notices (supersede, retract, purge) to each recipient "
-                    "(docs/cycle.md): only the sender's certificate may write the topic, only "
-                    "the recipient's read it, whatever either is granted. The record key is "
+                    "Receipts and outcomes a recipient sends the originator of a report, the "
+                    "originator's notices (supersede, retract, purge; consent, decline) to each "
+                    "recipient, and reports a recipient forwards (docs/cycle.md): only the "
+                    "sender's certificate may write the topic, only the recipient's read it, "
+                    "whatever either is granted. The record key is "
                     "the report's message id; records are kept 32 days."
                 ),
                 "parameters": {
@@ -175,6 +177,7 @@ def document() -> dict[str, Any]:
                 "messages": {
                     "sealedFeedback": {"$ref": "#/components/messages/sealedFeedback"},
                     "sealedNotice": {"$ref": "#/components/messages/sealedNotice"},
+                    "sealedForward": {"$ref": "#/components/messages/sealedForward"},
                 },
             },
             "quarantine": {
@@ -218,6 +221,12 @@ def document() -> dict[str, Any]:
                 "channel": {"$ref": "#/channels/inbox"},
                 "summary": "The originator tells each recipient of a report to supersede, "
                 "retract or purge it (producers.FeedbackSender.notify).",
+            },
+            "forwardReport": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/inbox"},
+                "summary": "A recipient forwards a report, with the originator's own signed "
+                "content and consent (producers.FeedbackSender.forward).",
             },
             "quarantineRecord": {
                 "action": "send",
@@ -280,6 +289,26 @@ def document() -> dict[str, Any]:
                             "report's category, jurisdiction, precedence and TLP."
                         ),
                         "x-fusionbus-plaintext": {"$ref": _REF.format(model="Notice")},
+                    },
+                    "bindings": {
+                        "kafka": {
+                            "key": {"type": "string", "format": "uuid"},
+                            "bindingVersion": "0.5.0",
+                        }
+                    },
+                },
+                "sealedForward": {
+                    "name": "sealedForward",
+                    "contentType": "application/jose+json",
+                    "payload": {
+                        **jwe,
+                        "description": (
+                            "The same envelope as a report's, sealed by the forwarder to the "
+                            "agency it forwards to, its routing header saying kind 'forward' "
+                            "and repeating the original's routing and expiry; the payload "
+                            "carries the originator's inner JWS of the report."
+                        ),
+                        "x-fusionbus-plaintext": {"$ref": _REF.format(model="Forward")},
                     },
                     "bindings": {
                         "kafka": {

@@ -272,6 +272,11 @@ def _printer(as_json: bool) -> Any:
                 f" {header.created_at:%Y-%m-%d %H:%M}Z ",
                 (header.sender, "bold"),
                 f" {header.category} {header.jurisdiction} {header.tlp}  {report.title}",
+                *(
+                    [(f"  [{', '.join(report.handling.conditions)}]", "yellow")]
+                    if report.handling.conditions
+                    else []
+                ),
             )
         )
 

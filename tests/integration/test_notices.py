@@ -267,23 +267,27 @@ async def test_a_forward_the_handling_limits_needs_the_originators_consent(site:
     message_id = published.stdout.split()[-1]
     by = site.gateway(site.bystander)  # not entitled to the report: it gets it only forwarded
     try:
-        forward = ["forward", message_id, "--agency", site.r1, "--to", site.bystander]
-        refused = site.cli(*forward)
+        doc = (Path(__file__).parents[2] / "docs" / "cycle.md").read_text(encoding="utf-8")
+        block = re.findall(r"```sh\n(.*?)```", doc, re.DOTALL)[2]  # docs/cycle.md, as written
+        lines = [line for line in block.splitlines() if line.strip()]
+        names = {"anf": site.r1, "fia": site.bystander, "customs": site.out}
+        names["MESSAGE_ID"] = message_id
+        results = []
+        for number, line in enumerate(lines):
+            words = shlex.split(line.split("#")[0])
+            assert words[0] == "fusionbus"
+            results.append(site.cli(*[names.get(w, w) for w in words[1:]]))
+            if number == 1:  # the request reaches the originator before it answers
+                await until(
+                    "the request",
+                    functools.partial(_forwards, site, message_id, "forward_requested"),
+                )
+        refused, asked, granted, sent = results
         assert refused.returncode == 1, failed(refused)
         assert "consent" in refused.stderr
         assert "--ask" in refused.stderr
-        asked = site.cli(*forward, "--ask", "--note", "the boat docks in Karachi")
-        assert asked.returncode == 0, failed(asked)
-        await until(
-            "the request", functools.partial(_forwards, site, message_id, "forward_requested")
-        )
-        granted = site.cli(
-            "consent", message_id, "--agency", site.out, "--forwarder", site.r1,
-            "--to", site.bystander, "--reason", "for the Karachi operation",
-        )  # fmt: skip
-        assert granted.returncode == 0, failed(granted)
-        sent = site.cli(*forward)
-        assert sent.returncode == 0, failed(sent)
+        for result in (asked, granted, sent):
+            assert result.returncode == 0, failed(result)
         await until("the forward told", functools.partial(_forwards, site, message_id, "forwarded"))
         token = site.token(site.bystander, "operator")
         async with httpx.AsyncClient(timeout=60) as client:
