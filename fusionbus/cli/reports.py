@@ -21,6 +21,9 @@ from broker.federation.source import HomeDirectory
 from broker.home import kafka_settings, resolve_home
 from consumers import (
     Delivery,
+    Inbox,
+    InboxDelivery,
+    NoticeDelivery,
     Rejected,
     Source,
     SqliteDelivered,
@@ -35,7 +38,7 @@ from fusionbus.cli._common import BootstrapOpt, HomeOpt
 from fusionbus.cli._console import err_console, json_line, line, out_console, say
 from producers import Publisher
 from producers.ledger import SentLedger
-from schemas import Report, describe_validation_error, example_report
+from schemas import Notice, NoticeAction, Report, describe_validation_error, example_report
 
 __all__ = ["publish", "report_app", "tail"]
 
@@ -221,8 +224,18 @@ def tail(  # noqa: PLR0917 - typer maps each parameter to an option
                 delivered=delivered,
                 group_id=None if group is None else new_group_id(agency, group),
             )  # fmt: skip
+            notices = Notices(as_json, history=from_beginning or since is not None)
+            inbox = Inbox(use.identity(), use.directory, settings)
+            await inbox.run(notices.read, exit_at_end=True)  # what was said before
+            notices.live = True
             await _until_signalled(
-                subscriber.run(_printer(as_json), limit=count, exit_at_end=exit_at_end)
+                _with_notices(
+                    subscriber.run(
+                        _printer(as_json, notices), limit=count, exit_at_end=exit_at_end
+                    ),
+                    inbox.run(notices.read, exit_at_end=exit_at_end),
+                    exit_at_end=exit_at_end,
+                )
             )
 
     try:
@@ -251,9 +264,73 @@ _PRECEDENCE_STYLE = {
 }
 
 
-def _printer(as_json: bool) -> Any:
+async def _with_notices(
+    reports: Coroutine[Any, Any, None], inbox: Coroutine[Any, Any, None], *, exit_at_end: bool
+) -> None:
+    """Follow the reports and the inbox together; done when the reports are (and, with
+    ``exit_at_end``, the inbox caught up too)."""
+    notices = asyncio.ensure_future(inbox)
+    try:
+        await reports
+        if exit_at_end:
+            await notices
+    finally:
+        notices.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await notices
+
+
+_MARK = {"supersede": "SUPERSEDED", "retract": "RETRACTED", "purge": "PURGED"}
+
+
+class Notices:
+    """The originators' notices from the agency's inbox: printed as they come (and, with
+    ``history``, those sent before), and the one in force on each report, which the report
+    printer marks (a purged report is not printed at all)."""
+
+    def __init__(self, as_json: bool, *, history: bool) -> None:
+        self.as_json = as_json
+        self.history = history
+        self.live = False
+        self.in_force: dict[tuple[str, uuid.UUID], Notice] = {}
+
+    async def read(self, delivery: InboxDelivery) -> None:
+        if not isinstance(delivery, NoticeDelivery) or not delivery.notice.action.changes_report:
+            return
+        notice = delivery.notice
+        key = (notice.sender, notice.report_id)
+        held = self.in_force.get(key)
+        if held is None or notice.action.rank >= held.action.rank:
+            self.in_force[key] = notice
+        if self.live or self.history:
+            self.show(notice)
+
+    def show(self, notice: Notice) -> None:
+        if self.as_json:
+            sys.stdout.write(json_line({"notice": notice.model_dump(mode="json")}) + "\n")
+            sys.stdout.flush()
+            return
+        parts: list[str | tuple[str, str]] = [
+            (f"{_MARK[notice.action]:<9}", "bold magenta"),
+            f" {notice.created_at:%Y-%m-%d %H:%M}Z ",
+            (notice.sender, "bold"),
+            f" {notice.report_id}",
+        ]
+        if notice.superseded_by is not None:
+            parts.append(f" by {notice.superseded_by}")
+        if notice.action is not NoticeAction.PURGE:
+            parts.append(f": {notice.reason}")
+        out_console.print(line(*parts))
+
+
+def _printer(as_json: bool, notices: Notices | None = None) -> Any:
     async def show(delivery: Delivery) -> None:
         report, header = delivery.report, delivery.header
+        notice = (
+            None if notices is None else notices.in_force.get((header.sender, header.message_id))
+        )
+        if notice is not None and notice.action is NoticeAction.PURGE:
+            return  # purged by its originator: never shown
         if as_json:
             record = {
                 "topic": delivery.topic,
@@ -262,12 +339,18 @@ def _printer(as_json: bool) -> Any:
                 "header": header.model_dump(mode="json"),
                 "report": report.model_dump(mode="json"),
             }
+            if notice is not None:
+                record["notice"] = notice.model_dump(mode="json")
             sys.stdout.write(json_line(record) + "\n")
             sys.stdout.flush()
             return
         style = _PRECEDENCE_STYLE.get(header.precedence, "")
+        marked: list[str | tuple[str, str]] = []
+        if notice is not None:
+            marked = [(f"[{_MARK[notice.action]}: {notice.reason}] ", "bold magenta")]
         out_console.print(
             line(
+                *marked,
                 (f"{header.precedence:<9}", style),
                 f" {header.created_at:%Y-%m-%d %H:%M}Z ",
                 (header.sender, "bold"),

@@ -191,6 +191,19 @@ async def test_a_reports_life_after_publication(site: Site) -> None:  # noqa: PL
                 assert items[b]["purged"] is True
                 assert "report" not in items[b]
                 assert marker not in page.text
+        # tail shows the originals marked, prints the notices, and never the purged one
+        tailed = site.cli(
+            "tail", "--agency", site.r1, "--from-beginning", "--exit-at-end", "--json"
+        )
+        assert tailed.returncode == 0, failed(tailed)
+        lines = [orjson.loads(x) for x in tailed.stdout.splitlines() if x.startswith("{")]
+        shown = {x["header"]["message_id"]: x for x in lines if "header" in x}
+        assert shown[a]["notice"]["action"] == "retract"
+        assert shown[c]["notice"]["action"] == "supersede"
+        assert b not in shown
+        assert marker not in tailed.stdout
+        told = {(x["notice"]["report_id"], x["notice"]["action"]) for x in lines if "notice" in x}
+        assert {(a, "retract"), (b, "purge"), (c, "supersede")} <= told
         for agency in (site.r1, site.r2):
             folder = site.home / "gateway" / agency
             for path in folder.glob("received.sqlite*"):
