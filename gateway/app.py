@@ -65,7 +65,7 @@ from gateway.idempotency import (
     fingerprint,
     parse_key,
 )
-from gateway.ingest import parse_batch, parse_report
+from gateway.ingest import ReportStatus, parse_batch, parse_report
 from gateway.openapi import document as openapi_document
 from gateway.problems import PROBLEM_JSON, FieldError, Problem
 from gateway.received import Filters, StoredReport
@@ -206,13 +206,17 @@ def _ingest_routes(app: FastAPI) -> None:
                 "No report with this id was posted here",
                 detail=f"this gateway accepted no report {message_id}",
             )
-        feedback = gateway.feedback.for_report(str(message_id))
-        body = found.document()
-        states = recipient_states(feedback, sealed_to=found.agencies)
-        body["feedback"] = [state.document() for state in states.values()]
-        if strangers := outsiders(feedback, found.agencies):
-            body["ignored_feedback_from"] = strangers
-        return json_response(body)
+        return json_response(_status_document(gateway, found))
+
+    @app.get("/v1/sent")
+    async def sent(
+        request: Request,
+        _: Reader,
+        limit: Annotated[int, Query(ge=1, le=200, description="How many, newest first.")] = 50,
+    ) -> Response:
+        gateway = gateway_of(request)
+        items = [_status_document(gateway, found) for found in gateway.statuses.recent(limit)]
+        return json_response({"items": items})
 
     @app.post("/v1/reports/{message_id}/retract", status_code=202)
     async def retract(request: Request, message_id: uuid.UUID, _: Ingester) -> Response:
@@ -266,6 +270,17 @@ def _ingest_routes(app: FastAPI) -> None:
             },
             202,
         )
+
+
+def _status_document(gateway: Gateway, found: ReportStatus) -> dict[str, Any]:
+    """A posted report's status and each recipient's feedback on it."""
+    feedback = gateway.feedback.for_report(found.message_id)
+    body = found.document()
+    states = recipient_states(feedback, sealed_to=found.agencies)
+    body["feedback"] = [state.document() for state in states.values()]
+    if strangers := outsiders(feedback, found.agencies):
+        body["ignored_feedback_from"] = strangers
+    return body
 
 
 async def _retract(gateway: Gateway, message_id: uuid.UUID, body: bytes) -> Response:

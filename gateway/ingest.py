@@ -187,6 +187,15 @@ class StatusStore:
             (state, now.isoformat(), recipients, detail, ",".join(sealed_to), message_id),
         )
 
+    def recent(self, limit: int) -> list[ReportStatus]:
+        """The ``limit`` reports posted last, newest first."""
+        rows = self._db.execute(
+            "SELECT message_id, state, accepted_at, updated_at, recipients, detail, sealed_to "
+            "FROM status ORDER BY accepted_at DESC, rowid DESC LIMIT ?",
+            (limit,),
+        )
+        return [ReportStatus(*row) for row in rows]
+
     def get(self, message_id: str) -> ReportStatus | None:
         row = self._db.execute(
             "SELECT message_id, state, accepted_at, updated_at, recipients, detail, sealed_to "

@@ -409,6 +409,55 @@
     }
   }
 
+  // -- what this agency sent, and what each recipient said -------------------------------
+
+  const STAGES = ["received", "acknowledged", "actioned", "outcome"];
+
+  function said(state) {
+    // one recipient's line: each stage it reached, the outcome, applied notices, forwards
+    const parts = [];
+    for (const name of STAGES) {
+      const stage = state[name];
+      if (!stage) continue;
+      if (name === "outcome") {
+        const amount = stage.quantity ? " " + stage.quantity + " " + stage.unit : "";
+        parts.push(stage.outcome + amount + (stage.note ? " (" + stage.note + ")" : ""));
+      } else {
+        parts.push(name);
+      }
+    }
+    if ((state.applied || []).length) parts.push("applied");
+    for (const forward of state.forwards || []) {
+      parts.push(forward.kind.replace("_", " ") + " " + forward.forward_to);
+    }
+    return parts.length ? parts.join(" · ") : "nothing yet";
+  }
+
+  async function showSent() {
+    const answer = await fetch("/v1/sent?limit=20", { credentials: "same-origin" }).catch(
+      () => null,
+    );
+    if (!answer || !answer.ok) return;
+    const body = byId("sent-rows");
+    body.replaceChildren();
+    const { items } = await answer.json();
+    for (const item of items) {
+      const tr = document.createElement("tr");
+      tr.dataset.messageId = item.message_id;
+      const recipients = document.createElement("td");
+      recipients.className = "recipients";
+      for (const state of item.feedback || []) {
+        const entry = text("div", "", "recipient");
+        entry.dataset.agency = state.agency;
+        entry.append(text("strong", state.agency + ": "), text("span", said(state), "said"));
+        recipients.append(entry);
+      }
+      tr.append(text("td", item.message_id, "id"), text("td", item.status), recipients);
+      body.append(tr);
+    }
+    byId("sent-empty").hidden = items.length > 0;
+  }
+
   // -- start ------------------------------------------------------------------------------
 
   async function whoAmI() {
@@ -445,7 +494,9 @@
     window.addEventListener("popstate", restart);
     window.setInterval(refreshAges, 5000);
     window.setInterval(showStats, STATS_MS);
+    window.setInterval(showSent, STATS_MS);
     showStats();
+    showSent();
     meKnown = whoAmI();
     restart();
   });

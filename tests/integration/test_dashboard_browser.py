@@ -380,6 +380,17 @@ async def test_an_operator_sends_feedback_from_the_detail_view(
         assert acked["message_id"] == sent
         await context.close()
 
+        # ... and so does the originator's dashboard, among what it sent.
+        context = await browser.new_context()
+        origin = await context.new_page()
+        await log_in(origin, gateways.out.url, gateways.token(gateways.sender, "viewer"))
+        line = origin.locator(
+            f'#sent-rows tr[data-message-id="{message_id}"] '
+            f'.recipient[data-agency="{gateways.receiver}"] .said'
+        )
+        await expect(line).to_contain_text("received · acknowledged", timeout=20_000)
+        await context.close()
+
         # A viewer reads the same report without being offered the form.
         context = await browser.new_context()
         other = await context.new_page()
