@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -35,6 +35,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from broker.envelope import Routing
+from broker.envelope.forward import needs_consent
 from broker.errors import (
     AuthorizationError,
     ConfigError,
@@ -55,7 +56,7 @@ from gateway._http import (
 from gateway.cursor import CursorError
 from gateway.dashboard import dashboard_routes
 from gateway.feed import Start, feed_events
-from gateway.feedback import parse_feedback, parse_retraction
+from gateway.feedback import parse_act, parse_feedback, parse_retraction
 from gateway.idempotency import (
     Answer,
     Begin,
@@ -71,8 +72,17 @@ from gateway.problems import PROBLEM_JSON, FieldError, Problem
 from gateway.received import Filters, StoredReport
 from gateway.service import Gateway
 from gateway.tokens import Permission, Principal
-from producers import Published
-from schemas import Notice, NoticeAction, Precedence, Report, is_registered_category
+from producers import FeedbackSender, Published
+from schemas import (
+    Feedback,
+    Forward,
+    Notice,
+    NoticeAction,
+    Outcome,
+    Precedence,
+    Report,
+    is_registered_category,
+)
 from schemas.envelope import RoutingHeader
 
 __all__ = ["api_routes", "create_app", "serve"]
@@ -224,6 +234,18 @@ def _ingest_routes(app: FastAPI) -> None:
         body = await read_body(request, gateway.settings.max_body_bytes)
         return await _retract(gateway, message_id, body)
 
+    @app.post("/v1/reports/{message_id}/forward", status_code=202)
+    async def forward(request: Request, message_id: uuid.UUID, _: Ingester) -> Response:
+        gateway = gateway_of(request)
+        body = await read_body(request, gateway.settings.max_body_bytes)
+        return await _forward(gateway, message_id, body)
+
+    @app.post("/v1/reports/{message_id}/consent", status_code=202)
+    async def consent(request: Request, message_id: uuid.UUID, _: Ingester) -> Response:
+        gateway = gateway_of(request)
+        body = await read_body(request, gateway.settings.max_body_bytes)
+        return await _consent(gateway, message_id, body)
+
     @app.post("/v1/reports/{message_id}/feedback", status_code=202)
     async def give_feedback(request: Request, message_id: uuid.UUID, _: Ingester) -> Response:
         gateway = gateway_of(request)
@@ -322,6 +344,118 @@ async def _retract(gateway: Gateway, message_id: uuid.UUID, body: bytes) -> Resp
         },
         202,
     )
+
+
+def _feedback_sender(gateway: Gateway) -> FeedbackSender:
+    sender = gateway.feedback_sender
+    if sender is None:
+        raise Problem(503, "not-ready", "The gateway is not ready", headers={"Retry-After": "2"})
+    return sender
+
+
+async def _forward(gateway: Gateway, message_id: uuid.UUID, body: bytes) -> Response:
+    """Forward a report the agency received, or ask its originator's consent to, as
+    ``fusionbus forward`` does."""
+    act = parse_act(
+        body, {"to": "agency", "note": "text", "ask": "flag"}, required=frozenset({"to"}),
+        what="forward",
+    )  # fmt: skip
+    to, note, ask = act["to"], act.get("note"), act.get("ask", False)
+    stored = gateway.received.get(str(message_id))
+    if stored is None or stored.state == "purged":
+        raise Problem(
+            404, "unknown-report", "This agency holds no such report",
+            detail=f"the gateway's store holds no report {message_id} it could forward",
+        )  # fmt: skip
+    original = RoutingHeader.model_validate_json(stored.header)
+    snapshot = gateway.directory.snapshot if gateway.directory is not None else None
+    if to in (gateway.agency, original.sender) or snapshot is None or to not in snapshot.records:
+        raise Problem.invalid(
+            [FieldError("/to", "to: expected another agency of the directory than this one "
+                        "and the report's originator")],
+            what="forward",
+        )  # fmt: skip
+    sender = _feedback_sender(gateway)
+    if ask:
+        request = Feedback(
+            message_id=uuid.uuid4(), report_id=message_id, originator=original.sender,
+            sender=gateway.agency, created_at=gateway.clock(),
+            outcome=Outcome.FORWARD_REQUESTED, forward_to=to, note=note,
+        )  # fmt: skip
+        await _sent_or_problem(sender.send(request, original))
+        return json_response({"status": "asked", "message_id": str(request.message_id)}, 202)
+    signed = gateway.received.signed(str(message_id))
+    if signed is None:
+        raise Problem(
+            422, "no-signed-copy", "The originator's signed copy is not kept",
+            detail="the report was stored before the gateway kept the originator's signed "
+            "content, which a forward must carry",
+        )  # fmt: skip
+    report = Report.model_validate_json(stored.report)
+    consent_jws = None
+    why = needs_consent(report)
+    if why is not None:
+        answer = gateway.feedback.answer(str(message_id), original.sender, to)
+        if answer is None or answer[0] != "consent":
+            raise Problem(
+                422, "consent-required", "The originator has not consented",
+                detail=f"the report may be forwarded only with {original.sender}'s consent "
+                f"({why}); {'it declined' if answer else 'none is held'}: ask with "
+                '{"to": "' + to + '", "ask": true}',
+            )  # fmt: skip
+        consent_jws = answer[1].decode("ascii")
+    item = Forward(
+        message_id=uuid.uuid4(), sender=gateway.agency, created_at=gateway.clock(),
+        report_id=message_id, originator=original.sender, to=to,
+        original=signed.decode("ascii"), consent=consent_jws, note=note,
+    )  # fmt: skip
+    await _sent_or_problem(sender.forward(item, original))
+    return json_response({"status": "forwarded", "message_id": str(item.message_id)}, 202)
+
+
+async def _consent(gateway: Gateway, message_id: uuid.UUID, body: bytes) -> Response:
+    """Answer a recipient's request to forward one of the agency's reports."""
+    act = parse_act(
+        body, {"forwarder": "agency", "to": "agency", "reason": "text", "decline": "flag"},
+        required=frozenset({"forwarder", "to", "reason"}), what="consent",
+    )  # fmt: skip
+    sent = gateway.ledger.get(message_id)
+    if sent is None or None in (sent.category, sent.jurisdiction, sent.precedence, sent.tlp):
+        raise Problem(
+            404, "unknown-report", "This agency published no such report here",
+            detail=f"this gateway's home published no report {message_id}",
+        )  # fmt: skip
+    if act["forwarder"] not in sent.sealed_to:
+        raise Problem.invalid(
+            [FieldError("/forwarder", "forwarder: expected an agency the report was sealed to")],
+            what="consent",
+        )
+    notice = Notice(
+        message_id=uuid.uuid4(), report_id=message_id, sender=gateway.agency,
+        created_at=gateway.clock(), reason=act["reason"], forward_to=act["to"],
+        action=NoticeAction.DECLINE if act.get("decline") else NoticeAction.CONSENT,
+    )  # fmt: skip
+    routing = Routing(
+        str(sent.category), str(sent.jurisdiction), str(sent.precedence), str(sent.tlp)
+    )
+    results = await _feedback_sender(gateway).notify(notice, routing, [act["forwarder"]])
+    result = results[act["forwarder"]]
+    if isinstance(result, FusionbusError):
+        raise Problem(503, "publish-failed", "The answer was not sent", detail=str(result))
+    return json_response({"status": "sent", "notice_id": str(notice.message_id)}, 202)
+
+
+async def _sent_or_problem(sending: Awaitable[object]) -> None:
+    try:
+        await sending
+    except (AuthorizationError, ConfigError, SchemaValidationError) as exc:
+        raise Problem(422, "unreachable", "The other agency cannot be reached",
+                      detail=str(exc)) from None  # fmt: skip
+    except FusionbusError as exc:
+        raise Problem(
+            503, "publish-failed", "Kafka did not take it", detail=str(exc),
+            headers={"Retry-After": "5"},
+        ) from None  # fmt: skip
 
 
 def _answer_response(answer: Answer, *, replayed: bool = False) -> Response:

@@ -26,10 +26,16 @@ from consumers import FeedbackDelivery, NoticeDelivery
 from gateway._files import GatewayFiles, connect
 from gateway.problems import FieldError, Problem
 from schemas import Feedback
-from schemas._base import Text
+from schemas._base import AgencyId, Text
 from schemas.envelope import RoutingHeader
 
-__all__ = ["FEEDBACK_FIELDS", "FeedbackStore", "parse_feedback", "parse_retraction"]
+__all__ = [
+    "FEEDBACK_FIELDS",
+    "FeedbackStore",
+    "parse_act",
+    "parse_feedback",
+    "parse_retraction",
+]
 
 FEEDBACK_FIELDS = frozenset({"outcome", "quantity", "unit", "note", "replaces", "withdrawn"})
 """What a POST of feedback may say; the rest is filled in by the gateway."""
@@ -197,3 +203,50 @@ def parse_retraction(body: bytes) -> tuple[str, bool]:
     if errors:
         raise Problem.invalid(errors, what="retraction")
     return str(reason), bool(purge)
+
+
+_AGENCY: TypeAdapter[str] = TypeAdapter(AgencyId)
+_KINDS: dict[str, tuple[TypeAdapter[Any], str]] = {
+    "agency": (_AGENCY, "an agency id, like fia"),
+    "text": (_TEXT, "1 to 2,000 characters with no control codes"),
+    "flag": (TypeAdapter(bool), "true or false"),
+}
+
+
+def parse_act(
+    body: bytes, fields: dict[str, str], *, required: frozenset[str], what: str
+) -> dict[str, Any]:
+    """A small JSON object of named fields (each of a kind in ``_KINDS``): the values, or a
+    400 or 422 Problem naming every wrong field."""
+    try:
+        document: Any = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(
+            400, "malformed-json", "The body is not JSON",
+            detail=f"the request body is not JSON ({exc}); send a JSON object of "
+            f"{', '.join(sorted(fields))}",
+        ) from exc  # fmt: skip
+    if not isinstance(document, dict):
+        raise Problem.invalid(
+            [FieldError("", f"body: expected a JSON object of {', '.join(sorted(fields))}")],
+            what=what,
+        )
+    errors = [
+        FieldError(f"/{name}", f"{name}: not a field here; send {', '.join(sorted(fields))}")
+        for name in sorted(set(document) - set(fields))
+    ]
+    errors += [
+        FieldError(f"/{name}", f"{name}: required") for name in sorted(required - set(document))
+    ]
+    values: dict[str, Any] = {}
+    for name, kind in fields.items():
+        if name not in document:
+            continue
+        adapter, form = _KINDS[kind]
+        try:
+            values[name] = adapter.validate_python(document[name], strict=True)
+        except ValidationError:
+            errors.append(FieldError(f"/{name}", f"{name}: expected {form}"))
+    if errors:
+        raise Problem.invalid(errors, what=what)
+    return values

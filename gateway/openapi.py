@@ -90,6 +90,30 @@ _RETRACTION_BODY = {
         },
     },
 }
+_FORWARD_BODY = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["to"],
+    "properties": {
+        "to": {"type": "string", "description": "the agency to forward it to"},
+        "note": {"type": "string", "maxLength": 2000},
+        "ask": {
+            "type": "boolean",
+            "description": "ask the originator's consent instead of forwarding",
+        },
+    },
+}
+_CONSENT_BODY = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["forwarder", "to", "reason"],
+    "properties": {
+        "forwarder": {"type": "string", "description": "the recipient that asked"},
+        "to": {"type": "string", "description": "the agency it would forward to"},
+        "reason": {"type": "string", "minLength": 1, "maxLength": 2000},
+        "decline": {"type": "boolean", "description": "refuse instead of consenting"},
+    },
+}
 _ACCEPTED = {
     "type": "object",
     "description": "what was published: each report's message id and status URL",
@@ -206,6 +230,33 @@ def document() -> dict[str, Any]:
             "content": {PROBLEM_JSON: {"schema": {"$ref": _REF.format(model="Problem")}}},
         },
     }
+    forward_what = (
+        "forward a received report (or ask its originator's consent): the originator's "
+        "signed content, and its consent where the handling needs it"
+    )
+    consent_what = "the originator's answer to a recipient's request to forward its report"
+    acts = {
+        "forward": (_FORWARD_BODY, forward_what, "this agency holds no such report"),
+        "consent": (_CONSENT_BODY, consent_what, "this home published no such report"),
+    }
+    for act, (schema, what, missing) in acts.items():
+        operation = paths[f"/v1/reports/{{message_id}}/{act}"]["post"]
+        operation["requestBody"] = {
+            "required": True,
+            "description": what,
+            "content": {"application/json": {"schema": schema}},
+        }
+        operation["responses"] = {
+            "202": {
+                "description": "sent, and acknowledged by Kafka",
+                "content": {"application/json": {"schema": _ACCEPTED}},
+            },
+            **_problems(["400", "401", "403", "413", "422", "503"]),
+            "404": {
+                "description": missing,
+                "content": {PROBLEM_JSON: {"schema": {"$ref": _REF.format(model="Problem")}}},
+            },
+        }
     for name, path in paths.items():
         for operation in path.values():
             if name.startswith(SECURED):

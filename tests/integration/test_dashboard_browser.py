@@ -334,7 +334,7 @@ async def acknowledged(
         await asyncio.sleep(0.3)
 
 
-async def test_an_operator_sends_feedback_from_the_detail_view(
+async def test_an_operator_sends_feedback_from_the_detail_view(  # noqa: PLR0915 - one story
     gateways: Gateways, browser: Browser
 ) -> None:
     system = gateways.token(gateways.sender, "system")

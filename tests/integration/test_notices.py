@@ -312,8 +312,61 @@ async def test_a_forward_the_handling_limits_needs_the_originators_consent(site:
         assert body["forwarded_by"] == site.r1
         assert body["header"]["sender"] == site.out  # the originator's own signed header
         assert body["report"]["title"] == "onward only with consent"
+        await _forward_over_http(site, by, token)
     finally:
         stop(by)
+
+
+async def _forward_over_http(site: Site, by: Running, token: str) -> None:
+    """The same acts through the gateways: a limited report refused, asked, consented
+    to (by the originator's gateway) and forwarded (by the recipient's)."""
+    document = report(title="over http, with consent")
+    document["handling"]["conditions"] = ["no_onward_dissemination"]
+    published = site.cli(
+        "publish", "--agency", site.out, "-", stdin=orjson.dumps(document).decode()
+    )
+    assert published.returncode == 0, failed(published)
+    message_id = published.stdout.split()[-1]
+    r1, out = site.gateway(site.r1), site.gateway(site.out)
+    try:
+        t1, system = site.token(site.r1, "operator"), site.token(site.out, "system")
+        url = f"{r1.url}/v1/reports/{message_id}/forward"
+        async with httpx.AsyncClient(timeout=60) as client:
+            for gw in (r1, out):
+                await ready(client, gw.url)
+            await until(
+                "the report at r1", functools.partial(_status_is, client, r1, t1, message_id, 200)
+            )
+            to = orjson.dumps({"to": site.bystander})
+            refused = await client.post(url, content=to, headers=bearer(t1) | JSON)
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["type"].endswith("consent-required")
+            bad = await client.post(url, content=b'{"to": "Nobody"}', headers=bearer(t1) | JSON)
+            assert bad.status_code == 422, bad.text
+            assert bad.json()["errors"][0]["pointer"] == "/to"
+            ask = orjson.dumps({"to": site.bystander, "ask": True})
+            asked = await client.post(url, content=ask, headers=bearer(t1) | JSON)
+            assert asked.status_code == 202, asked.text
+            answer = orjson.dumps({"forwarder": site.r1, "to": site.bystander, "reason": "agreed"})
+            granted = await client.post(
+                f"{out.url}/v1/reports/{message_id}/consent", content=answer,
+                headers=bearer(system) | JSON,
+            )  # fmt: skip
+            assert granted.status_code == 202, granted.text
+
+            async def forwarded() -> bool:
+                sent = await client.post(url, content=to, headers=bearer(t1) | JSON)
+                return sent.status_code == 202  # once r1's inbox reader kept the consent
+
+            await until("the forward over http", forwarded)
+            body = await until(
+                "the http forward at the bystander",
+                functools.partial(_in_state, client, by, token, message_id, "current"),
+            )
+            assert body["forwarded_by"] == site.r1
+    finally:
+        stop(r1)
+        stop(out)
 
 
 async def _forwards(site: Site, message_id: str, kind: str) -> bool:
