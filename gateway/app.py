@@ -80,6 +80,7 @@ from schemas import (
     NoticeAction,
     Outcome,
     Precedence,
+    Relations,
     Report,
     is_registered_category,
 )
@@ -234,6 +235,12 @@ def _ingest_routes(app: FastAPI) -> None:
         body = await read_body(request, gateway.settings.max_body_bytes)
         return await _retract(gateway, message_id, body)
 
+    @app.post("/v1/reports/{message_id}/supersede", status_code=202)
+    async def supersede(request: Request, message_id: uuid.UUID, _: Ingester) -> Response:
+        gateway = gateway_of(request)
+        body = await read_body(request, gateway.settings.max_body_bytes)
+        return await _supersede(gateway, message_id, body)
+
     @app.post("/v1/reports/{message_id}/forward", status_code=202)
     async def forward(request: Request, message_id: uuid.UUID, _: Ingester) -> Response:
         gateway = gateway_of(request)
@@ -341,6 +348,85 @@ async def _retract(gateway: Gateway, message_id: uuid.UUID, body: bytes) -> Resp
             "action": str(notice.action),
             "recipients": recipients,
             "status_url": f"/v1/status/{message_id}",
+        },
+        202,
+    )
+
+
+async def _supersede(gateway: Gateway, message_id: uuid.UUID, body: bytes) -> Response:
+    """Publish a corrected report in place of one of the agency's reports and tell every
+    agency the original was sealed to, as ``fusionbus supersede`` does."""
+    try:
+        document: Any = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(
+            400, "malformed-json", "The body is not JSON",
+            detail=f'the request body is not JSON ({exc}); send {{"report": {{...}}, '
+            '"reason": "..."}',
+        ) from exc  # fmt: skip
+    if not isinstance(document, dict) or not isinstance(document.get("report"), dict):
+        raise Problem.invalid(
+            [FieldError("/report", "report: expected the corrected report, a JSON object")],
+            what="supersession",
+        )
+    extra = sorted(set(document) - {"report", "reason"})
+    if extra:
+        raise Problem.invalid(
+            [FieldError(f"/{n}", f"{n}: not a field here; send report and reason") for n in extra],
+            what="supersession",
+        )
+    reason = parse_act(
+        orjson.dumps({k: v for k, v in document.items() if k == "reason"}),
+        {"reason": "text"}, required=frozenset(), what="supersession",
+    ).get("reason")  # fmt: skip
+    sent = gateway.ledger.get(message_id)
+    if sent is None or None in (sent.category, sent.jurisdiction, sent.precedence, sent.tlp):
+        raise Problem(
+            404, "unknown-report", "This agency published no such report here",
+            detail=f"this gateway's home published no report {message_id}; only a report's "
+            "originator can supersede it, from where it was published",
+        )  # fmt: skip
+    given = parse_report(orjson.dumps(document["report"]), agency=gateway.agency,
+                         now=gateway.clock())  # fmt: skip
+    if given.message_id == message_id:
+        raise Problem.invalid(
+            [FieldError("/report/message_id", "message_id: expected a new id, not the original's")],
+            what="supersession",
+        )
+    relations = given.relations
+    corrected = Report.model_validate(
+        given.model_dump()
+        | {
+            "relations": Relations(
+                supersedes=tuple(dict.fromkeys((*relations.supersedes, message_id))),
+                retracts=relations.retracts, follows_up=relations.follows_up,
+            ).model_dump()
+        }
+    )  # fmt: skip
+    answer = await _publish_reports(gateway, [corrected], batch=False)
+    published = orjson.loads(answer.body)
+    if published.get("status") != "published":
+        return Response(answer.body, answer.status, media_type="application/json")
+    notice = Notice(
+        message_id=uuid.uuid4(), report_id=message_id, sender=gateway.agency,
+        created_at=gateway.clock(), action=NoticeAction.SUPERSEDE,
+        reason=reason or f"corrected by report {corrected.message_id}",
+        superseded_by=corrected.message_id,
+    )  # fmt: skip
+    routing = Routing(
+        str(sent.category), str(sent.jurisdiction), str(sent.precedence), str(sent.tlp)
+    )
+    results = await _feedback_sender(gateway).notify(notice, routing, sent.sealed_to)
+    return json_response(
+        published
+        | {
+            "notice_id": str(notice.message_id),
+            "recipients": [
+                {"agency": a, "status": "sent"}
+                if isinstance(r, Published)
+                else {"agency": a, "status": "failed", "detail": str(r)}
+                for a, r in results.items()
+            ],
         },
         202,
     )
@@ -544,6 +630,11 @@ async def _publish(gateway: Gateway, body: bytes, path: str, *, batch: bool) -> 
         reports = parse_batch(body, agency=gateway.agency, now=now, limit=settings.max_batch)
     else:
         reports = [parse_report(body, agency=gateway.agency, now=now)]
+    return await _publish_reports(gateway, reports, batch=batch)
+
+
+async def _publish_reports(gateway: Gateway, reports: list[Report], *, batch: bool) -> Answer:
+    now = gateway.clock()
     _refuse_repeats(gateway, reports, batch=batch)
     sender = gateway.sender
     if sender is None:

@@ -114,6 +114,15 @@ _CONSENT_BODY = {
         "decline": {"type": "boolean", "description": "refuse instead of consenting"},
     },
 }
+_SUPERSEDE_BODY = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["report"],
+    "properties": {
+        "report": {"$ref": "#/components/schemas/Report"},
+        "reason": {"type": "string", "minLength": 1, "maxLength": 2000},
+    },
+}
 _ACCEPTED = {
     "type": "object",
     "description": "what was published: each report's message id and status URL",
@@ -235,7 +244,9 @@ def document() -> dict[str, Any]:
         "signed content, and its consent where the handling needs it"
     )
     consent_what = "the originator's answer to a recipient's request to forward its report"
+    supersede_what = "the corrected report (relations.supersedes is filled in), and why"
     acts = {
+        "supersede": (_SUPERSEDE_BODY, supersede_what, "this home published no such report"),
         "forward": (_FORWARD_BODY, forward_what, "this agency holds no such report"),
         "consent": (_CONSENT_BODY, consent_what, "this home published no such report"),
     }

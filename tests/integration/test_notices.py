@@ -170,6 +170,23 @@ async def test_a_reports_life_after_publication(site: Site) -> None:  # noqa: PL
                 f"{c} superseded at r1", lambda: _in_state(client, r1, t1, c, "superseded")
             )
             assert body["notice"]["superseded_by"] == new_id
+            # ... and again over HTTP, at the originator's gateway
+            await until(
+                f"{new_id} at r1", functools.partial(_status_is, client, r1, t1, new_id, 200)
+            )
+            again = await client.post(
+                f"{out.url}/v1/reports/{new_id}/supersede",
+                content=orjson.dumps({"report": report(title="twice"), "reason": "second fix"}),
+                headers=bearer(system) | JSON,
+            )
+            assert again.status_code == 202, again.text
+            assert [r["agency"] for r in again.json()["recipients"]] == [site.r1]
+            body = await until(
+                f"{new_id} superseded at r1",
+                functools.partial(_in_state, client, r1, t1, new_id, "superseded"),
+            )
+            assert body["notice"]["superseded_by"] == again.json()["message_id"]
+            assert body["notice"]["reason"] == "second fix"
 
             # Purge through the originator's gateway: gone from the recipients' stores.
             purged = await client.post(
