@@ -23,6 +23,7 @@ async def ensure_topics(
     *,
     partitions: int = 3,
     compacted: bool = False,
+    retained: bool = False,
 ) -> list[str]:
     """Create the topics in ``names`` that do not exist yet; return those created.
 
@@ -46,6 +47,9 @@ async def ensure_topics(
             }
             if compacted:
                 configs["cleanup.policy"] = "compact"
+            if retained:  # kept for ever: an audit trail that expires is no trail
+                configs["retention.ms"] = "-1"
+                configs["retention.bytes"] = "-1"
             response = await admin.create_topics(
                 [NewTopic(n, partitions, replication, topic_configs=configs) for n in missing]
             )

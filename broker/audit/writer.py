@@ -1,0 +1,249 @@
+"""The :class:`AuditWriter`: an agency's acts, chained, signed and sent to its audit topic.
+
+::
+
+    async with AuditWriter.for_home(home, identity, settings) as audit:
+        await audit.record(Act.PUBLISH, message_id=..., report_id=..., parties=["anf"],
+                           digests={"envelope": sha256_hex(envelope)})
+
+:meth:`AuditWriter.record` chains and signs the record and puts it in the home's outbox
+(:class:`~broker.audit.state.AuditState`), then returns: it never waits for Kafka. A
+background task sends the outbox in seq order and takes out what Kafka acknowledged; a send
+that fails is logged (``audit.send_failed``) and retried, and whatever is still unsent at
+:meth:`~AuditWriter.stop` (after a bounded wait) is sent by the next writer of that home.
+An append that fails (a full disk) is logged (``audit.append_failed``) and never raised:
+**no audit failure loses or blocks a report**; the cost is a record missing from the trail,
+which the log says.
+
+When the home holds no chain state (a new machine, a wiped home), :meth:`start` takes the
+head from the last authentic record of the agency's own topic, so the chain goes on
+instead of forking from seq 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from broker.audit._kafka import read_topics
+from broker.audit.record import (
+    AuditRecord,
+    inspect,
+    sign_audit_record,
+)
+from broker.audit.state import AuditState
+from broker.config import KafkaSettings, aiokafka_kwargs
+from broker.errors import FusionbusError
+from broker.federation.snapshot import DirectorySnapshot, SigningKeyRecord
+from broker.keys import Identity, kid_of
+from broker.provisioning.topics import ensure_topics
+from broker.topics import audit_topic
+from broker.transport import kafka_error, map_kafka_errors
+
+__all__ = ["AuditWriter"]
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuditWriter:
+    """Writes ``identity``'s audit chain to ``fusionbus.audit.<agency>``."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        settings: KafkaSettings,
+        state: AuditState,
+        *,
+        clock: Clock = _utcnow,
+        retry_s: float = 2.0,
+        stop_wait_s: float = 10.0,
+    ) -> None:
+        self.agency = identity.agency
+        self.topic = audit_topic(identity.agency)
+        self._key = identity.signing_key
+        self._settings = settings
+        self._state = state
+        self._clock = clock
+        self._retry_s = retry_s
+        self._stop_wait_s = stop_wait_s
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def for_home(
+        cls, home: Path, identity: Identity, settings: KafkaSettings, *, clock: Clock = _utcnow
+    ) -> AuditWriter:
+        """The writer of ``identity`` with its state in ``<home>/state/<agency>/``."""
+        return cls(identity, settings, AuditState.for_home(home, identity.agency), clock=clock)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Recover the head if the home has none, then start sending in the background.
+        Kafka being away is no error here: records wait in the outbox."""
+        try:
+            await ensure_topics(self._settings, [self.topic], partitions=1, retained=True)
+            if self._state.head() is None:
+                await self._recover()
+        except FusionbusError as exc:
+            log.warning("audit.start_degraded", topic=self.topic, error=str(exc))
+        self._task = asyncio.create_task(self._send_loop(), name="fusionbus-audit")
+        self._wake.set()
+
+    async def _recover(self) -> None:
+        found = await read_topics(self._settings, [self.topic], last=100)
+        own = SigningKeyRecord(
+            kid=kid_of(self._key), agency=self.agency, key=self._key.public,
+            valid_from=datetime.min.replace(tzinfo=UTC),
+        )  # fmt: skip
+        mine = DirectorySnapshot.of_keys([own])
+        heads = [
+            (item.record.seq, item.hash)
+            for entry in found.get(self.topic, [])
+            if (item := inspect(entry.value, writer=self.agency, directory=mine)).authentic
+            and item.record is not None
+            and item.hash is not None
+        ]
+        if heads:
+            seq, digest = max(heads)
+            self._state.adopt(seq, digest)
+            log.info("audit.recovered", topic=self.topic, seq=seq)
+
+    async def record(
+        self,
+        act: str,
+        *,
+        message_id: uuid.UUID | None = None,
+        report_id: uuid.UUID | None = None,
+        digests: Mapping[str, str] | None = None,
+        parties: Iterable[str] = (),
+        code: str | None = None,
+    ) -> AuditRecord | None:
+        """Chain, sign and queue one record; ``None`` (and a log line) if it could not be
+        appended. Never raises for an audit failure, never waits for Kafka."""
+        now = self._clock()
+
+        def make(seq: int, prev: str) -> tuple[AuditRecord, bytes]:
+            record = AuditRecord(
+                writer=self.agency, seq=seq, prev=prev, at=now, act=act,
+                message_id=message_id, report_id=report_id, digests=dict(digests or {}),
+                parties=tuple(parties), code=code,
+            )  # fmt: skip
+            return record, sign_audit_record(record, self._key)
+
+        try:
+            async with self._lock:
+                record = await asyncio.to_thread(self._state.append, make)
+        except (OSError, sqlite3.Error, ValueError) as exc:
+            log.error("audit.append_failed", act=act, error=f"{type(exc).__name__}: {exc}")  # noqa: TRY400 - no traceback: the message says it
+            return None
+        self._wake.set()
+        return record
+
+    async def flush(self) -> int:
+        """Send the outbox now; how many records are still unsent."""
+        async with self._lock:
+            with self._state.sending() as held:
+                if held:
+                    await self._send_pending()
+            return len(self._state.pending())
+
+    async def _send_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                if await self.flush():
+                    await asyncio.sleep(self._retry_s)
+                    self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the sender must outlive any failure
+                error = exc if isinstance(exc, FusionbusError) else kafka_error(exc, "auditing")
+                log.warning("audit.send_failed", topic=self.topic, error=str(error))
+                await self._drop_producer()
+                await asyncio.sleep(self._retry_s)
+                self._wake.set()
+
+    async def _send_pending(self) -> None:
+        pending = self._state.pending()
+        if not pending:
+            return
+        producer = await self._producer_started()
+        with map_kafka_errors("sending audit records"):
+            futures = [await producer.send(self.topic, value=value) for _, value in pending]
+        acked: list[int] = []
+        failure: BaseException | None = None
+        for (seq, _), future in zip(pending, futures, strict=True):
+            try:
+                await future
+            except Exception as exc:  # noqa: BLE001 - the first failure ends the round
+                failure = exc
+                break
+            acked.append(seq)
+        self._state.sent(acked)
+        if failure is not None:
+            raise kafka_error(failure, "sending audit records") from failure
+
+    async def _producer_started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(**aiokafka_kwargs(self._settings, "producer"))
+            try:
+                with map_kafka_errors("connecting the audit writer"):
+                    await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+    async def stop(self) -> None:
+        """Send what is pending (waiting at most ``stop_wait_s``), then stop; whatever is
+        left stays in the outbox for the next writer of this home."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        left = 0
+        try:
+            left = await asyncio.wait_for(self.flush(), self._stop_wait_s)
+        except (TimeoutError, FusionbusError) as exc:
+            left = len(self._state.pending())
+            log.warning("audit.send_failed", topic=self.topic, error=str(exc) or "timed out")
+        finally:
+            await self._drop_producer()
+            self._state.close()
+        if left:
+            log.warning("audit.unsent", topic=self.topic, records=left)
