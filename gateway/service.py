@@ -32,6 +32,7 @@ from typing import Protocol, runtime_checkable
 
 import structlog
 
+from broker.audit import AuditWriter
 from broker.config import KafkaSettings
 from broker.errors import FusionbusError
 from broker.federation import Directory
@@ -124,6 +125,7 @@ class Gateway:
         self.sessions = SessionStore(self.files)
         self.sender: Sender | None = None
         self.feedback_sender: FeedbackSender | None = None
+        self.audit: AuditWriter | None = None
         self.directory: Directory | None = None
         self.feedback = FeedbackStore(self.files)
         self.ledger = SentLedger.for_home(home, agency)
@@ -182,9 +184,11 @@ class Gateway:
             log.warning("gateway.idempotency_abandoned", records=abandoned)
         async with (
             site_directory(self.home, self.agency, self.kafka) as site,
-            Publisher(site.identity(), site.directory, site.policy, self.kafka) as pub,
-            FeedbackSender(site.identity(), site.directory, self.kafka) as feedback,
+            AuditWriter.for_home(self.home, site.identity(), self.kafka) as audit,
+            Publisher(site.identity(), site.directory, site.policy, self.kafka, audit=audit) as pub,
+            FeedbackSender(site.identity(), site.directory, self.kafka, audit=audit) as feedback,
         ):
+            self.audit = audit
             self.sender = pub
             self.feedback_sender = feedback
             self.directory = site.directory
@@ -238,7 +242,7 @@ class Gateway:
             jurisdictions=sorted({j for _, j in grants}),
             group_id=new_group_id(self.agency, self.settings.group),
             delivered=self._delivered, from_beginning=True, clock=self.clock,
-            on_reject=self._rejected, receipts=self.feedback_sender,
+            on_reject=self._rejected, receipts=self.feedback_sender, audit=self.audit,
         )  # fmt: skip
         self.subscriber = subscriber
         self.subscribing = True

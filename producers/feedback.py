@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from broker.audit import Act, AuditWriter, sha256_hex
 from broker.config import KafkaSettings
 from broker.envelope import Sealer, seal_feedback
 from broker.errors import AuthorizationError, FusionbusError
@@ -31,7 +32,7 @@ from broker.topics import inbox_topic
 from broker.transport import kafka_error, map_kafka_errors
 from producers._client import ProducerClient
 from producers.publisher import Published
-from schemas import Feedback
+from schemas import Feedback, Outcome
 from schemas.envelope import RoutingHeader
 
 if TYPE_CHECKING:
@@ -60,10 +61,12 @@ class FeedbackSender(ProducerClient):
         settings: KafkaSettings,
         *,
         clock: Clock = _utcnow,
+        audit: AuditWriter | None = None,
     ) -> None:
         super().__init__(settings)
         self._identity = identity
         self._directory = directory
+        self._audit = audit
         self._clock = clock
         self._sealer = Sealer(identity, directory, clock=clock)
         self._topics: set[str] = set()
@@ -101,6 +104,12 @@ class FeedbackSender(ProducerClient):
                 topic, value=envelope, key=str(feedback.report_id).encode()
             )
         log.debug("feedback.sent", message_id=str(feedback.message_id), outcome=feedback.outcome)
+        if self._audit is not None:  # the act, not what it says: the outcome stays sealed
+            act = Act.RECEIPT if feedback.outcome == Outcome.RECEIVED else Act.FEEDBACK
+            await self._audit.record(
+                act, message_id=feedback.message_id, report_id=feedback.report_id,
+                digests={"envelope": sha256_hex(envelope)}, parties=[about.sender],
+            )  # fmt: skip
         return future
 
     async def settle(self, feedback: Feedback, pending: asyncio.Future[object]) -> Published:

@@ -27,8 +27,9 @@ async def read_topics(
     deadline_s: float = 60.0,
 ) -> dict[str, list[Entry]]:
     """Every value of ``topics`` (default: every audit topic and the anchors' topic) up
-    to its current end, in log order per partition; with ``last``, only the last ``last``
-    of each partition. A topic that does not exist is left out."""
+    to its current end, in log order; with ``last``, only the last ``last``. A topic that
+    does not exist is left out. The audit topics have one partition: a chain is what
+    partition 0 holds, whatever else anyone adds."""
     consumer = AIOKafkaConsumer(**aiokafka_kwargs(settings, "consumer"))
     with map_kafka_errors("reading the audit topics"):
         await consumer.start()
@@ -40,11 +41,7 @@ async def read_topics(
                 if topics is None
                 else sorted(set(topics) & existing)
             )
-            parts = [
-                TopicPartition(t, p)
-                for t in wanted
-                for p in sorted(consumer.partitions_for_topic(t) or ())
-            ]
+            parts = [TopicPartition(t, 0) for t in wanted]  # one partition each, by design
             found: dict[str, list[Entry]] = {t: [] for t in wanted}
             if not parts:
                 return found

@@ -1,24 +1,32 @@
 """The whole trail: every writer's chain and every anchor, verified together (pure).
 
 :func:`verify_trail` is what ``fusionbus audit verify`` and ``audit anchor`` run over what
-they read from Kafka: it opens each anchor with the root key (a value on the anchors' topic
-the root did not sign is itself a break: someone other than the admin wrote there), then
-walks the chain of every writer that has an audit topic or is named by an anchor, so a
-writer whose topic vanished after it was anchored is reported too.
+they read from Kafka. It opens each anchor with the federation root key. A value whose JWS
+header names the root's kid but does not verify is a break (someone forged the root's
+countersignature); one that names another key is only counted (:attr:`Trail.foreign`): an
+anchor only ever adds checks, so ignoring one cannot hide a break. It then walks the chain
+of every writer of the federation (the directory's agencies) and of every writer an anchor
+names, so a writer whose topic vanished after it was anchored is reported too. Audit
+topics of writers the directory does not know are listed, not walked
+(:attr:`Trail.unknown`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import orjson
+
 from broker._crypto import VerifyKey
+from broker._jose import b64d, split_compact
 from broker.audit.anchor import Anchor, AnchoredHead, open_anchor
 from broker.audit.chain import AnchorClaim, ChainBreak, ChainResult, Entry, verify_chain
 from broker.audit.record import AuditRecord
 from broker.errors import ConfigError
 from broker.federation.snapshot import DirectorySnapshot
+from broker.keys import kid_of
 from broker.topics import AUDIT_ANCHOR_TOPIC, audit_writer_of
 
 __all__ = ["Trail", "verify_trail"]
@@ -32,6 +40,10 @@ class Trail:
     chains: tuple[ChainResult, ...]
     anchors: tuple[Anchor, ...]
     bad_anchors: tuple[str, ...]
+    foreign: int = 0
+    """Values of the anchors' topic signed by another key than this federation's root."""
+    unknown: tuple[str, ...] = ()
+    """Audit topics of writers the directory does not list."""
 
     @property
     def intact(self) -> bool:
@@ -64,30 +76,53 @@ def verify_trail(
     anchors: Sequence[Entry],
     directory: DirectorySnapshot,
     root: VerifyKey,
+    *,
+    writers: Iterable[str] | None = None,
 ) -> Trail:
-    """Verify the values of every audit topic (``topics``, by topic name) and the anchors'
-    topic (``anchors``) against ``directory`` and the federation ``root`` key."""
+    """Verify the values of the audit topics (``topics``, by topic name) and of the anchors'
+    topic (``anchors``) against ``directory`` and the federation ``root`` key. ``writers``:
+    whose chains to walk (default: the directory's agencies), besides those anchored."""
     opened: list[tuple[Anchor, str]] = []
     bad: list[str] = []
+    foreign = 0
+    root_kid = kid_of(root)
     for entry in anchors:
         source = f"{AUDIT_ANCHOR_TOPIC}@{entry.offset}"
+        if _kid_of_token(entry.value) not in (root_kid, None):
+            foreign += 1
+            continue
         try:
             opened.append((open_anchor(entry.value, root, source=source), source))
         except ConfigError as exc:
             bad.append(f"forged anchor: {exc}")
-    by_writer: dict[str, list[Entry]] = {}
-    for topic, entries in topics.items():
-        writer = audit_writer_of(topic)
-        if writer is not None:
-            by_writer[writer] = list(entries)
+    chosen = set(directory.records if writers is None else writers)
     claims: dict[str, list[AnchorClaim]] = {}
     for anchor, source in opened:
         for writer, head in anchor.heads.items():
-            claim = AnchorClaim(head.seq, head.hash, anchor.issued_at, source)
-            claims.setdefault(writer, []).append(claim)
-            by_writer.setdefault(writer, [])
+            claims.setdefault(writer, []).append(
+                AnchorClaim(head.seq, head.hash, anchor.issued_at, source)
+            )
+    chosen |= claims.keys()
+    by_writer: dict[str, list[Entry]] = {writer: [] for writer in chosen}
+    unknown = []
+    for topic, entries in topics.items():
+        owner = audit_writer_of(topic)
+        if owner in chosen:
+            by_writer[owner] = list(entries)
+        elif owner is not None:
+            unknown.append(topic)
     chains = tuple(
         verify_chain(writer, by_writer[writer], directory, claims.get(writer, ()))
         for writer in sorted(by_writer)
     )
-    return Trail(chains, tuple(a for a, _ in opened), tuple(bad))
+    return Trail(chains, tuple(a for a, _ in opened), tuple(bad), foreign, tuple(sorted(unknown)))
+
+
+def _kid_of_token(token: bytes) -> str | None:
+    """The ``kid`` a compact JWS's header names, or ``None`` if it names none."""
+    try:
+        header = orjson.loads(b64d(split_compact(token.strip())[0]))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) else None

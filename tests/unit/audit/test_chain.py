@@ -64,7 +64,9 @@ class World:
     def verify(self, values: Sequence[bytes], anchors: Sequence[bytes] = ()) -> Trail:
         entries = [Entry(offset, value) for offset, value in enumerate(values)]
         anchored = [Entry(offset, value) for offset, value in enumerate(anchors)]
-        return verify_trail({TOPIC: entries}, anchored, self.directory, self.root.public)
+        return verify_trail(
+            {TOPIC: entries}, anchored, self.directory, self.root.public, writers=["anf"]
+        )
 
     def anchor(self, values: Sequence[bytes]) -> bytes:
         trail = self.verify(values)
@@ -223,14 +225,35 @@ def test_a_chain_that_goes_on_after_its_anchor_verifies(world: World) -> None:
     assert world.verify(more, [anchor]).intact
 
 
-def test_an_anchor_the_root_did_not_sign_breaks_the_trail(world: World) -> None:
+def test_an_anchor_with_the_roots_name_but_not_its_signature_breaks_the_trail(
+    world: World,
+) -> None:
     values = world.chain(2)
-    fake = sign_anchor({"anf": AnchoredHead(seq=0, hash="0" * 64)}, world.fia, now=T0)
-    trail = world.verify(values, [fake])
+    genuine = world.anchor(values)
+    header, payload, _ = genuine.split(b".")
+    made_up = header + b"." + payload + b"." + b64e(bytes(64))
+    trail = world.verify(values, [made_up])
     assert not trail.intact
     [problem] = trail.bad_anchors
     assert "forged anchor" in problem
-    assert "not by the federation root" in problem
+    assert "signature does not verify" in problem
+
+
+def test_an_anchor_signed_by_another_key_adds_no_check_and_is_counted(world: World) -> None:
+    values = world.chain(2)
+    other = sign_anchor({"anf": AnchoredHead(seq=0, hash="0" * 64)}, world.fia, now=T0)
+    trail = world.verify(values, [other])
+    assert trail.intact  # another federation's anchor (or a forger's) constrains nothing
+    assert trail.foreign == 1
+
+
+def test_only_the_federations_writers_are_walked(world: World) -> None:
+    values = [Entry(n, v) for n, v in enumerate(world.chain(2))]
+    strangers = {"fusionbus.audit.anf": values, "fusionbus.audit.other": values}
+    trail = verify_trail(strangers, [], world.directory, world.root.public, writers=["anf"])
+    assert trail.intact
+    assert [c.writer for c in trail.chains] == ["anf"]
+    assert trail.unknown == ("fusionbus.audit.other",)
 
 
 def test_a_reports_life_is_every_record_naming_it_in_time_order(world: World) -> None:

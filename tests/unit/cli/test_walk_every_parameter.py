@@ -134,6 +134,7 @@ KINDS: dict[str, Kind] = {
     "label": TEXT,
     "token_id": TOKEN_ID,
     "message_id": MESSAGE_ID,
+    "report_id": MESSAGE_ID,
     "replaces": MESSAGE_ID,
     "kind": RECEIPT_KIND,
     "outcome": OUTCOME,
@@ -200,6 +201,7 @@ class Walk:
             "role": "viewer",
             "token_id": "0123456789ab",
             "message_id": "6f1c1f52-1f6a-4c1e-9d2b-3f4e5a6b7c8d",
+            "report_id": "6f1c1f52-1f6a-4c1e-9d2b-3f4e5a6b7c8d",
             "kind": "acknowledged",
         }
         if param.name not in valid or not (param.required or param.name in {"bootstrap", "source"}):

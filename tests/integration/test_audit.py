@@ -1,0 +1,204 @@
+"""The audit trail on real Kafka, through the command line as users run it.
+
+A report is published, delivered and acknowledged with ``fusionbus publish``, ``tail`` and
+``receipt``; the admin anchors the chains' heads; ``fusionbus audit verify`` finds every
+chain intact and ``audit show --report ID`` prints the report's life across both agencies.
+Then an attacker tampers as a Kafka super user or an agency with its own credentials could:
+a record appended under another agency's key is named forged, and the receiver's chain,
+re-written from seq 0 with its own key after its head was anchored, is named rewritten.
+Each test has its own federation, with agency ids no other test uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shlex
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+from broker._jose import b64d
+from broker.audit import (
+    GENESIS,
+    Act,
+    AuditRecord,
+    Entry,
+    read_topics,
+    record_hash,
+    sign_audit_record,
+)
+from broker.config import KafkaSettings, aiokafka_kwargs
+from broker.federation import Federation
+from broker.home import write_config
+from broker.kafka import ClusterState
+from broker.keys import SigningKey
+from broker.topics import audit_topic
+from schemas import example_report
+from tests.integration.cli_helpers import Fusionbus, failed, json_lines, produce
+
+CONTENT = ("heroin", "csqu3054383")  # the example report's drug and container: no record
+
+
+@dataclass(frozen=True)
+class World:
+    fb: Fusionbus
+    sender: str
+    receiver: str
+
+    @property
+    def settings(self) -> KafkaSettings:
+        return KafkaSettings(bootstrap=self.fb.bootstrap)
+
+    def key(self, agency: str) -> SigningKey:
+        return Federation.load(self.fb.home).identity(agency).signing_key
+
+    def chain(self, agency: str) -> list[Entry]:
+        topic = audit_topic(agency)
+        return asyncio.run(read_topics(self.settings, [topic])).get(topic, [])
+
+    def verify(self) -> tuple[int, dict[str, Any], str]:
+        """``audit verify --json``: exit code, this federation's chains by writer, stderr."""
+        result = self.fb.run("audit", "verify", "--json")
+        chains = {line["writer"]: line for line in json_lines(result.stdout) if "writer" in line}
+        assert set(chains) == {self.sender, self.receiver}, failed(result)
+        return result.returncode, chains, result.stderr
+
+
+@pytest.fixture
+def world(kafka: ClusterState, tmp_path: Path) -> World:
+    tag = uuid.uuid4().hex[:6]
+    sender, receiver = f"audout{tag}", f"audin{tag}"
+    home = tmp_path / "home"
+    now = datetime.now(UTC).replace(microsecond=0)
+    federation = Federation.init(home, now=now)
+    federation.add_agency(sender, "Sending agency", now=now)
+    federation.add_agency(receiver, "Receiving agency", now=now)
+    federation.grant(receiver, categories=["narcotics"], jurisdictions=["PK-SD"], now=now)
+    write_config(home, kafka.bootstrap, secure=False, by="tests/integration/test_audit.py")
+    return World(Fusionbus(home, kafka.bootstrap), sender, receiver)
+
+
+def report() -> dict[str, Any]:
+    document = example_report("narcotics", "PKKHI").model_dump(mode="json")
+    for name in ("message_id", "created_at", "sender"):
+        del document[name]
+    document["handling"]["named_recipients"] = []  # it names anf, not in this federation
+    return document
+
+
+def life(world: World) -> str:
+    """Publish a report, deliver it, acknowledge it; its id."""
+    [message_id] = world.fb.publish(world.sender, [report()])
+    delivered = world.fb.tail(world.receiver)
+    assert [line["report"]["message_id"] for line in delivered] == [message_id]
+    world.fb.ok("receipt", message_id, "--agency", world.receiver, "--kind", "acknowledged")
+    return message_id
+
+
+def test_a_reports_life_verifies_and_each_tampering_is_named(world: World) -> None:
+    message_id = life(world)
+    code, chains, _ = world.verify()
+    assert code == 0
+    assert (chains[world.sender]["intact"], chains[world.sender]["records"]) == (True, 1)
+    assert (chains[world.receiver]["intact"], chains[world.receiver]["records"]) == (True, 2)
+
+    shown = json_lines(world.fb.ok("audit", "show", "--report", message_id, "--json"))
+    assert [(r["writer"], r["act"]) for r in shown] == [
+        (world.sender, "publish"),
+        (world.receiver, "delivery"),
+        (world.receiver, "feedback"),
+    ]
+    assert shown[0]["parties"] == [world.receiver]
+    assert shown[1]["digests"]["envelope"] == shown[0]["digests"]["envelope"]  # the same bytes
+    text = world.fb.ok("audit", "show", "--report", message_id)
+    assert f"{world.sender}#0 publish" in text
+    assert f"{world.receiver}#1 feedback" in text
+    for entry in [*world.chain(world.sender), *world.chain(world.receiver)]:
+        payload = b64d(entry.value.split(b".")[1]).decode()
+        assert not any(word in payload.lower() for word in CONTENT)  # ids, digests, parties
+
+    # A home that lost its chain state takes the head from its topic and goes on.
+    for path in (world.fb.home / "state" / world.sender).glob("audit.sqlite*"):
+        path.unlink()
+    [second] = world.fb.publish(world.sender, [report()])
+    assert [r.seq for r in _records(world.chain(world.sender))] == [0, 1]
+
+    anchored = world.fb.ok("audit", "anchor").split("\n")
+    assert f"{world.receiver} 1 " in "\n".join(anchored)
+    assert world.verify()[0] == 0
+
+    # An agency with its own credentials appends a record under the sender's name.
+    head = _records(world.chain(world.sender))[-1]
+    forged = AuditRecord(
+        writer=world.sender, seq=2, prev=record_hash(head), at=datetime.now(UTC),
+        act=Act.RETRACTION, report_id=uuid.UUID(second),
+    )  # fmt: skip
+    topic = audit_topic(world.sender)
+    value = sign_audit_record(forged, world.key(world.receiver))
+    asyncio.run(produce(world.fb.bootstrap, topic, [(b"", value)]))
+    code, chains, stderr = world.verify()
+    assert code == 1, stderr
+    assert chains[world.sender]["break"]["kind"] == "forged"
+    assert chains[world.sender]["break"]["seq"] == 2
+    assert chains[world.receiver]["intact"]
+    assert "not intact" in stderr
+
+    # A super user empties the receiver's topic and its own key signs a new history.
+    asyncio.run(_empty(world.settings, audit_topic(world.receiver)))
+    values, prev = [], GENESIS
+    for seq in range(3):
+        record = AuditRecord(
+            writer=world.receiver, seq=seq, prev=prev, at=datetime.now(UTC), act=Act.DELIVERY,
+            report_id=uuid.uuid4(),
+        )  # fmt: skip
+        values.append((b"", sign_audit_record(record, world.key(world.receiver))))
+        prev = record_hash(record)
+    asyncio.run(produce(world.fb.bootstrap, audit_topic(world.receiver), values))
+    code, chains, _ = world.verify()
+    assert code == 1
+    assert chains[world.receiver]["break"]["kind"] == "rewritten"
+    assert chains[world.receiver]["break"]["seq"] == 1  # the anchored head
+    plain = world.fb.run("audit", "verify")
+    assert plain.returncode == 1
+    assert f"{world.receiver}: BROKEN" in plain.stdout
+    assert "rewritten after anchoring" in plain.stdout
+
+
+def test_the_documented_commands_run_as_written(world: World) -> None:
+    """docs/audit.md's commands, with this test's agencies and report put in."""
+    message_id = life(world)
+    doc = (Path(__file__).parents[2] / "docs" / "audit.md").read_text(encoding="utf-8")
+    [block] = re.findall(r"```sh\n(.*?)```", doc, re.DOTALL)
+    commands = [shlex.split(line.split("#")[0]) for line in block.splitlines() if line.strip()]
+    assert len(commands) == 5
+    names = {"customs": world.sender, "anf": world.receiver, "REPORT_ID": message_id}
+    for words in commands:
+        assert words[0] == "fusionbus"
+        args = [names.get(w, w) for w in words[1:] if w != "[--json]"]
+        result = world.fb.run(*args)
+        assert result.returncode == 0, f"{words}\n{failed(result)}"
+
+
+def _records(entries: list[Entry]) -> list[AuditRecord]:
+    return [AuditRecord.model_validate(orjson.loads(b64d(e.value.split(b".")[1]))) for e in entries]
+
+
+async def _empty(settings: KafkaSettings, topic: str) -> None:
+    """Delete every record of ``topic`` (what a super user may do with DeleteRecords)."""
+    admin = AIOKafkaAdminClient(**aiokafka_kwargs(settings, "admin"))
+    await admin.start()
+    try:
+        part = TopicPartition(topic, 0)
+        found = await read_topics(settings, [topic])
+        end = found[topic][-1].offset + 1
+        await admin.delete_records({part: RecordsToDelete(before_offset=end)})
+    finally:
+        await admin.close()
