@@ -18,6 +18,8 @@ filters by **header** (the clear routing metadata of each envelope). The split::
     fusionbus.audit.<agency>                <agency>'s hash-chained, signed audit records: only
                  <agency> writes it, every agency in good standing reads every audit topic
                  (ids, digests, parties and acts, never content; ``docs/audit.md``)
+    fusionbus.audit-root                    the federation root's own audit chain (the
+                 admin's acts on the directory), written by the admin alone
     fusionbus.audit-anchors                 the root-countersigned heads of the audit chains
 
 A place (UN/LOCODE, thousands of them) never gets a topic of its own: it travels in the
@@ -45,6 +47,7 @@ __all__ = [
     "INBOX_PREFIX",
     "QUARANTINE_HEADERS",
     "REPORTS_PREFIX",
+    "ROOT_AUDIT_TOPIC",
     "ROUTING_HEADERS",
     "Header",
     "area_of",
@@ -67,7 +70,8 @@ INBOX_PREFIX = "fusionbus.inbox."
 DIRECTORY_TOPIC = "fusionbus.directory"
 AUDIT_PREFIX = "fusionbus.audit."
 AUDIT_ANCHOR_TOPIC = "fusionbus.audit-anchors"
-"""Not under :data:`AUDIT_PREFIX`, so no agency id can name it."""
+"""Not under :data:`AUDIT_PREFIX`, so no agency id can name it (nor :data:`ROOT_AUDIT_TOPIC`)."""
+ROOT_AUDIT_TOPIC = "fusionbus.audit-root"
 _QUARANTINE_PREFIX = "fusionbus.quarantine."
 # Exactly what an agency id may be (schemas.AgencyId), without its anchors.
 _AGENCY_RE = AGENCY_ID_PATTERN.removeprefix("^").removesuffix("$")

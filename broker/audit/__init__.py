@@ -19,6 +19,7 @@ from broker.audit.chain import AnchorClaim, Break, ChainBreak, ChainResult, Entr
 from broker.audit.record import (
     AUDIT_TYP,
     GENESIS,
+    ROOT_WRITER,
     Act,
     AuditRecord,
     Inspected,
@@ -30,12 +31,13 @@ from broker.audit.record import (
 )
 from broker.audit.state import AuditState
 from broker.audit.trail import Trail, verify_trail
-from broker.audit.writer import AuditWriter
+from broker.audit.writer import AuditWriter, append_record, own_key
 
 __all__ = [
     "ANCHOR_TYP",
     "AUDIT_TYP",
     "GENESIS",
+    "ROOT_WRITER",
     "Act",
     "Anchor",
     "AnchorClaim",
@@ -49,9 +51,11 @@ __all__ = [
     "Entry",
     "Inspected",
     "Trail",
+    "append_record",
     "canonical",
     "inspect",
     "open_anchor",
+    "own_key",
     "publish_anchor",
     "read_audit",
     "read_topics",

@@ -11,12 +11,13 @@ from broker.audit.chain import Entry
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.errors import TransportError
 from broker.provisioning.topics import ensure_topics
-from broker.topics import AUDIT_ANCHOR_TOPIC, AUDIT_PREFIX
+from broker.topics import AUDIT_ANCHOR_TOPIC, AUDIT_PREFIX, ROOT_AUDIT_TOPIC
 from broker.transport import map_kafka_errors
 
 __all__ = ["publish_anchor", "read_audit", "read_topics"]
 
 _ANCHOR_KEY = b"anchor"
+_ROOTS = (AUDIT_ANCHOR_TOPIC, ROOT_AUDIT_TOPIC)
 
 
 async def read_topics(
@@ -26,7 +27,7 @@ async def read_topics(
     last: int | None = None,
     deadline_s: float = 60.0,
 ) -> dict[str, list[Entry]]:
-    """Every value of ``topics`` (default: every audit topic and the anchors' topic) up
+    """Every value of ``topics`` (default: every audit topic, the root's and the anchors') up
     to its current end, in log order; with ``last``, only the last ``last``. A topic that
     does not exist is left out. The audit topics have one partition: a chain is what
     partition 0 holds, whatever else anyone adds."""
@@ -37,7 +38,7 @@ async def read_topics(
         with map_kafka_errors("reading the audit topics"):
             existing = await consumer.topics()
             wanted = (
-                sorted(t for t in existing if t.startswith(AUDIT_PREFIX) or t == AUDIT_ANCHOR_TOPIC)
+                sorted(t for t in existing if t.startswith(AUDIT_PREFIX) or t in _ROOTS)
                 if topics is None
                 else sorted(set(topics) & existing)
             )

@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from broker._crypto import SigningKey, VerifyKey
+from broker.audit.record import Writer
 from broker.federation.records import (
     _Frozen,
     open_signed,
@@ -29,7 +30,7 @@ from broker.federation.records import (
     root_signed,
     sign_document,
 )
-from schemas import AgencyId, UtcDatetime
+from schemas import UtcDatetime
 
 __all__ = ["ANCHOR_TYP", "Anchor", "AnchoredHead", "open_anchor", "sign_anchor"]
 
@@ -49,7 +50,7 @@ class Anchor(_Frozen):
     v: Literal[1] = 1
     kind: Literal["audit-anchor"] = "audit-anchor"
     issued_at: UtcDatetime
-    heads: dict[AgencyId, AnchoredHead] = Field(max_length=10_000)
+    heads: dict[Writer, AnchoredHead] = Field(max_length=10_000)
 
 
 def sign_anchor(heads: Mapping[str, AnchoredHead], root: SigningKey, *, now: datetime) -> bytes:

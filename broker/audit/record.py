@@ -37,9 +37,11 @@ __all__ = [
     "AUDIT_TYP",
     "GENESIS",
     "MAX_AUDIT_RECORD_BYTES",
+    "ROOT_WRITER",
     "Act",
     "AuditRecord",
     "Inspected",
+    "Writer",
     "canonical",
     "inspect",
     "record_hash",
@@ -49,6 +51,9 @@ __all__ = [
 
 AUDIT_TYP = "fusionbus-audit+jws"
 """Keeps an audit signature from being taken for an envelope's or the directory's."""
+ROOT_WRITER = "_root"
+"""The writer id of the federation root's own chain (the admin's acts): no agency id can be
+it, since agency ids start with a letter."""
 GENESIS = "0" * 64
 """What the first record of every chain names as its previous record's hash."""
 MAX_AUDIT_RECORD_BYTES = 16_384
@@ -57,6 +62,8 @@ _ALG = "Ed25519"
 
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,39}$")]
+Writer = AgencyId | Literal["_root"]
+"""An agency, or the federation root (:data:`ROOT_WRITER`)."""
 
 
 class Act(StrEnum):
@@ -78,8 +85,13 @@ class Act(StrEnum):
     FORWARD = "forward"
     CONSENT = "consent"
     GRANT_CHANGE = "grant_change"
+    """The root re-signed an agency's record with other grants (``digests.record``: the
+    SHA-256 of the signed directory record)."""
     KEY_ROTATION = "key_rotation"
+    """The root re-signed an agency's record with new keys."""
     REVOCATION = "revocation"
+    """The root revoked keys of an agency (``code``: ``revoked``; the reason stays in the
+    admin's home)."""
 
 
 class AuditRecord(BaseModel):
@@ -94,7 +106,7 @@ class AuditRecord(BaseModel):
 
     v: Literal[1] = 1
     kind: Literal["audit"] = "audit"
-    writer: AgencyId
+    writer: Writer
     seq: int = Field(ge=0, le=2**53 - 1)
     prev: Sha256Hex
     at: UtcDatetime

@@ -6,8 +6,10 @@ header names the root's kid but does not verify is a break (someone forged the r
 countersignature); one that names another key is only counted (:attr:`Trail.foreign`): an
 anchor only ever adds checks, so ignoring one cannot hide a break. It then walks the chain
 of every writer of the federation (the directory's agencies) and of every writer an anchor
-names, so a writer whose topic vanished after it was anchored is reported too. Audit
-topics of writers the directory does not know are listed, not walked
+names, so a writer whose topic vanished after it was anchored is reported too, and the
+root's own chain (``fusionbus.audit-root``: the admin's acts), checked with the root key;
+there too, a value signed by another key is counted, not walked.
+Audit topics of writers the directory does not know are listed, not walked
 (:attr:`Trail.unknown`).
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import orjson
 
@@ -23,11 +26,11 @@ from broker._crypto import VerifyKey
 from broker._jose import b64d, split_compact
 from broker.audit.anchor import Anchor, AnchoredHead, open_anchor
 from broker.audit.chain import AnchorClaim, ChainBreak, ChainResult, Entry, verify_chain
-from broker.audit.record import AuditRecord
+from broker.audit.record import ROOT_WRITER, AuditRecord
 from broker.errors import ConfigError
-from broker.federation.snapshot import DirectorySnapshot
+from broker.federation.snapshot import DirectorySnapshot, SigningKeyRecord
 from broker.keys import kid_of
-from broker.topics import AUDIT_ANCHOR_TOPIC, audit_writer_of
+from broker.topics import AUDIT_ANCHOR_TOPIC, ROOT_AUDIT_TOPIC, audit_writer_of
 
 __all__ = ["Trail", "verify_trail"]
 
@@ -41,7 +44,8 @@ class Trail:
     anchors: tuple[Anchor, ...]
     bad_anchors: tuple[str, ...]
     foreign: int = 0
-    """Values of the anchors' topic signed by another key than this federation's root."""
+    """Values of the anchors' or the root's topic signed by another key than this
+    federation's root (another federation's, or a forger's: ignoring them hides nothing)."""
     unknown: tuple[str, ...] = ()
     """Audit topics of writers the directory does not list."""
 
@@ -111,11 +115,31 @@ def verify_trail(
             by_writer[owner] = list(entries)
         elif owner is not None:
             unknown.append(topic)
-    chains = tuple(
+    root_entries = by_writer.pop(ROOT_WRITER, [])
+    chains = [
         verify_chain(writer, by_writer[writer], directory, claims.get(writer, ()))
         for writer in sorted(by_writer)
+    ]
+    if ROOT_AUDIT_TOPIC in topics or ROOT_WRITER in claims:  # the admin's acts
+        root_entries = []
+        for entry in topics.get(ROOT_AUDIT_TOPIC, ()):
+            if _kid_of_token(entry.value) in (root_kid, None):
+                root_entries.append(entry)
+            else:
+                foreign += 1
+        chains.append(
+            verify_chain(ROOT_WRITER, root_entries, _root_only(root), claims.get(ROOT_WRITER, ()))
+        )
+    return Trail(
+        tuple(chains), tuple(a for a, _ in opened), tuple(bad), foreign, tuple(sorted(unknown))
     )
-    return Trail(chains, tuple(a for a, _ in opened), tuple(bad), foreign, tuple(sorted(unknown)))
+
+
+def _root_only(root: VerifyKey) -> DirectorySnapshot:
+    """The directory the root's chain is checked against: the root key alone, always valid
+    (the federation root is not rotated)."""
+    since = datetime.min.replace(tzinfo=UTC)
+    return DirectorySnapshot.of_keys([SigningKeyRecord(kid_of(root), ROOT_WRITER, root, since)])
 
 
 def _kid_of_token(token: bytes) -> str | None:

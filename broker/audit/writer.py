@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -37,6 +38,7 @@ from aiokafka import AIOKafkaProducer
 
 from broker.audit._kafka import read_topics
 from broker.audit.record import (
+    ROOT_WRITER,
     AuditRecord,
     inspect,
     sign_audit_record,
@@ -45,12 +47,12 @@ from broker.audit.state import AuditState
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.errors import FusionbusError
 from broker.federation.snapshot import DirectorySnapshot, SigningKeyRecord
-from broker.keys import Identity, kid_of
+from broker.keys import Identity, SigningKey, kid_of
 from broker.provisioning.topics import ensure_topics
-from broker.topics import audit_topic
+from broker.topics import ROOT_AUDIT_TOPIC, audit_topic
 from broker.transport import kafka_error, map_kafka_errors
 
-__all__ = ["AuditWriter"]
+__all__ = ["AuditWriter", "append_record", "own_key"]
 
 log = structlog.get_logger(__name__)
 
@@ -61,22 +63,63 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def own_key(writer: str, key: SigningKey) -> DirectorySnapshot:
+    """A directory of one key, ``writer``'s: what a writer checks its own records with, and
+    what the root's chain is verified with."""
+    record = SigningKeyRecord(
+        kid=kid_of(key), agency=writer, key=key.public,
+        valid_from=datetime.min.replace(tzinfo=UTC),
+    )  # fmt: skip
+    return DirectorySnapshot.of_keys([record])
+
+
+def append_record(
+    state: AuditState,
+    writer: str,
+    key: SigningKey,
+    act: str,
+    *,
+    at: datetime,
+    message_id: uuid.UUID | None = None,
+    report_id: uuid.UUID | None = None,
+    digests: Mapping[str, str] | None = None,
+    parties: Iterable[str] = (),
+    code: str | None = None,
+) -> AuditRecord:
+    """Chain, sign and put one record in ``state``'s outbox (blocking; no Kafka): what
+    :meth:`AuditWriter.record` does in a thread, and what the admin's offline directory
+    commands do directly."""
+
+    def make(seq: int, prev: str) -> tuple[AuditRecord, bytes]:
+        record = AuditRecord(
+            writer=writer, seq=seq, prev=prev, at=at, act=act, message_id=message_id,
+            report_id=report_id, digests=dict(digests or {}), parties=tuple(parties), code=code,
+        )  # fmt: skip
+        return record, sign_audit_record(record, key)
+
+    return state.append(make)
+
+
 class AuditWriter:
-    """Writes ``identity``'s audit chain to ``fusionbus.audit.<agency>``."""
+    """Writes one writer's audit chain: an agency's to ``fusionbus.audit.<agency>``
+    (:meth:`for_home`), or the federation root's to ``fusionbus.audit-root``
+    (:meth:`for_root`)."""
 
     def __init__(
         self,
-        identity: Identity,
+        writer: str,
+        key: SigningKey,
         settings: KafkaSettings,
         state: AuditState,
         *,
+        topic: str | None = None,
         clock: Clock = _utcnow,
         retry_s: float = 2.0,
         stop_wait_s: float = 10.0,
     ) -> None:
-        self.agency = identity.agency
-        self.topic = audit_topic(identity.agency)
-        self._key = identity.signing_key
+        self.agency = writer
+        self.topic = topic if topic is not None else audit_topic(writer)
+        self._key = key
         self._settings = settings
         self._state = state
         self._clock = clock
@@ -92,7 +135,14 @@ class AuditWriter:
         cls, home: Path, identity: Identity, settings: KafkaSettings, *, clock: Clock = _utcnow
     ) -> AuditWriter:
         """The writer of ``identity`` with its state in ``<home>/state/<agency>/``."""
-        return cls(identity, settings, AuditState.for_home(home, identity.agency), clock=clock)
+        state = AuditState.for_home(home, identity.agency)
+        return cls(identity.agency, identity.signing_key, settings, state, clock=clock)
+
+    @classmethod
+    def for_root(cls, home: Path, root: SigningKey, settings: KafkaSettings) -> AuditWriter:
+        """The federation root's writer (the admin's acts), state in ``<home>/state/_root/``."""
+        state = AuditState.for_home(home, ROOT_WRITER)
+        return cls(ROOT_WRITER, root, settings, state, topic=ROOT_AUDIT_TOPIC)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -117,11 +167,7 @@ class AuditWriter:
 
     async def _recover(self) -> None:
         found = await read_topics(self._settings, [self.topic], last=100)
-        own = SigningKeyRecord(
-            kid=kid_of(self._key), agency=self.agency, key=self._key.public,
-            valid_from=datetime.min.replace(tzinfo=UTC),
-        )  # fmt: skip
-        mine = DirectorySnapshot.of_keys([own])
+        mine = own_key(self.agency, self._key)
         heads = [
             (item.record.seq, item.hash)
             for entry in found.get(self.topic, [])
@@ -146,19 +192,14 @@ class AuditWriter:
     ) -> AuditRecord | None:
         """Chain, sign and queue one record; ``None`` (and a log line) if it could not be
         appended. Never raises for an audit failure, never waits for Kafka."""
-        now = self._clock()
-
-        def make(seq: int, prev: str) -> tuple[AuditRecord, bytes]:
-            record = AuditRecord(
-                writer=self.agency, seq=seq, prev=prev, at=now, act=act,
-                message_id=message_id, report_id=report_id, digests=dict(digests or {}),
-                parties=tuple(parties), code=code,
-            )  # fmt: skip
-            return record, sign_audit_record(record, self._key)
-
+        append = functools.partial(
+            append_record, self._state, self.agency, self._key, act, at=self._clock(),
+            message_id=message_id, report_id=report_id, digests=digests, parties=parties,
+            code=code,
+        )  # fmt: skip
         try:
             async with self._lock:
-                record = await asyncio.to_thread(self._state.append, make)
+                record = await asyncio.to_thread(append)
         except (OSError, sqlite3.Error, ValueError) as exc:
             log.error("audit.append_failed", act=act, error=f"{type(exc).__name__}: {exc}")  # noqa: TRY400 - no traceback: the message says it
             return None

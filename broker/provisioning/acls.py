@@ -13,7 +13,7 @@ a usable encryption key, principal ``User:<id>`` (the CN of its TLS certificate)
     READ   topic fusionbus.directory                 the signed directory
     WRITE  topic fusionbus.audit.<id>                its own audit chain, nobody else's
     READ   topics prefixed fusionbus.audit.          every agency's audit chain (no content)
-    READ   topic fusionbus.audit-anchors             the root-countersigned chain heads
+    READ   topics fusionbus.audit-anchors, fusionbus.audit-root   the root's anchors and acts
 
 No DESCRIBE is granted: Kafka implies it from READ and WRITE, so an agency can list the
 offsets and timestamps of the topics it reads or writes and of no other (no traffic analysis
@@ -54,6 +54,7 @@ from broker.topics import (
     AUDIT_ANCHOR_TOPIC,
     AUDIT_PREFIX,
     DIRECTORY_TOPIC,
+    ROOT_AUDIT_TOPIC,
     audit_topic,
     inbox_prefix,
     inbox_topic,
@@ -137,6 +138,7 @@ def desired_acls(records: Iterable[AgencyRecord], *, now: datetime) -> frozenset
         acls.add(Acl(who, "topic", "literal", audit_topic(record.id), "WRITE"))
         acls.add(Acl(who, "topic", "prefixed", AUDIT_PREFIX, "READ"))
         acls.add(Acl(who, "topic", "literal", AUDIT_ANCHOR_TOPIC, "READ"))
+        acls.add(Acl(who, "topic", "literal", ROOT_AUDIT_TOPIC, "READ"))
         for recipient in senders:
             if recipient != record.id:
                 acls.add(Acl(who, "topic", "literal", inbox_topic(recipient, record.id), "WRITE"))
@@ -169,9 +171,9 @@ def platform_topics(records: Iterable[AgencyRecord], *, now: datetime) -> Platfo
 
 
 def audit_topics(records: Iterable[AgencyRecord]) -> list[str]:
-    """The audit topic of every agency in the directory and the anchors' topic, which the
-    admin creates (kept for ever: ``docs/audit.md``)."""
-    return sorted([*(audit_topic(r.id) for r in records), AUDIT_ANCHOR_TOPIC])
+    """The audit topic of every agency in the directory, the root's and the anchors' topic,
+    which the admin creates (kept for ever: ``docs/audit.md``)."""
+    return sorted([*(audit_topic(r.id) for r in records), ROOT_AUDIT_TOPIC, AUDIT_ANCHOR_TOPIC])
 
 
 # -- applying (confluent-kafka's AdminClient: aiokafka has no ACL calls) -----------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -18,15 +19,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import structlog
 import typer
 
 from broker.audit import (
+    ROOT_WRITER,
+    Act,
     Anchor,
     AnchoredHead,
+    AuditState,
+    AuditWriter,
     ChainResult,
     Trail,
+    append_record,
     publish_anchor,
     read_audit,
+    sha256_hex,
     sign_anchor,
     verify_trail,
 )
@@ -40,7 +48,9 @@ from fusionbus.cli import _params
 from fusionbus.cli._common import BootstrapOpt, HomeOpt
 from fusionbus.cli._console import json_line, line, out_console, say
 
-__all__ = ["audit_app"]
+__all__ = ["audit_app", "record_admin_act", "send_admin_acts"]
+
+log = structlog.get_logger(__name__)
 
 audit_app = typer.Typer(
     help="The tamper-evident audit trail: verify every chain, show a report's life, anchor "
@@ -223,6 +233,7 @@ def anchor(home: HomeOpt = None, bootstrap: BootstrapOpt = None) -> None:
     root = federation.root_key()
 
     async def run() -> tuple[Trail, int | None]:
+        await send_admin_acts(where, federation, settings)
         trail = await _trail(where, None, settings)
         heads = trail.heads()
         if not heads or heads == _anchored(trail.anchors):
@@ -245,3 +256,35 @@ def anchor(home: HomeOpt = None, bootstrap: BootstrapOpt = None) -> None:
             say("{problem}", problem=problem)
         say("the trail has breaks (above); the broken chains were anchored up to them.")
         raise typer.Exit(1)
+
+
+def record_admin_act(
+    home: Path, federation: Federation, act: Act, agency: str, *, code: str | None = None
+) -> None:
+    """Put an act of the admin on ``agency``'s record on the root's chain, in the home's
+    outbox (``<home>/state/_root/``): the directory commands work offline, so the record is
+    sent by the next ``federation publish-directory`` or ``audit anchor``. Its digest is
+    the SHA-256 of the signed directory record the act produced. A failure is logged
+    (``audit.append_failed``), never raised: the directory change is made either way."""
+    token = federation.snapshot.signed_records().get(agency)
+    digests = {"record": sha256_hex(token)} if token is not None else {}
+    try:
+        state = AuditState.for_home(home, ROOT_WRITER)
+    except (OSError, sqlite3.Error) as exc:
+        log.error("audit.append_failed", act=act, error=f"{type(exc).__name__}: {exc}")  # noqa: TRY400 - the message says it
+        return
+    try:
+        append_record(
+            state, ROOT_WRITER, federation.root_key(), act, at=datetime.now(UTC),
+            digests=digests, parties=[agency], code=code,
+        )  # fmt: skip
+    except (OSError, sqlite3.Error, ValueError) as exc:
+        log.error("audit.append_failed", act=act, error=f"{type(exc).__name__}: {exc}")  # noqa: TRY400 - the message says it
+    finally:
+        state.close()
+
+
+async def send_admin_acts(home: Path, federation: Federation, settings: KafkaSettings) -> None:
+    """Send the root's outbox to ``fusionbus.audit-root`` (what is left stays queued)."""
+    async with AuditWriter.for_root(home, federation.root_key(), settings):
+        pass  # starting sends the outbox; stopping waits for Kafka's answer

@@ -28,6 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from broker._jose import b64d
 from broker.audit import (
     GENESIS,
+    ROOT_WRITER,
     Act,
     AuditRecord,
     Entry,
@@ -41,7 +42,7 @@ from broker.federation import Federation
 from broker.home import write_config
 from broker.kafka import ClusterState
 from broker.keys import SigningKey
-from broker.topics import audit_topic, report_topic
+from broker.topics import ROOT_AUDIT_TOPIC, audit_topic, report_topic
 from schemas import example_report
 from tests.integration.cli_helpers import Fusionbus, delivered_ids, failed, json_lines, produce
 
@@ -70,7 +71,7 @@ class World:
         """``audit verify --json``: exit code, this federation's chains by writer, stderr."""
         result = self.fb.run("audit", "verify", "--json")
         chains = {line["writer"]: line for line in json_lines(result.stdout) if "writer" in line}
-        assert set(chains) == {self.sender, self.receiver}, failed(result)
+        assert set(chains) - {ROOT_WRITER} == {self.sender, self.receiver}, failed(result)
         return result.returncode, chains, result.stderr
 
 
@@ -146,10 +147,21 @@ def test_a_reports_life_is_on_the_trail_of_each_agency_and_verifies(world: World
 def test_a_forged_record_and_a_chain_rewritten_after_anchoring_are_named(world: World) -> None:
     life(world)
     [second] = world.fb.publish(world.sender, [report()])
+    # The admin's act goes on the root's chain (offline), and out with the next anchor.
+    world.fb.ok("agency", "grant", world.receiver, "--category", "wildlife", "--jurisdiction", AREA)
     heads = dict(line.split()[:2] for line in world.fb.ok("audit", "anchor").splitlines())
     anchored = len(world.chain(world.receiver)) - 1
-    assert heads == {world.sender: "1", world.receiver: str(anchored)}
-    assert world.verify()[0] == 0
+    assert heads == {world.sender: "1", world.receiver: str(anchored), ROOT_WRITER: "0"}
+    code, chains, _ = world.verify()
+    assert code == 0
+    assert (chains[ROOT_WRITER]["intact"], chains[ROOT_WRITER]["records"]) == (True, 1)
+    [act] = _records(_root_chain(world))
+    signed = (world.fb.home / "directory" / f"{world.receiver}.jws").read_bytes().strip()
+    assert (act.act, act.parties, act.digests["record"]) == (
+        "grant_change",
+        (world.receiver,),
+        sha256_hex(signed),
+    )
     again = world.fb.run("audit", "anchor")
     assert again.returncode == 0, failed(again)
     assert "nothing new to anchor" in again.stderr
@@ -204,6 +216,13 @@ def test_the_documented_commands_run_as_written(world: World) -> None:
         args = [names.get(w, w) for w in words[1:] if w != "[--json]"]
         result = world.fb.run(*args)
         assert result.returncode == 0, f"{words}\n{failed(result)}"
+
+
+def _root_chain(world: World) -> list[Entry]:
+    """This federation's records on the root's topic (other tests' federations share it)."""
+    found = asyncio.run(read_topics(world.settings, [ROOT_AUDIT_TOPIC]))[ROOT_AUDIT_TOPIC]
+    root = Federation.load(world.fb.home).root_kid
+    return [e for e in found if orjson.loads(b64d(e.value.split(b".")[0]))["kid"] == root]
 
 
 def _records(entries: list[Entry]) -> list[AuditRecord]:

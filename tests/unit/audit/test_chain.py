@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from broker._jose import b64d, b64e
 from broker.audit import (
     GENESIS,
+    ROOT_WRITER,
     Act,
     AnchoredHead,
     AuditRecord,
@@ -31,6 +32,7 @@ from broker.audit import (
 )
 from broker.federation.snapshot import DirectorySnapshot, SigningKeyRecord
 from broker.keys import SigningKey, kid_of
+from broker.topics import ROOT_AUDIT_TOPIC
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 REPORT = uuid.UUID("4b1f9a5e-1c55-4d4a-9a43-3d4f4e8f2a10")
@@ -314,3 +316,50 @@ def test_any_deletion_or_move_of_one_record_is_detected(data: st.DataObject) -> 
     expected_intact = moved == values
     assert world.verify(moved, [anchor]).intact is expected_intact
     assert not world.verify(rest, [anchor]).intact  # the last one too: the anchor names it
+
+
+def root_chain(world: World, length: int) -> list[bytes]:
+    """``length`` acts of the admin, signed by the federation root."""
+    values, prev = [], GENESIS
+    for seq in range(length):
+        record = AuditRecord(
+            writer=ROOT_WRITER, seq=seq, prev=prev, at=T0, act=Act.GRANT_CHANGE,
+            parties=("anf",), digests={"record": "cd" * 32},
+        )  # fmt: skip
+        values.append(sign_audit_record(record, world.root))
+        prev = record_hash(record)
+    return values
+
+
+def test_the_roots_chain_is_checked_with_the_root_key_and_other_roots_are_ignored(
+    world: World,
+) -> None:
+    mine = root_chain(world, 3)
+    other = fresh_world()
+    theirs = root_chain(other, 2)  # another federation sharing the cluster
+    log = [Entry(n, v) for n, v in enumerate([mine[0], theirs[0], mine[1], theirs[1], mine[2]])]
+    trail = verify_trail(
+        {ROOT_AUDIT_TOPIC: log}, [], world.directory, world.root.public, writers=[]
+    )
+    assert trail.intact
+    [chain] = trail.chains
+    assert (chain.writer, len(chain.records), trail.foreign) == (ROOT_WRITER, 3, 2)
+
+    dropped = [Entry(n, v) for n, v in enumerate([mine[0], mine[2]])]
+    broken = verify_trail(
+        {ROOT_AUDIT_TOPIC: dropped}, [], world.directory, world.root.public, writers=[]
+    )
+    assert only_break(broken) == (Break.DROPPED, 1)
+    by_anf = sign_audit_record(
+        AuditRecord.model_validate(payload_of(mine[1])), world.anf
+    )  # an agency cannot write the root's chain
+    forged = [Entry(n, v) for n, v in enumerate([mine[0], by_anf, mine[2]])]
+    assert not verify_trail(
+        {ROOT_AUDIT_TOPIC: forged}, [], world.directory, world.root.public, writers=[]
+    ).intact
+
+
+def test_the_root_writer_is_no_agency_id(world: World) -> None:
+    assert world.record(0, GENESIS, writer=ROOT_WRITER).writer == ROOT_WRITER
+    with pytest.raises(ValueError, match="writer"):
+        world.record(0, GENESIS, writer="_other")

@@ -92,7 +92,7 @@ async def test_an_audit_write_that_fails_is_logged_and_never_raised(
 ) -> None:
     identity = Identity.generate("anf")
     state = AuditState(tmp_path / "audit.sqlite")
-    writer = AuditWriter(identity, KafkaSettings(bootstrap="127.0.0.1:1"), state)
+    writer = AuditWriter("anf", identity.signing_key, KafkaSettings(bootstrap="127.0.0.1:1"), state)
 
     def full_disk(*_: object) -> AuditRecord:
         raise OSError(28, "No space left on device")
@@ -110,7 +110,7 @@ async def test_an_audit_write_that_fails_is_logged_and_never_raised(
 async def test_a_record_is_queued_without_waiting_for_kafka(tmp_path: Path) -> None:
     identity = Identity.generate("anf")
     state = AuditState(tmp_path / "audit.sqlite")
-    writer = AuditWriter(identity, KafkaSettings(bootstrap="127.0.0.1:1"), state)
+    writer = AuditWriter("anf", identity.signing_key, KafkaSettings(bootstrap="127.0.0.1:1"), state)
     report = uuid.uuid4()
     record = await writer.record(
         Act.PUBLISH, message_id=report, report_id=report, parties=["fia", "customs", "fia"]

@@ -30,6 +30,7 @@ def test_each_agency_reads_exactly_its_granted_topics_of_every_sender(
         "fusionbus.inbox.fia.",  # prefixed: every inbox topic of fia
         "fusionbus.audit.",  # prefixed: every agency's audit chain (no content)
         "fusionbus.audit-anchors",
+        "fusionbus.audit-root",  # the admin's acts on the directory
     }
     anf = of(acls, "User:anf")  # narcotics + precursors in PK: national -> pk and 7 provinces
     anf_reports = {n for k, _, n, op in anf if op == "READ" and n.startswith("fusionbus.reports.")}
