@@ -108,7 +108,7 @@ class Quarantine:
             raise ConfigError("the quarantine is not started")
         if self._audit is not None:  # the digest of the original, as fb-original-sha256
             digest = hashlib.sha256(value or b"").hexdigest()
-            await self._audit.record(Act.QUARANTINE, digests={"envelope": digest}, code=reason)
+            self._audit.record(Act.QUARANTINE, digests={"envelope": digest}, code=reason)
         key, value, headers = quarantine_record(source, key, value, reason, detail)
         with map_kafka_errors("quarantining a rejected record"):
             sent: asyncio.Future[object] = await self._producer.send(

@@ -247,7 +247,7 @@ class Subscriber:
         if isinstance(verdict, Accepted):
             await handler(verdict.delivery)
             await self._receipt(verdict.delivery)  # before the mark: a crash here resends it
-            await self._audit_delivery(verdict.delivery, item.value)
+            self._audit_delivery(verdict.delivery, item.value)  # a local append: no await
             self.intake.mark(verdict)
             self.handed_over += 1
         elif isinstance(verdict, Rejected):
@@ -275,11 +275,11 @@ class Subscriber:
             return
         self._receipts_unacked.append((header.message_id, pending))
 
-    async def _audit_delivery(self, delivery: Delivery, envelope: bytes | None) -> None:
+    def _audit_delivery(self, delivery: Delivery, envelope: bytes | None) -> None:
         """Put the hand-over on this agency's audit trail (never raises, never waits)."""
         if self._audit is not None:
             header = delivery.header
-            await self._audit.record(
+            self._audit.record(
                 Act.DELIVERY, message_id=header.message_id, report_id=header.message_id,
                 digests={"envelope": sha256_hex(envelope or b"")}, parties=[header.sender],
             )  # fmt: skip

@@ -106,7 +106,7 @@ class FeedbackSender(ProducerClient):
         log.debug("feedback.sent", message_id=str(feedback.message_id), outcome=feedback.outcome)
         if self._audit is not None:  # the act, not what it says: the outcome stays sealed
             act = Act.RECEIPT if feedback.outcome == Outcome.RECEIVED else Act.FEEDBACK
-            await self._audit.record(
+            self._audit.record(
                 act, message_id=feedback.message_id, report_id=feedback.report_id,
                 digests={"envelope": sha256_hex(envelope)}, parties=[about.sender],
             )  # fmt: skip

@@ -135,7 +135,7 @@ class Publisher(ProducerClient):
         for (report, topic, envelope, kids), outcome in zip(sealed, outcomes, strict=True):
             results.append(result := self._result(report, topic, kids, outcome))
             if self._audit is not None and isinstance(result, Published):
-                await self._audit.record(
+                self._audit.record(
                     Act.PUBLISH, message_id=report.message_id, report_id=report.message_id,
                     digests={"envelope": sha256_hex(envelope)}, parties=self._agencies(kids),
                 )  # fmt: skip

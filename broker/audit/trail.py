@@ -82,21 +82,23 @@ def verify_trail(
     root: VerifyKey,
     *,
     writers: Iterable[str] | None = None,
+    kept: Sequence[tuple[str, bytes]] = (),
 ) -> Trail:
     """Verify the values of the audit topics (``topics``, by topic name) and of the anchors'
     topic (``anchors``) against ``directory`` and the federation ``root`` key. ``writers``:
-    whose chains to walk (default: the directory's agencies), besides those anchored."""
+    whose chains to walk (default: the directory's agencies), besides those anchored.
+    ``kept``: anchors kept outside Kafka, as (where, token), checked as those on the topic."""
     opened: list[tuple[Anchor, str]] = []
     bad: list[str] = []
     foreign = 0
     root_kid = kid_of(root)
-    for entry in anchors:
-        source = f"{AUDIT_ANCHOR_TOPIC}@{entry.offset}"
-        if _kid_of_token(entry.value) not in (root_kid, None):
+    sources = [(f"{AUDIT_ANCHOR_TOPIC}@{e.offset}", e.value) for e in anchors]
+    for source, token in [*sources, *kept]:
+        if _kid_of_token(token) not in (root_kid, None):
             foreign += 1
             continue
         try:
-            opened.append((open_anchor(entry.value, root, source=source), source))
+            opened.append((open_anchor(token, root, source=source), source))
         except ConfigError as exc:
             bad.append(f"forged anchor: {exc}")
     chosen = set(directory.records if writers is None else writers)

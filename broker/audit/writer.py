@@ -3,11 +3,13 @@
 ::
 
     async with AuditWriter.for_home(home, identity, settings) as audit:
-        await audit.record(Act.PUBLISH, message_id=..., report_id=..., parties=["anf"],
+        audit.record(Act.PUBLISH, message_id=..., report_id=..., parties=["anf"],
                            digests={"envelope": sha256_hex(envelope)})
 
 :meth:`AuditWriter.record` chains and signs the record and puts it in the home's outbox
-(:class:`~broker.audit.state.AuditState`), then returns: it never waits for Kafka. A
+(:class:`~broker.audit.state.AuditState`), then returns: it never waits for Kafka, and it
+is a plain call (no await), so a hook adds no point where the caller's task could be
+cancelled between handing a report over and marking it. A
 background task sends the outbox in seq order and takes out what Kafka acknowledged; a send
 that fails is logged (``audit.send_failed``) and retried, and whatever is still unsent at
 :meth:`~AuditWriter.stop` (after a bounded wait) is sent by the next writer of that home.
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -87,8 +88,7 @@ def append_record(
     code: str | None = None,
 ) -> AuditRecord:
     """Chain, sign and put one record in ``state``'s outbox (blocking; no Kafka): what
-    :meth:`AuditWriter.record` does in a thread, and what the admin's offline directory
-    commands do directly."""
+    :meth:`AuditWriter.record` does, and what the admin's offline directory commands do."""
 
     def make(seq: int, prev: str) -> tuple[AuditRecord, bytes]:
         record = AuditRecord(
@@ -180,7 +180,7 @@ class AuditWriter:
             self._state.adopt(seq, digest)
             log.info("audit.recovered", topic=self.topic, seq=seq)
 
-    async def record(
+    def record(
         self,
         act: str,
         *,
@@ -191,15 +191,15 @@ class AuditWriter:
         code: str | None = None,
     ) -> AuditRecord | None:
         """Chain, sign and queue one record; ``None`` (and a log line) if it could not be
-        appended. Never raises for an audit failure, never waits for Kafka."""
-        append = functools.partial(
-            append_record, self._state, self.agency, self._key, act, at=self._clock(),
-            message_id=message_id, report_id=report_id, digests=digests, parties=parties,
-            code=code,
-        )  # fmt: skip
+        appended. Never raises for an audit failure and never waits: it is a local append
+        (a signature and a SQLite commit), with no await, so a caller's task cannot be
+        cancelled inside it."""
         try:
-            async with self._lock:
-                record = await asyncio.to_thread(append)
+            record = append_record(
+                self._state, self.agency, self._key, act, at=self._clock(),
+                message_id=message_id, report_id=report_id, digests=digests, parties=parties,
+                code=code,
+            )  # fmt: skip
         except (OSError, sqlite3.Error, ValueError) as exc:
             log.error("audit.append_failed", act=act, error=f"{type(exc).__name__}: {exc}")  # noqa: TRY400 - no traceback: the message says it
             return None

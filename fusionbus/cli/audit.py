@@ -105,10 +105,29 @@ async def _trail(where: Path, agency: str | None, settings: KafkaSettings) -> Tr
     root = read_root_public(HomeLayout(where).root_public, where)
     async with _directory(where, agency, settings) as snapshot:
         topics, anchors = await read_audit(settings)
-        return verify_trail(topics, anchors, snapshot, root)
+        return verify_trail(topics, anchors, snapshot, root, kept=_kept(where))
 
 
-def _settings(home: Path | None, agency: str | None, bootstrap: str | None) -> tuple[Path, Any]:
+def _kept(where: Path) -> list[tuple[str, bytes]]:
+    """The anchors this home keeps (``audit anchor`` wrote them here), as (where, token)."""
+    path = HomeLayout(where).kept_anchors
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+    return [(f"{path} line {n}", token) for n, token in enumerate(lines, 1) if token.strip()]
+
+
+def _keep(where: Path, token: bytes) -> None:
+    path = HomeLayout(where).kept_anchors
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with path.open("ab") as kept:
+        kept.write(token + b"\n")
+
+
+def _settings(
+    home: Path | None, agency: str | None, bootstrap: str | None
+) -> tuple[Path, KafkaSettings]:
     where = resolve_home(home, agency=agency)
     return where, kafka_settings(where, bootstrap, agency=agency)
 
@@ -135,6 +154,12 @@ def verify(
             _emit(json_line({"anchor": "forged", "detail": problem}))
         else:
             out_console.print(line(("ANCHOR", "bold red"), f" {problem}"))
+    if trail.unknown:
+        say(
+            "note: {count} audit topic(s) of writers this directory does not list were not "
+            "checked (e.g. {first}).",
+            count=len(trail.unknown), first=trail.unknown[0],
+        )  # fmt: skip
     if not trail.intact:
         broken = len(trail.breaks) + len(trail.bad_anchors)
         say(
@@ -239,7 +264,9 @@ def anchor(home: HomeOpt = None, bootstrap: BootstrapOpt = None) -> None:
         if not heads or heads == _anchored(trail.anchors):
             return trail, None
         token = sign_anchor(heads, root, now=datetime.now(UTC))
-        return trail, await publish_anchor(settings, token)
+        offset = await publish_anchor(settings, token)
+        _keep(where, token)
+        return trail, offset
 
     trail, offset = asyncio.run(run())
     for writer, head in sorted(trail.heads().items()):

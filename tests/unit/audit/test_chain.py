@@ -215,6 +215,18 @@ def test_a_chain_rewritten_after_its_head_was_anchored_is_named_rewritten(world:
     assert only_break(gone) == (Break.REWRITTEN, 3)  # the anchored writer's topic vanished
 
 
+def test_an_anchor_kept_outside_kafka_still_counts(world: World) -> None:
+    values = world.chain(4)
+    anchor = world.anchor(values)
+    entries = {TOPIC: [Entry(n, v) for n, v in enumerate(world.chain(4))]}  # another history
+    trail = verify_trail(
+        entries, [], world.directory, world.root.public, writers=["anf"],
+        kept=[("home/audit/anchors.jws line 1", anchor)],
+    )  # fmt: skip
+    assert only_break(trail) == (Break.REWRITTEN, 3)
+    assert "anchors.jws line 1" in trail.breaks[0].detail
+
+
 def test_a_chain_that_goes_on_after_its_anchor_verifies(world: World) -> None:
     values = world.chain(4)
     anchor = world.anchor(values)

@@ -3,6 +3,7 @@ that must never reach the caller."""
 
 from __future__ import annotations
 
+import inspect
 import stat
 import uuid
 from collections.abc import Callable
@@ -86,8 +87,7 @@ def test_two_writers_of_one_home_send_one_at_a_time(tmp_path: Path) -> None:
     two.close()
 
 
-@pytest.mark.asyncio
-async def test_an_audit_write_that_fails_is_logged_and_never_raised(
+def test_an_audit_write_that_fails_is_logged_and_never_raised(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     identity = Identity.generate("anf")
@@ -99,23 +99,28 @@ async def test_an_audit_write_that_fails_is_logged_and_never_raised(
 
     monkeypatch.setattr(state, "append", full_disk)
     with capture_logs() as logs:
-        assert await writer.record(Act.PUBLISH, message_id=uuid.uuid4()) is None
+        assert writer.record(Act.PUBLISH, message_id=uuid.uuid4()) is None
     [event] = [e for e in logs if e["event"] == "audit.append_failed"]
     assert event["act"] == "publish"
     assert "No space left" in event["error"]
     state.close()
 
 
-@pytest.mark.asyncio
-async def test_a_record_is_queued_without_waiting_for_kafka(tmp_path: Path) -> None:
+def test_a_record_is_queued_without_waiting_for_kafka(tmp_path: Path) -> None:
     identity = Identity.generate("anf")
     state = AuditState(tmp_path / "audit.sqlite")
     writer = AuditWriter("anf", identity.signing_key, KafkaSettings(bootstrap="127.0.0.1:1"), state)
     report = uuid.uuid4()
-    record = await writer.record(
+    record = writer.record(
         Act.PUBLISH, message_id=report, report_id=report, parties=["fia", "customs", "fia"]
     )
     assert record is not None
     assert record.parties == ("customs", "fia")
     assert [seq for seq, _ in state.pending()] == [0]  # not started: nothing was sent
     state.close()
+
+
+def test_recording_is_a_plain_call_so_a_hook_adds_no_cancellation_point() -> None:
+    # A subscriber cancelled (SIGTERM) between handing a report over and marking it would
+    # show it again after a restart; an await inside record() would be such a point.
+    assert not inspect.iscoroutinefunction(AuditWriter.record)
