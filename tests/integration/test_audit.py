@@ -22,8 +22,9 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from aiokafka.errors import TopicAuthorizationFailedError
 
 from broker._jose import b64d
 from broker.audit import (
@@ -42,9 +43,19 @@ from broker.federation import Federation
 from broker.home import write_config
 from broker.kafka import ClusterState
 from broker.keys import SigningKey
+from broker.provisioning.pki import ClusterPki
 from broker.topics import AUDIT_ANCHOR_TOPIC, ROOT_AUDIT_TOPIC, audit_topic, report_topic
 from schemas import example_report
-from tests.integration.cli_helpers import Fusionbus, delivered_ids, failed, json_lines, produce
+from tests.conftest import SecureWorld
+from tests.integration.cli_helpers import (
+    Fusionbus,
+    clean_env,
+    delivered_ids,
+    failed,
+    json_lines,
+    produce,
+    run_cli,
+)
 
 CATEGORY, AREA = "migrant_smuggling", "PK-GB"  # few other tests read or write these topics
 CONTENT = ("heroin", "csqu3054383")  # the example report's drug and container: no record
@@ -245,3 +256,50 @@ async def _empty(settings: KafkaSettings, topic: str) -> None:
         await admin.delete_records({part: RecordsToDelete(before_offset=end)})
     finally:
         await admin.close()
+
+
+def test_on_a_secured_cluster_an_agency_writes_only_its_own_chain_and_reads_them_all(
+    secure_kafka: SecureWorld,
+) -> None:
+    """mTLS and the directory's ACLs: anf's publish and tail land on the chains; fia's
+    certificate cannot write customs' chain; anf verifies every chain with its own."""
+    home = ["--home", str(secure_kafka.home)]
+    env = clean_env()
+    report = example_report("narcotics", "PKKHI")
+    sent = run_cli("publish", "--agency", "customs", *home, stdin=report.model_dump_json(), env=env)
+    assert sent.returncode == 0, failed(sent)
+    tail = run_cli(
+        "tail", "--agency", "anf", "--from-beginning", "--exit-at-end", "--json", *home, env=env
+    )
+    assert tail.returncode == 0, failed(tail)
+
+    pki = ClusterPki(secure_kafka.home)
+    fia = pki.agency_files("fia").settings(secure_kafka.bootstrap)
+    with pytest.raises(TopicAuthorizationFailedError):
+        asyncio.run(_write(fia, audit_topic("customs"), b"not signed by customs"))
+
+    anchored = run_cli("audit", "anchor", *home, env=env)  # the admin's certificate
+    assert anchored.returncode == 0, failed(anchored)
+    verified = run_cli("audit", "verify", "--agency", "anf", "--json", *home, env=env)
+    assert verified.returncode == 0, failed(verified)
+    chains = {line["writer"]: line for line in json_lines(verified.stdout)}
+    assert chains["customs"]["intact"]
+    assert chains["anf"]["intact"]
+    assert chains["customs"]["anchored"] is not None
+    shown = run_cli(
+        "audit", "show", "--report", str(report.message_id), "--agency", "fia", "--json", *home,
+        env=env,
+    )  # fmt: skip
+    assert shown.returncode == 0, failed(shown)  # fia reads the trail, not the report
+    acts = [(r["writer"], r["act"]) for r in json_lines(shown.stdout)]
+    assert acts[0] == ("customs", "publish")
+    assert ("anf", "delivery") in acts[1:]  # once per tail from the beginning
+
+
+async def _write(settings: KafkaSettings, topic: str, value: bytes) -> None:
+    producer = AIOKafkaProducer(**aiokafka_kwargs(settings, "producer"))
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value)
+    finally:
+        await producer.stop()
