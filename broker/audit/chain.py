@@ -80,7 +80,8 @@ class ChainBreak:
 @dataclass(frozen=True, slots=True)
 class ChainResult:
     """``records`` (seq 0, 1, ... up to the first break) and the break, if any;
-    ``authentic``: every record the writer's key signed, break or not, in log order."""
+    ``authentic``: every record the writer's key signed, break or not, in log order, each
+    once."""
 
     writer: str
     records: tuple[tuple[AuditRecord, str], ...]
@@ -114,8 +115,11 @@ def verify_chain(
             found = problem
             del accepted[claim.seq :]
             break
-    authentic = tuple(s.record for s in seen if s.authentic and s.record is not None)
-    return ChainResult(writer, tuple(accepted), found, authentic)
+    unique: dict[str, AuditRecord] = {}  # a record sent twice is one record
+    for item in seen:
+        if item.authentic and item.record is not None and item.hash is not None:
+            unique.setdefault(item.hash, item.record)
+    return ChainResult(writer, tuple(accepted), found, tuple(unique.values()))
 
 
 def _walk(  # noqa: PLR0911 - one return per kind of break

@@ -274,7 +274,13 @@ class AuditWriter:
         left stays in the outbox for the next writer of this home."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
+            try:  # let a send in progress finish, so no record goes out twice
+                await asyncio.wait_for(self._lock.acquire(), self._stop_wait_s)
+            except TimeoutError:
+                task.cancel()  # Kafka is not answering: what was sent may be sent again
+            else:
+                task.cancel()
+                self._lock.release()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         left = 0

@@ -124,7 +124,9 @@ def test_an_intact_chain_verifies_and_each_record_commits_to_the_one_before(worl
 
 def test_the_same_record_sent_twice_is_no_break(world: World) -> None:
     values = world.chain(4)
-    assert world.verify([*values[:3], values[2], values[3]]).intact
+    trail = world.verify([*values[:3], values[2], values[3]])
+    assert trail.intact
+    assert [r.seq for r in trail.life_of(REPORT)] == [0, 1, 2, 3]  # shown once
 
 
 def test_a_deleted_record_is_named_dropped(world: World) -> None:
