@@ -10,6 +10,7 @@ federation's files: ``docs/federation.md``; the TLS files: ``docs/security.md``)
     <home>/directory/<agency>.jws         one root-signed AgencyRecord per agency
     <home>/directory/.accepted-revisions.json   the rollback guard of the file store
     <home>/directory/live-state.json      what this home accepted from the directory topic
+    <home>/audit/anchors.jws              the audit anchors written here (``docs/audit.md``)
     <home>/agencies/<agency>/             an agency's keys (signing, encryption, JWKS, tls/)
     <home>/enrolment/<agency>.{request,bundle}.jws   enrolment made or issued here
     <home>/sites/<agency>/                a demo agency's own home (``fusionbus up``)
@@ -115,6 +116,12 @@ class HomeLayout:
     def live_state(self) -> Path:
         """The latest record accepted per agency from the directory topic."""
         return self.directory_dir / "live-state.json"
+
+    @property
+    def kept_anchors(self) -> Path:
+        """Every audit anchor ``fusionbus audit anchor`` wrote from here, one JWS a line: a
+        copy no Kafka super user can delete (``docs/audit.md``)."""
+        return self.home / "audit" / "anchors.jws"
 
     # -- agencies' keys -------------------------------------------------------------------
 

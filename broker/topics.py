@@ -15,6 +15,12 @@ filters by **header** (the clear routing metadata of each envelope). The split::
                  every topic of its inbox, and nobody else may list even its offsets
     fusionbus.quarantine.<agency>           what <agency>'s consumers rejected, with reasons
     fusionbus.directory                     the root-signed federation directory (compacted)
+    fusionbus.audit.<agency>                <agency>'s hash-chained, signed audit records: only
+                 <agency> writes it, every agency in good standing reads every audit topic
+                 (ids, digests, parties and acts, never content; ``docs/audit.md``)
+    fusionbus.audit-root                    the federation root's own audit chain (the
+                 admin's acts on the directory), written by the admin alone
+    fusionbus.audit-anchors                 the root-countersigned heads of the audit chains
 
 A place (UN/LOCODE, thousands of them) never gets a topic of its own: it travels in the
 ``jurisdiction`` header and the consumer drops what its subscription does not cover. A
@@ -35,14 +41,19 @@ from schemas._base import AGENCY_ID_PATTERN
 from schemas.jurisdiction import ancestors, first_level_subdivisions, normalise_jurisdiction
 
 __all__ = [
+    "AUDIT_ANCHOR_TOPIC",
+    "AUDIT_PREFIX",
     "DIRECTORY_TOPIC",
     "INBOX_PREFIX",
     "INBOX_RETENTION_MS",
     "QUARANTINE_HEADERS",
     "REPORTS_PREFIX",
+    "ROOT_AUDIT_TOPIC",
     "ROUTING_HEADERS",
     "Header",
     "area_of",
+    "audit_topic",
+    "audit_writer_of",
     "expected_topic",
     "inbox_prefix",
     "inbox_topic",
@@ -62,6 +73,10 @@ INBOX_RETENTION_MS = 32 * 24 * 3600 * 1000
 """How long an inbox topic keeps its records: 32 days, a day longer than the longest an
 envelope may live (feedback and notices live that long), so an agency offline for weeks
 still reads every notice sent to it meanwhile."""
+AUDIT_PREFIX = "fusionbus.audit."
+AUDIT_ANCHOR_TOPIC = "fusionbus.audit-anchors"
+"""Not under :data:`AUDIT_PREFIX`, so no agency id can name it (nor :data:`ROOT_AUDIT_TOPIC`)."""
+ROOT_AUDIT_TOPIC = "fusionbus.audit-root"
 _QUARANTINE_PREFIX = "fusionbus.quarantine."
 # Exactly what an agency id may be (schemas.AgencyId), without its anchors.
 _AGENCY_RE = AGENCY_ID_PATTERN.removeprefix("^").removesuffix("$")
@@ -215,6 +230,25 @@ def parties_of_inbox(topic: str) -> tuple[str, str] | None:
     """
     match = _INBOX_TOPIC.fullmatch(topic)
     return (match["recipient"], match["sender"]) if match else None
+
+
+def audit_topic(agency: str) -> str:
+    """Where ``agency`` writes its audit chain.
+
+    >>> audit_topic("anf")
+    'fusionbus.audit.anf'
+    """
+    return f"{AUDIT_PREFIX}{_agency(agency)}"
+
+
+def audit_writer_of(topic: str) -> str | None:
+    """The agency whose audit topic ``topic`` is, or ``None`` when it is not one.
+
+    >>> audit_writer_of("fusionbus.audit.anf"), audit_writer_of("fusionbus.audit-anchors")
+    ('anf', None)
+    """
+    writer = topic.removeprefix(AUDIT_PREFIX)
+    return writer if writer != topic and _AGENCY.fullmatch(writer) else None
 
 
 def quarantine_topic(agency: str) -> str:

@@ -18,6 +18,7 @@ import hashlib
 
 from aiokafka import AIOKafkaProducer
 
+from broker.audit import Act, AuditWriter
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.errors import ConfigError
 from broker.provisioning.topics import ensure_topics
@@ -65,9 +66,12 @@ def quarantine_record(
 class Quarantine:
     """Writes rejected records to ``fusionbus.quarantine.<agency>``."""
 
-    def __init__(self, agency: str, settings: KafkaSettings) -> None:
+    def __init__(
+        self, agency: str, settings: KafkaSettings, *, audit: AuditWriter | None = None
+    ) -> None:
         self.topic = quarantine_topic(agency)
         self._settings = settings
+        self._audit = audit
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
@@ -102,6 +106,9 @@ class Quarantine:
         not one each)."""
         if self._producer is None:
             raise ConfigError("the quarantine is not started")
+        if self._audit is not None:  # the digest of the original, as fb-original-sha256
+            digest = hashlib.sha256(value or b"").hexdigest()
+            self._audit.record(Act.QUARANTINE, digests={"envelope": digest}, code=reason)
         key, value, headers = quarantine_record(source, key, value, reason, detail)
         with map_kafka_errors("quarantining a rejected record"):
             sent: asyncio.Future[object] = await self._producer.send(

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from broker.audit import Act, AuditWriter, sha256_hex
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.envelope import Opener
 from broker.errors import AuthorizationError, FusionbusError, Reason
@@ -108,6 +109,7 @@ class Subscriber:
         on_reject: RejectHook | None = None,
         on_skip: SkipHook | None = None,
         receipts: ReceiptSender | None = None,
+        audit: AuditWriter | None = None,
     ) -> None:
         self._identity = identity
         self._directory = directory
@@ -123,7 +125,8 @@ class Subscriber:
             delivered=self._delivered, clock=clock,
             since_ms=int(since.timestamp() * 1000) if since is not None else None,
         )  # fmt: skip
-        self._quarantine = Quarantine(identity.agency, settings)
+        self._audit = audit
+        self._quarantine = Quarantine(identity.agency, settings, audit=audit)
         self._on_reject = on_reject
         self._unacked: list[asyncio.Future[object]] = []
         self._on_skip = on_skip
@@ -244,6 +247,7 @@ class Subscriber:
         if isinstance(verdict, Accepted):
             await handler(verdict.delivery)
             await self._receipt(verdict.delivery)  # before the mark: a crash here resends it
+            self._audit_delivery(verdict.delivery, item.value)  # a local append: no await
             self.intake.mark(verdict)
             self.handed_over += 1
         elif isinstance(verdict, Rejected):
@@ -270,6 +274,15 @@ class Subscriber:
             log.warning("subscriber.receipt_failed", report=str(header.message_id), error=str(exc))
             return
         self._receipts_unacked.append((header.message_id, pending))
+
+    def _audit_delivery(self, delivery: Delivery, envelope: bytes | None) -> None:
+        """Put the hand-over on this agency's audit trail (never raises, never waits)."""
+        if self._audit is not None:
+            header = delivery.header
+            self._audit.record(
+                Act.DELIVERY, message_id=header.message_id, report_id=header.message_id,
+                digests={"envelope": sha256_hex(envelope or b"")}, parties=[header.sender],
+            )  # fmt: skip
 
     def _refused(self, exc: AuthorizationError) -> AuthorizationError:
         agency = self._identity.agency

@@ -33,6 +33,7 @@ from typing import Protocol, runtime_checkable
 
 import structlog
 
+from broker.audit import Act, AuditWriter
 from broker.config import KafkaSettings
 from broker.errors import FusionbusError
 from broker.federation import Directory
@@ -128,6 +129,7 @@ class Gateway:
         self.sessions = SessionStore(self.files)
         self.sender: Sender | None = None
         self.feedback_sender: FeedbackSender | None = None
+        self.audit: AuditWriter | None = None
         self.directory: Directory | None = None
         self.feedback = FeedbackStore(self.files)
         self.ledger = SentLedger.for_home(home, agency)
@@ -186,9 +188,11 @@ class Gateway:
             log.warning("gateway.idempotency_abandoned", records=abandoned)
         async with (
             site_directory(self.home, self.agency, self.kafka) as site,
-            Publisher(site.identity(), site.directory, site.policy, self.kafka) as pub,
-            FeedbackSender(site.identity(), site.directory, self.kafka) as feedback,
+            AuditWriter.for_home(self.home, site.identity(), self.kafka) as audit,
+            Publisher(site.identity(), site.directory, site.policy, self.kafka, audit=audit) as pub,
+            FeedbackSender(site.identity(), site.directory, self.kafka, audit=audit) as feedback,
         ):
+            self.audit = audit
             self.sender = pub
             self.feedback_sender = feedback
             self.directory = site.directory
@@ -242,7 +246,7 @@ class Gateway:
             jurisdictions=sorted({j for _, j in grants}),
             group_id=new_group_id(self.agency, self.settings.group),
             delivered=self._delivered, from_beginning=True, clock=self.clock,
-            on_reject=self._rejected, receipts=self.feedback_sender,
+            on_reject=self._rejected, receipts=self.feedback_sender, audit=self.audit,
         )  # fmt: skip
         self.subscriber = subscriber
         self.subscribing = True
@@ -302,6 +306,13 @@ class Gateway:
                 "gateway.forwarded_in", report=str(delivery.forward.report_id),
                 originator=delivery.forward.originator, by=delivery.forward.sender,
             )  # fmt: skip
+            if self.audit is not None:
+                self.audit.record(
+                    Act.DELIVERY, message_id=delivery.forward.message_id,
+                    report_id=delivery.forward.report_id,
+                    parties=[delivery.forward.originator, delivery.forward.sender],
+                    code="forwarded",
+                )  # fmt: skip
             await self._receive(delivery.delivery)
         else:
             self._feedback_received(delivery)
@@ -315,6 +326,11 @@ class Gateway:
         changed = self.received.apply(notice, now)
         if changed is not None:
             self.hub.publish(changed)
+        if self.audit is not None:
+            self.audit.record(
+                Act.APPLIED, message_id=notice.message_id, report_id=notice.report_id,
+                parties=[notice.sender], code=str(notice.action),
+            )  # fmt: skip
         log.info(
             "gateway.notice", report=str(notice.report_id), sender=notice.sender,
             action=str(notice.action), held=held,

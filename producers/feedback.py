@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from broker.audit import Act, AuditWriter, sha256_hex
 from broker.config import KafkaSettings
 from broker.envelope import Routing, Sealer, seal_feedback, seal_notice
 from broker.envelope.forward import seal_forward
@@ -39,7 +40,7 @@ from broker.topics import INBOX_RETENTION_MS, inbox_topic
 from broker.transport import kafka_error, map_kafka_errors
 from producers._client import ProducerClient
 from producers.publisher import Published
-from schemas import Feedback, Forward, Notice, Outcome
+from schemas import Feedback, Forward, Notice, NoticeAction, Outcome
 from schemas.envelope import RoutingHeader
 
 if TYPE_CHECKING:
@@ -68,10 +69,12 @@ class FeedbackSender(ProducerClient):
         settings: KafkaSettings,
         *,
         clock: Clock = _utcnow,
+        audit: AuditWriter | None = None,
     ) -> None:
         super().__init__(settings)
         self._identity = identity
         self._directory = directory
+        self._audit = audit
         self._clock = clock
         self._sealer = Sealer(identity, directory, clock=clock)
         self._topics: set[str] = set()
@@ -107,6 +110,12 @@ class FeedbackSender(ProducerClient):
                 topic, value=envelope, key=str(feedback.report_id).encode()
             )
         log.debug("feedback.sent", message_id=str(feedback.message_id), outcome=feedback.outcome)
+        if self._audit is not None:  # the act, not what it says: the outcome stays sealed
+            act = Act.RECEIPT if feedback.outcome == Outcome.RECEIVED else Act.FEEDBACK
+            self._audit.record(
+                act, message_id=feedback.message_id, report_id=feedback.report_id,
+                digests={"envelope": sha256_hex(envelope)}, parties=[about.sender],
+            )  # fmt: skip
         return future
 
     async def notify(
@@ -151,6 +160,18 @@ class FeedbackSender(ProducerClient):
                 getattr(outcome, "partition", -1), getattr(outcome, "offset", -1), (),
             )  # fmt: skip
         reached = sum(isinstance(r, Published) for r in results.values())
+        if self._audit is not None and reached:
+            acts = {
+                NoticeAction.RETRACT: Act.RETRACTION, NoticeAction.PURGE: Act.PURGE,
+                NoticeAction.SUPERSEDE: Act.SUPERSESSION,
+            }  # fmt: skip
+            act = acts.get(notice.action, Act.CONSENT)
+            told = [a for a, r in results.items() if isinstance(r, Published)]
+            self._audit.record(
+                act, message_id=notice.message_id, report_id=notice.report_id,
+                parties=[*told, *([notice.forward_to] if notice.forward_to else [])],
+                code=None if act is not Act.CONSENT else str(notice.action),
+            )  # fmt: skip
         log.info(
             "notice.sent", notice=str(notice.message_id), report=str(notice.report_id),
             action=str(notice.action), reached=reached, recipients=len(results),
@@ -190,6 +211,13 @@ class FeedbackSender(ProducerClient):
         except Exception as exc:
             error: FusionbusError = kafka_error(exc, f"forwarding report {forward.report_id}")
             raise error from exc
+        if self._audit is not None:
+            self._audit.record(
+                Act.FORWARD, message_id=forward.message_id, report_id=forward.report_id,
+                digests={"envelope": sha256_hex(envelope)},
+                parties=[forward.to, forward.originator],
+                code="with_consent" if forward.consent is not None else None,
+            )  # fmt: skip
         log.info(
             "forward.sent", report=str(forward.report_id), to=forward.to,
             consent=forward.consent is not None,

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from broker.audit import Act, AuditWriter, sha256_hex
 from broker.config import KafkaSettings
 from broker.envelope import Sealer, seal_report
 from broker.errors import AuthorizationError, ConfigError, FusionbusError
@@ -89,9 +90,12 @@ class Publisher(ProducerClient):
         *,
         clock: Clock = _utcnow,
         topic_partitions: int = 3,
+        audit: AuditWriter | None = None,
     ) -> None:
         super().__init__(settings)
         self._identity = identity
+        self._directory = directory
+        self._audit = audit
         self._policy = policy
         self._clock = clock
         self._partitions = topic_partitions
@@ -128,9 +132,20 @@ class Publisher(ProducerClient):
                 )
         outcomes = await asyncio.gather(*futures, return_exceptions=True)
         results: list[Published | FusionbusError] = []
-        for (report, topic, _, kids), outcome in zip(sealed, outcomes, strict=True):
-            results.append(self._result(report, topic, kids, outcome))
+        for (report, topic, envelope, kids), outcome in zip(sealed, outcomes, strict=True):
+            results.append(result := self._result(report, topic, kids, outcome))
+            if self._audit is not None and isinstance(result, Published):
+                self._audit.record(
+                    Act.PUBLISH, message_id=report.message_id, report_id=report.message_id,
+                    digests={"envelope": sha256_hex(envelope)}, parties=self._agencies(kids),
+                )  # fmt: skip
         return results
+
+    def _agencies(self, kids: Sequence[str]) -> list[str]:
+        """The agencies other than this one whose encryption keys ``kids`` are."""
+        snapshot = self._directory.snapshot
+        found = {k.agency for kid in kids if (k := snapshot.encryption_key(kid)) is not None}
+        return sorted(found - {self._identity.agency})
 
     def _seal(self, report: Report) -> tuple[Report, str, bytes, tuple[str, ...]]:
         if report.sender != self._identity.agency:

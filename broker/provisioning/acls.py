@@ -11,6 +11,9 @@ a usable encryption key, principal ``User:<id>`` (the CN of its TLS certificate)
     WRITE  topic fusionbus.inbox.<other>.<id>        its notices to each other agency
     READ, WRITE  topic fusionbus.quarantine.<id>     its consumers' rejects
     READ   topic fusionbus.directory                 the signed directory
+    WRITE  topic fusionbus.audit.<id>                its own audit chain, nobody else's
+    READ   topics prefixed fusionbus.audit.          every agency's audit chain (no content)
+    READ   topics fusionbus.audit-anchors, fusionbus.audit-root   the root's anchors and acts
 
 No DESCRIBE is granted: Kafka implies it from READ and WRITE, so an agency can list the
 offsets and timestamps of the topics it reads or writes and of no other (no traffic analysis
@@ -48,8 +51,12 @@ from broker.errors import AuthorizationError
 from broker.federation.records import AgencyRecord
 from broker.provisioning.topics import ensure_topics
 from broker.topics import (
+    AUDIT_ANCHOR_TOPIC,
+    AUDIT_PREFIX,
     DIRECTORY_TOPIC,
     INBOX_RETENTION_MS,
+    ROOT_AUDIT_TOPIC,
+    audit_topic,
     inbox_prefix,
     inbox_topic,
     quarantine_topic,
@@ -63,6 +70,7 @@ __all__ = [
     "AclChanges",
     "PlatformTopics",
     "apply_directory",
+    "audit_topics",
     "desired_acls",
     "in_good_standing",
     "platform_topics",
@@ -128,6 +136,10 @@ def desired_acls(records: Iterable[AgencyRecord], *, now: datetime) -> frozenset
         acls.add(Acl(who, "topic", "literal", quarantine_topic(record.id), "WRITE"))
         acls.add(Acl(who, "topic", "literal", DIRECTORY_TOPIC, "READ"))
         acls.add(Acl(who, "topic", "prefixed", inbox_prefix(record.id), "READ"))
+        acls.add(Acl(who, "topic", "literal", audit_topic(record.id), "WRITE"))
+        acls.add(Acl(who, "topic", "prefixed", AUDIT_PREFIX, "READ"))
+        acls.add(Acl(who, "topic", "literal", AUDIT_ANCHOR_TOPIC, "READ"))
+        acls.add(Acl(who, "topic", "literal", ROOT_AUDIT_TOPIC, "READ"))
         for recipient in senders:
             if recipient != record.id:
                 acls.add(Acl(who, "topic", "literal", inbox_topic(recipient, record.id), "WRITE"))
@@ -157,6 +169,12 @@ def platform_topics(records: Iterable[AgencyRecord], *, now: datetime) -> Platfo
     return PlatformTopics(
         sorted(reports), sorted(quarantine_topic(r.id) for r in records), sorted(inboxes)
     )
+
+
+def audit_topics(records: Iterable[AgencyRecord]) -> list[str]:
+    """The audit topic of every agency in the directory, the root's and the anchors' topic,
+    which the admin creates (kept for ever: ``docs/audit.md``)."""
+    return sorted([*(audit_topic(r.id) for r in records), ROOT_AUDIT_TOPIC, AUDIT_ANCHOR_TOPIC])
 
 
 # -- applying (confluent-kafka's AdminClient: aiokafka has no ACL calls) -----------------------
@@ -271,5 +289,6 @@ async def apply_directory(
     await ensure_topics(settings, topics.reports)
     await ensure_topics(settings, topics.quarantines, partitions=1)
     await ensure_topics(settings, topics.inboxes, partitions=1, retention_ms=INBOX_RETENTION_MS)
+    await ensure_topics(settings, audit_topics(records), partitions=1, retained=True)
     await ensure_topics(settings, [DIRECTORY_TOPIC], partitions=1, compacted=True)
     return await asyncio.to_thread(sync_acls, settings, records, now=now)

@@ -24,6 +24,7 @@ async def ensure_topics(
     partitions: int = 3,
     compacted: bool = False,
     retention_ms: int | None = None,
+    retained: bool = False,
 ) -> list[str]:
     """Create the topics in ``names`` that do not exist yet; return those created.
 
@@ -52,6 +53,9 @@ async def ensure_topics(
                 configs["cleanup.policy"] = "compact"
             if retention_ms is not None:
                 configs["retention.ms"] = str(retention_ms)
+            if retained:  # kept for ever: an audit trail that expires is no trail
+                configs["retention.ms"] = "-1"
+                configs["retention.bytes"] = "-1"
             response = await admin.create_topics(
                 [NewTopic(n, partitions, replication, topic_configs=configs) for n in missing]
             )

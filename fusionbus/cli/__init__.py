@@ -22,6 +22,7 @@ from typer.core import TyperGroup
 from broker.errors import FusionbusError
 from broker.logs import configure_logging
 from fusionbus.cli._console import print_error
+from fusionbus.cli.audit import audit_app
 from fusionbus.cli.demo import down, up
 from fusionbus.cli.federation import agency_app, federation_app
 from fusionbus.cli.feedback import receipt, status
@@ -106,6 +107,7 @@ app.add_typer(federation_app, name="federation")
 app.add_typer(agency_app, name="agency")
 app.add_typer(report_app, name="report")
 app.add_typer(gateway_app, name="gateway")
+app.add_typer(audit_app, name="audit")
 app.command()(up)
 app.command()(down)
 app.command()(publish)

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from broker.audit import Act
 from broker.errors import ConfigError
 from broker.federation import AgencyRecord, Federation, publish_directory
 from broker.home import HomeLayout, kafka_settings, resolve_home
@@ -26,6 +27,7 @@ from broker.topics import DIRECTORY_TOPIC
 from fusionbus.cli import _params
 from fusionbus.cli._common import BootstrapOpt, HomeOpt, sync_cluster
 from fusionbus.cli._console import json_line, say, visible
+from fusionbus.cli.audit import record_admin_act, send_admin_acts
 from fusionbus.cli.enrolment import (
     RequestOpt,
     admit_request,
@@ -110,6 +112,7 @@ def publish_directory_command(
     head = federation.signed_head(now=datetime.now(UTC))
     settings = kafka_settings(where, bootstrap)
     count = asyncio.run(publish_directory(settings, tokens, topic=topic, head=head))
+    asyncio.run(send_admin_acts(where, federation, settings))  # grants, rotations, revocations
     say(
         "Published {count} directory record(s) to {topic} at {bootstrap}.",
         count=count, topic=topic, bootstrap=settings.bootstrap,
@@ -247,6 +250,8 @@ def grant(
         agency_id, categories=category, jurisdictions=jurisdiction, now=_now()
     )
     changed = "granted" if record.revision != before else "already granted, nothing changed"
+    if record.revision != before:
+        record_admin_act(where, federation, Act.GRANT_CHANGE, record.id)
     synced = _synced(federation, where)
     say(
         "{id}: {changed}; revision {revision}. Grants: {grants}{synced}",
@@ -313,6 +318,7 @@ def rotate_keys(
     if request is not None:
         _only_request("rotate-keys", agency_id, None)
         federation, admission = admit_request(where, request, valid_days=valid_days, rotation=True)
+        record_admin_act(where, federation, Act.KEY_ROTATION, admission.record.id)
         say_admitted(federation, where, admission, request)
         return
     if agency_id is None:
@@ -323,6 +329,7 @@ def rotate_keys(
     federation = Federation.load(where)
     old = federation.snapshot.agency(agency_id)
     record = federation.rotate_keys(agency_id, now=_now(), valid_for=timedelta(days=valid_days))
+    record_admin_act(where, federation, Act.KEY_ROTATION, record.id)
     synced = _synced(federation, where)
     say(
         "{id}: new keys, revision {revision}{synced}; keys {signing} and {encryption} end "
@@ -374,6 +381,8 @@ def revoke(
         if e.revoked_at is not None and before[e.kid] is None
     ]
     done = f"revoked {len(kids)} key(s)" if kids else "already revoked, nothing changed"
+    if kids:
+        record_admin_act(where, federation, Act.REVOCATION, record.id, code="revoked")
     synced = _synced(federation, where)
     say(
         "{id}: {done}; revision {revision}.{synced} Distribute the directory (fusionbus "

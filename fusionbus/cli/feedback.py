@@ -29,6 +29,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from broker.audit import AuditWriter
 from broker.config import KafkaSettings
 from broker.errors import ConfigError, SchemaValidationError
 from broker.federation.source import AgencyDirectory, HomeDirectory
@@ -255,7 +256,10 @@ def receipt(  # noqa: PLR0917 - typer maps each parameter to an option
                 raise SchemaValidationError(
                     "the feedback is not valid: " + "; ".join(describe_validation_error(exc))
                 ) from None
-            async with FeedbackSender(use.identity(), use.directory, settings) as sender:
+            async with (
+                AuditWriter.for_home(where, use.identity(), settings) as audit,
+                FeedbackSender(use.identity(), use.directory, settings, audit=audit) as sender,
+            ):
                 await sender.send(item, about)
             return item
 

@@ -25,6 +25,7 @@ from typing import Annotated
 
 import typer
 
+from broker.audit import AuditWriter
 from broker.config import KafkaSettings
 from broker.envelope.forward import needs_consent
 from broker.errors import ConfigError, DisseminationError
@@ -80,7 +81,10 @@ def forward(  # noqa: PLR0917 - typer maps each parameter to an option
                 raise ConfigError(f"{to} is the report's originator: it has the report")
             if to not in use.directory.snapshot.records:
                 raise ConfigError(f"{to} is not an agency of the directory")
-            async with FeedbackSender(use.identity(), use.directory, settings) as sender:
+            async with (
+                AuditWriter.for_home(where, use.identity(), settings) as audit,
+                FeedbackSender(use.identity(), use.directory, settings, audit=audit) as sender,
+            ):
                 if ask:
                     request = Feedback(
                         message_id=uuid.uuid4(), report_id=message_id,
@@ -182,7 +186,8 @@ def consent(  # noqa: PLR0917 - typer maps each parameter to an option
     async def send() -> None:
         async with (
             directory.started(settings) as use,
-            FeedbackSender(use.identity(), use.directory, settings) as sender,
+            AuditWriter.for_home(where, use.identity(), settings) as audit,
+            FeedbackSender(use.identity(), use.directory, settings, audit=audit) as sender,
         ):
             results = await sender.notify(notice, routing, [forwarder])
         error = results[forwarder]

@@ -25,6 +25,7 @@ from typing import Annotated
 
 import typer
 
+from broker.audit import AuditWriter
 from broker.envelope import Routing
 from broker.errors import ConfigError, FusionbusError, SchemaValidationError
 from broker.federation.source import HomeDirectory
@@ -131,7 +132,8 @@ def retract(  # noqa: PLR0917 - typer maps each parameter to an option
     async def send() -> dict[str, Published | FusionbusError]:
         async with (
             directory.started(settings) as use,
-            FeedbackSender(use.identity(), use.directory, settings) as sender,
+            AuditWriter.for_home(where, use.identity(), settings) as audit,
+            FeedbackSender(use.identity(), use.directory, settings, audit=audit) as sender,
         ):
             return await sender.notify(notice, routing, sent.sealed_to)
 
@@ -192,8 +194,11 @@ def supersede(  # noqa: PLR0917 - typer maps each parameter to an option
     async def send() -> dict[str, Published | FusionbusError]:
         async with (
             directory.started(settings) as use,
-            Publisher(use.identity(), use.directory, use.policy, settings) as publisher,
-            FeedbackSender(use.identity(), use.directory, settings) as sender,
+            AuditWriter.for_home(where, use.identity(), settings) as audit,
+            Publisher(
+                use.identity(), use.directory, use.policy, settings, audit=audit
+            ) as publisher,
+            FeedbackSender(use.identity(), use.directory, settings, audit=audit) as sender,
         ):
             results = await publisher.publish_many([corrected])
             ledger = SentLedger.for_home(where, agency)

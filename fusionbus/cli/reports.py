@@ -16,6 +16,7 @@ import orjson
 import typer
 from pydantic import ValidationError
 
+from broker.audit import AuditWriter
 from broker.errors import FusionbusError, SchemaValidationError
 from broker.federation.source import HomeDirectory
 from broker.home import kafka_settings, resolve_home
@@ -112,7 +113,10 @@ def publish(
     async def send() -> list[Any]:
         async with (
             directory.started(settings) as use,
-            Publisher(use.identity(), use.directory, use.policy, settings) as publisher,
+            AuditWriter.for_home(where, use.identity(), settings) as audit,
+            Publisher(
+                use.identity(), use.directory, use.policy, settings, audit=audit
+            ) as publisher,
         ):
             results = await publisher.publish_many(reports)
             ledger = SentLedger.for_home(where, agency)
@@ -217,26 +221,27 @@ def tail(  # noqa: PLR0917 - typer maps each parameter to an option
                     exit_at_end=exit_at_end,
                 )  # fmt: skip
                 return
-            subscriber = Subscriber(
-                use.identity(), use.directory, settings,
-                categories=categories, jurisdictions=jurisdictions,
-                from_beginning=from_beginning, since=since, on_reject=_reject_printer(as_json),
-                delivered=delivered,
-                group_id=None if group is None else new_group_id(agency, group),
-            )  # fmt: skip
-            notices = Notices(as_json, history=from_beginning or since is not None)
-            inbox = Inbox(use.identity(), use.directory, settings)
-            await inbox.run(notices.read, exit_at_end=True)  # what was said before
-            notices.live = True
-            await _until_signalled(
-                _with_notices(
-                    subscriber.run(
-                        _printer(as_json, notices), limit=count, exit_at_end=exit_at_end
-                    ),
-                    inbox.run(notices.read, exit_at_end=exit_at_end),
-                    exit_at_end=exit_at_end,
+            async with AuditWriter.for_home(where, use.identity(), settings) as audit:
+                subscriber = Subscriber(
+                    use.identity(), use.directory, settings,
+                    categories=categories, jurisdictions=jurisdictions,
+                    from_beginning=from_beginning, since=since,
+                    on_reject=_reject_printer(as_json), delivered=delivered,
+                    group_id=None if group is None else new_group_id(agency, group), audit=audit,
+                )  # fmt: skip
+                notices = Notices(as_json, history=from_beginning or since is not None)
+                inbox = Inbox(use.identity(), use.directory, settings)
+                await inbox.run(notices.read, exit_at_end=True)  # what was said before
+                notices.live = True
+                await _until_signalled(
+                    _with_notices(
+                        subscriber.run(
+                            _printer(as_json, notices), limit=count, exit_at_end=exit_at_end
+                        ),
+                        inbox.run(notices.read, exit_at_end=exit_at_end),
+                        exit_at_end=exit_at_end,
+                    )
                 )
-            )
 
     try:
         asyncio.run(follow())

@@ -311,11 +311,12 @@ def test_grant_and_revoke_drive_the_acls(secure_kafka: SecureWorld) -> None:
 
     revoked = run("agency", "revoke", "pcg", "--reason", "test", "--home", home)
     assert revoked.returncode == 0, revoked.stderr
-    # pcg's 5 base ACLs, its inbox READ and its WRITE to each other agency's inbox, its
+    # pcg's 5 base ACLs and 4 of the audit trail (WRITE its chain, READ every chain, the
+    # root's and the anchors), its inbox READ and its WRITE to each other agency's inbox, its
     # READs, everyone's WRITE to pcg's inbox, and everyone's READ on pcg's topics: 8 areas of
     # PK for each other agency's one category (customs contraband, anf narcotics, fia human
-    # trafficking, ...): 40 with the three of the fixture alone.
-    removed = 5 + 1 + 2 * (senders - 1) + senders + 8 * (senders - 1)
+    # trafficking, ...): 44 with the three of the fixture alone.
+    removed = 5 + 4 + 1 + 2 * (senders - 1) + senders + 8 * (senders - 1)
     assert f"0 added, {removed} removed" in revoked.stderr
     assert "Retired the TLS CA of pcg" in revoked.stderr
     after = run(*tail_narcotics)

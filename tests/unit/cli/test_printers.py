@@ -78,7 +78,8 @@ def _printed(capsys: pytest.CaptureFixture[str]) -> str:
 def test_a_report_title_is_printed_as_text(capsys: pytest.CaptureFixture[str]) -> None:
     asyncio.run(_printer(as_json=False)(_delivery(HOSTILE)))
     assert _printed(capsys) == (
-        f"IMMEDIATE 2026-11-28 09:30Z customs narcotics PKKHI TLP:AMBER  {SHOWN}\n"
+        f"IMMEDIATE 2026-11-28 09:30Z customs narcotics PKKHI TLP:AMBER  {SHOWN}"
+        "  [no_onward_dissemination, not_for_court]\n"  # the handling, wherever it is shown
     )
 
 

@@ -28,6 +28,9 @@ def test_each_agency_reads_exactly_its_granted_topics_of_every_sender(
         "fusionbus.quarantine.fia",
         "fusionbus.directory",
         "fusionbus.inbox.fia.",  # prefixed: every inbox topic of fia
+        "fusionbus.audit.",  # prefixed: every agency's audit chain (no content)
+        "fusionbus.audit-anchors",
+        "fusionbus.audit-root",  # the admin's acts on the directory
     }
     anf = of(acls, "User:anf")  # narcotics + precursors in PK: national -> pk and 7 provinces
     anf_reports = {n for k, _, n, op in anf if op == "READ" and n.startswith("fusionbus.reports.")}
@@ -50,6 +53,7 @@ def test_every_agency_writes_only_its_own_reports_and_creates_and_alters_nothing
             ("topic", "literal", f"fusionbus.quarantine.{agency}"),
             *(("topic", "literal", f"fusionbus.inbox.{to}.{agency}") for to in AGENCIES
               if to != agency),
+            ("topic", "literal", f"fusionbus.audit.{agency}"),
         }  # fmt: skip
         assert ("group", "prefixed", f"fusionbus.{agency}.", "READ") in mine
         assert {op for *_, op in mine} <= {"READ", "WRITE"}
@@ -151,3 +155,22 @@ def test_a_new_agency_can_be_read_by_everyone_granted_at_once(federation: Federa
         added
     )
     assert Acl("User:pcg", "topic", "prefixed", "fusionbus.reports.pcg.", "WRITE") in added
+
+
+def test_an_audit_chain_is_written_by_its_writer_alone_and_read_by_every_agency(
+    federation: Federation,
+) -> None:
+    acls = desired_acls(federation.snapshot.agencies(), now=NOW)
+    topic = "fusionbus.audit.anf"
+
+    def covers(acl: Acl, name: str) -> bool:
+        return acl.resource == "topic" and (
+            name.startswith(acl.name) if acl.pattern == "prefixed" else acl.name == name
+        )
+
+    assert {(a.principal, a.operation) for a in acls if covers(a, topic)} == {
+        ("User:anf", "WRITE"),
+        *((f"User:{agency}", "READ") for agency in AGENCIES),
+    }
+    anchors = {(a.principal, a.operation) for a in acls if covers(a, "fusionbus.audit-anchors")}
+    assert anchors == {(f"User:{agency}", "READ") for agency in AGENCIES}  # the admin writes it
