@@ -140,8 +140,8 @@ class ForwardAccepted:
 
 Accepted = FeedbackAccepted | NoticeAccepted | ForwardAccepted
 InboxVerdict = Accepted | Rejected | Skipped
-OriginatorOf = Callable[[uuid.UUID], "str | None"]
-"""The sender of a report this agency received (by message id), or None if unknown."""
+OriginatorOf = Callable[[uuid.UUID], Collection[str]]
+"""The senders of the reports with this message id the agency holds (none if unknown)."""
 
 
 class InboxIntake:
@@ -182,7 +182,7 @@ class InboxIntake:
     def _verdict(self, record: Record) -> InboxVerdict:  # noqa: PLR0911 - one per verdict
         source = record.source
         parties = parties_of_inbox(source.topic)
-        if parties is None or parties[0] != self._agency:
+        if parties is None or parties[0] != self._agency or parties[1] == self._agency:
             return Rejected(
                 Reason.WRONG_TOPIC, f"{source.topic} is not an inbox topic of {self._agency}"
             )
@@ -211,12 +211,12 @@ class InboxIntake:
                 f"a forward to {content.forward.to}, sealed to {self._agency}",
             )
         if isinstance(content, Notice):
-            known = self._originator_of(content.report_id) if self._originator_of else None
-            if known is not None and known != content.sender:
+            known = self._originator_of(content.report_id) if self._originator_of else ()
+            if known and content.sender not in known:
                 return Rejected(
                     Reason.NOT_ORIGINATOR,
                     f"{content.sender} sent a {content.action} notice about report "
-                    f"{content.report_id}, which {known} originated",
+                    f"{content.report_id}, which {', '.join(sorted(known))} originated",
                 )
         digest = hashlib.sha256(data).digest()
         seen = self._delivered.check(header.sender, header.message_id, digest)

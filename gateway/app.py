@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -29,6 +29,7 @@ import orjson
 import structlog
 import uvicorn
 from fastapi import Depends, FastAPI, Query, Request
+from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
 from sse_starlette.sse import SendTimeoutError
 from starlette.responses import Response
@@ -82,6 +83,7 @@ from schemas import (
     Precedence,
     Relations,
     Report,
+    describe_validation_error,
     is_registered_category,
 )
 from schemas.envelope import RoutingHeader
@@ -301,6 +303,17 @@ def _ingest_routes(app: FastAPI) -> None:
         )
 
 
+def _told(gateway: Gateway, message_id: uuid.UUID, sealed_to: Sequence[str]) -> list[str]:
+    """Whom a notice on one of the agency's reports goes to: every agency it was sealed to,
+    and every agency one of them said it forwarded it to."""
+    forwards = {
+        f.forward_to
+        for f in gateway.feedback.for_report(str(message_id))
+        if f.outcome is Outcome.FORWARDED and f.sender in sealed_to and f.forward_to
+    }
+    return sorted({*sealed_to, *forwards} - {gateway.agency})
+
+
 def _status_document(gateway: Gateway, found: ReportStatus) -> dict[str, Any]:
     """A posted report's status and each recipient's feedback on it."""
     feedback = gateway.feedback.for_report(found.message_id)
@@ -334,7 +347,7 @@ async def _retract(gateway: Gateway, message_id: uuid.UUID, body: bytes) -> Resp
     routing = Routing(
         str(sent.category), str(sent.jurisdiction), str(sent.precedence), str(sent.tlp)
     )
-    results = await sender.notify(notice, routing, sent.sealed_to)
+    results = await sender.notify(notice, routing, _told(gateway, message_id, sent.sealed_to))
     recipients = [
         {"agency": agency, "status": "sent"}
         if isinstance(result, Published)
@@ -394,15 +407,25 @@ async def _supersede(gateway: Gateway, message_id: uuid.UUID, body: bytes) -> Re
             what="supersession",
         )
     relations = given.relations
-    corrected = Report.model_validate(
-        given.model_dump()
-        | {
-            "relations": Relations(
-                supersedes=tuple(dict.fromkeys((*relations.supersedes, message_id))),
-                retracts=relations.retracts, follows_up=relations.follows_up,
-            ).model_dump()
-        }
-    )  # fmt: skip
+    try:
+        corrected = Report.model_validate(
+            given.model_dump()
+            | {
+                "relations": Relations(
+                    supersedes=tuple(dict.fromkeys((*relations.supersedes, message_id))),
+                    retracts=relations.retracts, follows_up=relations.follows_up,
+                ).model_dump()
+            }
+        )  # fmt: skip
+    except ValidationError as exc:
+        raise Problem.invalid(
+            [
+                FieldError(
+                    "/report/relations", f"relations: {'; '.join(describe_validation_error(exc))}"
+                )
+            ],
+            what="supersession",
+        ) from None
     answer = await _publish_reports(gateway, [corrected], batch=False)
     published = orjson.loads(answer.body)
     if published.get("status") != "published":
@@ -416,7 +439,9 @@ async def _supersede(gateway: Gateway, message_id: uuid.UUID, body: bytes) -> Re
     routing = Routing(
         str(sent.category), str(sent.jurisdiction), str(sent.precedence), str(sent.tlp)
     )
-    results = await _feedback_sender(gateway).notify(notice, routing, sent.sealed_to)
+    results = await _feedback_sender(gateway).notify(
+        notice, routing, _told(gateway, message_id, sent.sealed_to)
+    )
     return json_response(
         published
         | {
@@ -452,6 +477,11 @@ async def _forward(gateway: Gateway, message_id: uuid.UUID, body: bytes) -> Resp
         raise Problem(
             404, "unknown-report", "This agency holds no such report",
             detail=f"the gateway's store holds no report {message_id} it could forward",
+        )  # fmt: skip
+    if stored.state != "current":
+        raise Problem(
+            409, "withdrawn", f"The originator {stored.state} this report",
+            detail=f"{stored.sender} {stored.state} report {message_id}; it is not forwarded",
         )  # fmt: skip
     original = RoutingHeader.model_validate_json(stored.header)
     snapshot = gateway.directory.snapshot if gateway.directory is not None else None
@@ -514,6 +544,11 @@ async def _consent(gateway: Gateway, message_id: uuid.UUID, body: bytes) -> Resp
     if act["forwarder"] not in sent.sealed_to:
         raise Problem.invalid(
             [FieldError("/forwarder", "forwarder: expected an agency the report was sealed to")],
+            what="consent",
+        )
+    if act["to"] in (gateway.agency, act["forwarder"]):
+        raise Problem.invalid(
+            [FieldError("/to", "to: expected a third agency, not this one or the forwarder")],
             what="consent",
         )
     notice = Notice(

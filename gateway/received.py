@@ -27,18 +27,22 @@ The file holds plaintext reports: it is 0600 in a 0700 folder (:mod:`gateway._fi
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import structlog
 
 from consumers import Delivery
 from gateway._files import GatewayFiles, connect
 from schemas import Notice, NoticeAction, ancestors, normalise_jurisdiction
 
 __all__ = ["Filters", "ReceivedStore", "StoredReport"]
+
+log = structlog.get_logger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS reports (
@@ -219,8 +223,8 @@ class ReceivedStore:
         return None if row is None or not row[0] else str(row[0]).encode("ascii")
 
     def add(self, delivery: Delivery, now: datetime) -> StoredReport | None:
-        """Store ``delivery``; the stored report, or None if it was stored before (or
-        purged: then only its tombstone is kept). A notice that came first is applied."""
+        """Store ``delivery``; the stored report, or None if it was stored before. A notice
+        that came first is applied (a purge keeps only the tombstone, which is returned)."""
         header = delivery.header
         known = self._db.execute(
             "SELECT 1 FROM reports WHERE sender = ? AND message_id = ?",
@@ -255,17 +259,24 @@ class ReceivedStore:
             f"VALUES ({', '.join('?' * (len(row) + 2))})",
             (*row, _utc(now), signed),
         )
-        if cursor.rowcount != 1 or cursor.lastrowid is None or state == "purged":
+        if cursor.rowcount != 1 or cursor.lastrowid is None:
             return None
-        return StoredReport(cursor.lastrowid, *row)
+        return StoredReport(cursor.lastrowid, *row)  # purged before it came: a tombstone
 
-    def originator_of(self, report_id: uuid.UUID) -> str | None:
-        """The sender of the report ``report_id`` stored here (kept or purged), if any."""
+    def originator_of(self, report_id: uuid.UUID) -> list[str]:
+        """The senders of the reports ``report_id`` stored here (kept or purged)."""
+        rows = self._db.execute(
+            "SELECT DISTINCT sender FROM reports WHERE message_id = ?", (str(report_id),)
+        )
+        return sorted(str(row[0]) for row in rows)
+
+    def holds(self, sender: str, report_id: uuid.UUID) -> bool:
+        """Whether a report ``report_id`` of ``sender`` is stored here (kept or purged)."""
         row = self._db.execute(
-            "SELECT sender FROM reports WHERE message_id = ? ORDER BY seq DESC LIMIT 1",
-            (str(report_id),),
+            "SELECT 1 FROM reports WHERE sender = ? AND message_id = ?",
+            (sender, str(report_id)),
         ).fetchone()
-        return None if row is None else str(row[0])
+        return row is not None
 
     def apply(self, notice: Notice, now: datetime) -> StoredReport | None:
         """Apply the originator's ``notice``: keep it, and if its report is here and the
@@ -287,9 +298,18 @@ class ReceivedStore:
             raise
         self._db.execute("COMMIT")
         if changed is not None and changed.state == "purged":
-            # the old pages live on in the write-ahead log until a checkpoint
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._checkpoint()
         return changed
+
+    def _checkpoint(self) -> None:
+        """Copy the write-ahead log into the file and empty it: a purged report's old pages
+        live on there until then. A reader holding the log open makes it busy: try again."""
+        for attempt in range(50):
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return
+            time.sleep(0.02 * (attempt + 1))
+        log.warning("received.checkpoint_busy")  # the next purge or checkpoint empties it
 
     def _resequence(self, notice: Notice, now: datetime) -> StoredReport | None:
         row = self._db.execute(
@@ -302,6 +322,10 @@ class ReceivedStore:
         in_force = self._in_force(notice.sender, str(notice.report_id))
         if in_force is None or in_force.message_id != notice.message_id:
             return None  # a higher-ranked notice is in force already
+        if stored.notice is not None and Notice.model_validate_json(stored.notice).message_id == (
+            notice.message_id
+        ):
+            return None  # applied before (a redelivery): nothing changes
         state = _STATES[notice.action]
         purge = notice.action is NoticeAction.PURGE
         content = "null" if purge else stored.report

@@ -35,7 +35,7 @@ import structlog
 
 from broker.audit import Act, AuditWriter
 from broker.config import KafkaSettings
-from broker.errors import FusionbusError
+from broker.errors import AuthorizationError, FusionbusError, TransportError
 from broker.federation import Directory
 from consumers import (
     Delivery,
@@ -63,7 +63,8 @@ from gateway.settings import GatewaySettings
 from gateway.tokens import TokenStore
 from producers import FeedbackSender, Published, Publisher
 from producers.ledger import SentLedger
-from schemas import Feedback, Outcome, Report
+from schemas import Feedback, Notice, Outcome, Report
+from schemas.envelope import RoutingHeader
 
 __all__ = ["Gateway", "Sender"]
 
@@ -293,6 +294,19 @@ class Gateway:
             await asyncio.sleep(_RESTART_S)
 
     async def _inbox_received(self, delivery: InboxDelivery) -> None:
+        """Handle one inbox message; a surprise is logged and the message passed over (a
+        transport error propagates: the reader starts again and retries it)."""
+        try:
+            await self._inbox_message(delivery)
+        except (TransportError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one message must not stall the inbox
+            log.error(  # noqa: TRY400 - type only: a traceback could hold a note
+                "gateway.inbox_message_failed", error=type(exc).__name__,
+                source=str(delivery.source),
+            )  # fmt: skip
+
+    async def _inbox_message(self, delivery: InboxDelivery) -> None:
         if isinstance(delivery, NoticeDelivery):
             if delivery.notice.action.changes_report:
                 await self._notice_received(delivery)
@@ -319,36 +333,42 @@ class Gateway:
 
     async def _notice_received(self, delivery: NoticeDelivery) -> None:
         """Apply an originator's notice to the store, show the change to every reader, and
-        answer ``applied``. A notice read before its report is kept and applied when the
-        report arrives (the answer says no copy was held yet)."""
+        answer ``applied``. A notice on a report not held (yet) is kept, applied when the
+        report arrives, and answered then: an answer now would tell whoever sent it
+        whether this agency holds that report."""
         notice, now = delivery.notice, self.clock()
-        held = self.received.originator_of(notice.report_id) is not None
+        held = self.received.holds(notice.sender, notice.report_id)
         changed = self.received.apply(notice, now)
-        if changed is not None:
-            self.hub.publish(changed)
+        log.info(
+            "gateway.notice", report=str(notice.report_id), sender=notice.sender,
+            action=str(notice.action), held=held, changed=changed is not None,
+        )  # fmt: skip
+        if changed is None:
+            return  # kept for the report's arrival, or applied before, or outranked
+        self.hub.publish(changed)
+        await self._applied(notice, RoutingHeader.model_validate_json(changed.header))
+
+    async def _applied(self, notice: Notice, about: RoutingHeader) -> None:
+        """Record and answer ``applied`` to the notice's originator."""
         if self.audit is not None:
             self.audit.record(
                 Act.APPLIED, message_id=notice.message_id, report_id=notice.report_id,
                 parties=[notice.sender], code=str(notice.action),
             )  # fmt: skip
-        log.info(
-            "gateway.notice", report=str(notice.report_id), sender=notice.sender,
-            action=str(notice.action), held=held,
-        )  # fmt: skip
         sender = self.feedback_sender
         if sender is None:
             return
         answer = Feedback(
             message_id=uuid.uuid4(), report_id=notice.report_id, originator=notice.sender,
-            sender=self.agency, created_at=now, outcome=Outcome.APPLIED,
+            sender=self.agency, created_at=self.clock(), outcome=Outcome.APPLIED,
             notice_id=notice.message_id,
-            note=None if held else "no copy was held yet; it will be applied on arrival",
         )  # fmt: skip
-        about = delivery.header.model_copy(update={"message_id": notice.report_id})
         try:
             await sender.send(answer, about)
-        except FusionbusError as exc:  # the notice is applied; only the answer is late
+        except AuthorizationError as exc:  # no retry fixes it: the originator has no key
             log.warning("gateway.applied_not_sent", report=str(notice.report_id), error=str(exc))
+        # a TransportError propagates: the inbox reader starts again and, the notice not yet
+        # marked read, applies it again (nothing changes) and answers again
 
     def _feedback_received(self, delivery: FeedbackDelivery) -> None:
         if self.feedback.add(delivery, self.clock()):
@@ -365,6 +385,8 @@ class Gateway:
         if stored is not None:
             self.metrics.delivered(delivery.header.category, delivery.report.created_at, now)
             self.hub.publish(stored)
+            if stored.notice is not None:  # its originator's notice came first: answer now
+                await self._applied(Notice.model_validate_json(stored.notice), delivery.header)
 
     async def _rejected(self, _source: Source, reason: str, _detail: str) -> None:
         self.quarantined[reason] += 1

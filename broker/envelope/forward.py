@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from broker.envelope._wire import Limits
+from broker.envelope._wire import Limits, check_times
 from broker.envelope.open import DEFAULT_LIMITS, VerifiedMessage, verify_signed
 from broker.envelope.report import refuse_unsendable
 from broker.envelope.seal import Sealer
@@ -112,6 +112,12 @@ def check_forward(
             f"the forward names report {forward.report_id} of {forward.originator}; the signed "
             f"content is {signed.kind} {signed.message_id} of {signed.sender}",
         )
+    if forward.sender not in _addressed(signed, directory):
+        raise VerificationError(
+            Reason.NOT_PERMITTED,
+            f"{forward.sender} forwards report {forward.report_id}, which "
+            f"{forward.originator} did not seal to it: only a recipient may forward a report",
+        )
     routing = ("category", "jurisdiction", "precedence", "tlp", "expires_at")
     if any(getattr(signed, name) != getattr(header, name) for name in routing):
         raise VerificationError(
@@ -141,6 +147,7 @@ def _check_consent(
             f"consent ({why}), and none came with it",
         )
     consent = verify_signed(forward.consent.encode("ascii"), directory, now, limits=limits)
+    check_times(consent.header, now, limits)  # a consent lives as long as its envelope
     try:
         notice = Notice.model_validate_json(consent.payload)
     except ValueError as exc:

@@ -77,6 +77,12 @@ def forward(  # noqa: PLR0917 - typer maps each parameter to an option
         async with directory.started(settings) as use:
             found = await find_delivery(use, settings, message_id, None)
             report, original = found.report, found.header
+            withdrawn, answer = await _inbox_word(use, settings, message_id, original.sender, to)
+            if withdrawn is not None:
+                raise ConfigError(
+                    f"{original.sender} {_DONE[withdrawn.action]} report {message_id} "
+                    f"({withdrawn.reason}); it is not forwarded"
+                )
             if to == original.sender:
                 raise ConfigError(f"{to} is the report's originator: it has the report")
             if to not in use.directory.snapshot.records:
@@ -100,7 +106,7 @@ def forward(  # noqa: PLR0917 - typer maps each parameter to an option
                 signed_consent = None
                 why = needs_consent(report)
                 if why is not None:
-                    signed_consent = await _consent(use, settings, message_id, original.sender, to)
+                    signed_consent = answer
                     if signed_consent is None:
                         raise DisseminationError(
                             f"report {message_id} may be forwarded only with {original.sender}'s "
@@ -123,30 +129,42 @@ def forward(  # noqa: PLR0917 - typer maps each parameter to an option
     typer.echo(asyncio.run(act()))
 
 
-async def _consent(
+_DONE = {
+    NoticeAction.SUPERSEDE: "superseded",
+    NoticeAction.RETRACT: "retracted",
+    NoticeAction.PURGE: "purged",
+}
+
+
+async def _inbox_word(
     use: AgencyDirectory, settings: KafkaSettings, report_id: uuid.UUID, originator: str, to: str
-) -> bytes | None:
-    """The originator's latest signed answer in the agency's inbox to forwarding
-    ``report_id`` to ``to``, if it is a consent."""
+) -> tuple[Notice | None, bytes | None]:
+    """What the originator said about ``report_id`` in the agency's inbox: the notice in
+    force that changed it (supersede, retract, purge), if any, and its latest answer to
+    forwarding it to ``to``'s signed notice, if that answer is a consent."""
+    changes: list[Notice] = []
     answers: list[NoticeDelivery] = []
 
     async def keep(delivery: InboxDelivery) -> None:
-        if (
-            isinstance(delivery, NoticeDelivery)
-            and delivery.notice.report_id == report_id
-            and delivery.notice.sender == originator
-            and delivery.notice.forward_to == to
-        ):
+        if not isinstance(delivery, NoticeDelivery):
+            return
+        notice = delivery.notice
+        if notice.report_id != report_id or notice.sender != originator:
+            return
+        if notice.action.changes_report:
+            changes.append(notice)
+        elif notice.forward_to == to:
             answers.append(delivery)
 
     await Inbox(use.identity(), use.directory, settings).run(keep, exit_at_end=True)
+    in_force = max(changes, key=lambda n: (n.action.rank, n.created_at), default=None)
     if not answers:
-        return None
+        return in_force, None
     latest = max(answers, key=lambda d: (d.notice.created_at, str(d.notice.message_id)))
     if latest.notice.action is not NoticeAction.CONSENT:
         say("{originator} declined: {reason}", originator=originator, reason=latest.notice.reason)
-        return None
-    return latest.signed
+        return in_force, None
+    return in_force, latest.signed
 
 
 def consent(  # noqa: PLR0917 - typer maps each parameter to an option
@@ -169,6 +187,10 @@ def consent(  # noqa: PLR0917 - typer maps each parameter to an option
 ) -> None:
     """Answer a recipient's request to forward one of the agency's reports: consent (or
     --decline), sent to that recipient alone; print the answer's id."""
+    if to in (agency, forwarder):
+        raise typer.BadParameter(
+            "expected a third agency: not the originator, not the forwarder", param_hint="--to"
+        )
     where = resolve_home(home, agency=agency)
     sent, routing = _sent(where, agency, message_id)
     if forwarder not in sent.sealed_to:

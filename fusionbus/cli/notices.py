@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -26,10 +27,12 @@ from typing import Annotated
 import typer
 
 from broker.audit import AuditWriter
+from broker.config import KafkaSettings
 from broker.envelope import Routing
 from broker.errors import ConfigError, FusionbusError, SchemaValidationError
-from broker.federation.source import HomeDirectory
+from broker.federation.source import AgencyDirectory, HomeDirectory
 from broker.home import kafka_settings, resolve_home
+from consumers import FeedbackDelivery, Inbox, InboxDelivery
 from fusionbus.cli import _params
 from fusionbus.cli._common import BootstrapOpt, HomeOpt
 from fusionbus.cli._console import say
@@ -37,7 +40,7 @@ from fusionbus.cli.feedback import AgencyOpt, MessageArg
 from fusionbus.cli.reports import _parse_reports, _read, _refuse_published
 from producers import FeedbackSender, Published, Publisher
 from producers.ledger import SentLedger, SentReport
-from schemas import Notice, NoticeAction, Relations, Report
+from schemas import Notice, NoticeAction, Outcome, Relations, Report
 
 __all__ = ["retract", "supersede"]
 
@@ -72,6 +75,28 @@ def _sent(home: Path, agency: str, message_id: uuid.UUID) -> tuple[SentReport, R
         str(sent.category), str(sent.jurisdiction), str(sent.precedence), str(sent.tlp)
     )
     return sent, routing
+
+
+async def _told(
+    use: AgencyDirectory, settings: KafkaSettings, message_id: uuid.UUID, sealed_to: Sequence[str]
+) -> list[str]:
+    """Every agency the report was sealed to, and every agency one of them told the agency
+    (``forwarded`` feedback in its inbox) it forwarded the report to."""
+    forwards: set[str] = set()
+
+    async def keep(delivery: InboxDelivery) -> None:
+        if isinstance(delivery, FeedbackDelivery):
+            said = delivery.feedback
+            if (
+                said.report_id == message_id
+                and said.outcome is Outcome.FORWARDED
+                and said.sender in sealed_to
+                and said.forward_to
+            ):
+                forwards.add(said.forward_to)
+
+    await Inbox(use.identity(), use.directory, settings).run(keep, exit_at_end=True)
+    return sorted({*sealed_to, *forwards} - {use.record.id})
 
 
 def _report_sent(results: dict[str, Published | FusionbusError], notice: Notice) -> None:
@@ -135,7 +160,8 @@ def retract(  # noqa: PLR0917 - typer maps each parameter to an option
             AuditWriter.for_home(where, use.identity(), settings) as audit,
             FeedbackSender(use.identity(), use.directory, settings, audit=audit) as sender,
         ):
-            return await sender.notify(notice, routing, sent.sealed_to)
+            told = await _told(use, settings, message_id, sent.sealed_to)
+            return await sender.notify(notice, routing, told)
 
     _report_sent(asyncio.run(send()), notice)
 
@@ -211,7 +237,8 @@ def supersede(  # noqa: PLR0917 - typer maps each parameter to an option
             typer.echo(str(corrected.message_id))
             if not sent.sealed_to:
                 return {}
-            return await sender.notify(notice, routing, sent.sealed_to)
+            told = await _told(use, settings, message_id, sent.sealed_to)
+            return await sender.notify(notice, routing, told)
 
     results = asyncio.run(send())
     if not results:

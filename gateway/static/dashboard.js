@@ -108,7 +108,15 @@
       known.tr.remove();
       rows.delete(id);
     }
-    if (state === "purged") return; // never shown again
+    if (state === "purged") {
+      // never shown again: nor in the detail view, if it is open on this report
+      const panel = byId("detail");
+      if (panel.dataset.messageId === id) {
+        panel.hidden = true;
+        for (const part of ["d-title", "d-narrative", "d-action"]) byId(part).textContent = "";
+      }
+      return;
+    }
     const tr = document.createElement("tr");
     tr.dataset.messageId = id;
     tr.dataset.state = state;

@@ -329,6 +329,19 @@ async def test_a_forward_the_handling_limits_needs_the_originators_consent(site:
         assert body["forwarded_by"] == site.r1
         assert body["header"]["sender"] == site.out  # the originator's own signed header
         assert body["report"]["title"] == "onward only with consent"
+        # The originator's retraction reaches the agency it was forwarded to, too; a
+        # retracted report is not forwarded again.
+        withdrawn = site.cli("retract", message_id, "--agency", site.out, "--reason", "stale")
+        assert withdrawn.returncode == 0, failed(withdrawn)
+        assert f"sent to {site.bystander}." in withdrawn.stderr
+        async with httpx.AsyncClient(timeout=60) as client:
+            await until(
+                "the retraction at the bystander",
+                functools.partial(_in_state, client, by, token, message_id, "retracted"),
+            )
+        again = site.cli("forward", message_id, "--agency", site.r1, "--to", site.bystander)
+        assert again.returncode == 1, failed(again)
+        assert "retracted" in again.stderr
         await _forward_over_http(site, by, token)
     finally:
         stop(by)

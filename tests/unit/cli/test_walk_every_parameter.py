@@ -206,7 +206,7 @@ class Walk:
             "report_id": "6f1c1f52-1f6a-4c1e-9d2b-3f4e5a6b7c8d",
             "kind": "acknowledged",
             "forwarder": "fia",
-            "to": "fia",
+            "to": "customs",
         }
         if param.name not in valid or not (param.required or param.name in {"bootstrap", "source"}):
             return []

@@ -4,13 +4,14 @@ where the handling limits onward sharing, the originator's signed consent naming
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from broker.envelope import Opener, Routing, Sealer, seal_notice
-from broker.envelope.forward import seal_forward
-from broker.errors import Reason
+from broker.envelope.forward import check_forward, seal_forward
+from broker.errors import Reason, VerificationError
 from broker.topics import inbox_topic
 from consumers import MemoryDelivered, Rejected
 from consumers.inbox import ForwardAccepted, InboxIntake
@@ -117,3 +118,50 @@ def test_an_original_of_another_report_is_header_mismatch() -> None:
     verdict = forwarded(report, original=signed.decode())
     assert isinstance(verdict, Rejected)
     assert verdict.reason == Reason.HEADER_MISMATCH
+
+
+def test_only_a_recipient_of_the_report_may_forward_it() -> None:
+    """fia got hold of customs' signed report (sealed to anf alone) and forwards it."""
+    report = limited()
+    header, signed = received(report)
+    forward = Forward.model_validate(
+        {
+            "message_id": uuid.uuid4(), "sender": "fia", "created_at": NOW,
+            "report_id": report.message_id, "originator": "customs", "to": "anf",
+            "original": signed.decode(),
+        }
+    )  # fmt: skip
+    data = seal_forward(
+        Sealer(IDS["fia"], TRUST, clock=lambda: NOW), forward, header, [IDS["anf"].encryption_kid]
+    )
+    intake = InboxIntake(
+        Opener(IDS["anf"], TRUST), "anf", delivered=MemoryDelivered(), clock=lambda: NOW
+    )
+    verdict = intake.process(_record(data, inbox_topic("anf", "fia")))
+    assert isinstance(verdict, Rejected)
+    assert verdict.reason == Reason.NOT_PERMITTED
+    assert "only a recipient may forward" in verdict.detail
+
+
+def test_an_expired_consent_is_not_permitted() -> None:
+    report = limited(conditions=["no_onward_dissemination"])
+    granted = consent(report)
+    later = NOW + timedelta(days=40)  # past the consent's envelope lifetime
+    header, signed = received(report)
+    forward = Forward.model_validate(
+        {
+            "message_id": uuid.uuid4(), "sender": "anf", "created_at": NOW,
+            "report_id": report.message_id, "originator": "customs", "to": "fia",
+            "original": signed.decode(), "consent": granted.decode(),
+        }
+    )  # fmt: skip
+    opened = Opener(IDS["fia"], TRUST).open(
+        seal_forward(
+            Sealer(IDS["anf"], TRUST, clock=lambda: NOW), forward, header,
+            [IDS["fia"].encryption_kid],
+        ),
+        NOW,
+    )  # fmt: skip
+    with pytest.raises(VerificationError) as caught:
+        check_forward(opened, TRUST, later)
+    assert caught.value.reason in {Reason.EXPIRED, Reason.EXPIRED_KEY}

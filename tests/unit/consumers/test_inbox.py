@@ -233,7 +233,7 @@ def test_the_originators_notice_reaches_its_recipient() -> None:
     data = _sealed_notice(item, header, by="customs", to="anf")
     taker = InboxIntake(
         Opener(IDS["anf"], TRUST), "anf", delivered=MemoryDelivered(), clock=lambda: NOW,
-        originator_of=lambda _: "customs",
+        originator_of=lambda _: ["customs"],
     )  # fmt: skip
     verdict = taker.process(_record(data, inbox_topic("anf", "customs")))
     assert isinstance(verdict, NoticeAccepted), verdict
@@ -249,7 +249,7 @@ def test_a_notice_on_another_agencys_report_is_not_originator() -> None:
     data = _sealed_notice(forged, header, by="fia", to="anf")
     taker = InboxIntake(
         Opener(IDS["anf"], TRUST), "anf", delivered=MemoryDelivered(), clock=lambda: NOW,
-        originator_of=lambda _: "customs",
+        originator_of=lambda _: ["customs"],
     )  # fmt: skip
     verdict = taker.process(_record(data, inbox_topic("anf", "fia")))
     assert isinstance(verdict, Rejected)

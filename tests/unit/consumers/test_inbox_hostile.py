@@ -30,7 +30,7 @@ NOTICE = _notice_envelope()
 def _intake(agency: str) -> InboxIntake:
     return InboxIntake(
         Opener(IDS[agency], TRUST), agency, delivered=MemoryDelivered(), clock=lambda: NOW,
-        originator_of=lambda _: "customs",
+        originator_of=lambda _: ["customs"],
     )  # fmt: skip
 
 

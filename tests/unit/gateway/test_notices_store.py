@@ -69,7 +69,11 @@ def test_a_notice_read_before_its_report_is_applied_on_arrival(files: GatewayFil
     assert stored.state == "retracted"
     early_purge = delivery(now=NOW)
     store.apply(notice(early_purge.header.message_id, NoticeAction.PURGE), NOW)
-    assert store.add(early_purge, NOW) is None  # purged before it came: never shown
+    tombstone = store.add(early_purge, NOW)  # purged before it came: never shown
+    assert tombstone is not None
+    assert tombstone.state == "purged"
+    assert "report" not in tombstone.document()
+    assert store.add(early_purge, NOW) is None
 
 
 def test_a_purge_outranks_a_retraction_which_outranks_a_supersession(
@@ -83,6 +87,9 @@ def test_a_purge_outranks_a_retraction_which_outranks_a_supersession(
     assert retracted is not None
     later = notice(report_id, NoticeAction.SUPERSEDE, superseded_by=uuid.uuid4())
     assert store.apply(later, NOW) is None  # a retraction stays in force
+    again = store.apply(notice(report_id, NoticeAction.RETRACT), NOW)
+    assert again is not None  # a second retraction (new reason) is shown
+    assert store.apply(Notice.model_validate_json(str(again.notice)), NOW) is None  # redelivered
     purged = store.apply(notice(report_id, NoticeAction.PURGE), NOW)
     assert purged is not None
     assert purged.state == "purged"
@@ -93,7 +100,7 @@ def test_only_the_originators_notice_touches_its_report(files: GatewayFiles) -> 
     store = ReceivedStore(files)
     item = delivery(now=NOW)
     store.add(item, NOW)
-    assert store.originator_of(item.header.message_id) == "customs"
+    assert store.originator_of(item.header.message_id) == ["customs"]
     forged = notice(item.header.message_id, NoticeAction.PURGE, sender="fia")
     assert store.apply(forged, NOW) is None  # keyed by (sender, report): another report
     kept = store.get(str(item.header.message_id))
