@@ -221,6 +221,10 @@ async def test_a_reports_life_after_publication(site: Site) -> None:  # noqa: PL
         assert marker not in tailed.stdout
         told = {(x["notice"]["report_id"], x["notice"]["action"]) for x in lines if "notice" in x}
         assert {(a, "retract"), (b, "purge"), (c, "supersede")} <= told
+        # Every act is on the audit trail, and the trail is intact.
+        await until("the audit trail of a", functools.partial(_audited, site, a))
+        intact = site.cli("audit", "verify")
+        assert intact.returncode == 0, failed(intact)
         for agency in (site.r1, site.r2):
             folder = site.home / "gateway" / agency
             for path in folder.glob("received.sqlite*"):
@@ -409,3 +413,17 @@ async def _forwards(site: Site, message_id: str, kind: str) -> bool:
         if row["agency"] == site.r1
         for f in row["forwards"]
     )
+
+
+async def _audited(site: Site, report_id: str) -> bool:
+    """Whether report ``report_id``'s life on the audit trail has its publish by the
+    originator, the retraction, and each recipient's applied."""
+    shown = site.cli("audit", "show", "--report", report_id, "--json")
+    assert shown.returncode == 0, failed(shown)
+    acts = {
+        (row["writer"], row["act"])
+        for row in (orjson.loads(x) for x in shown.stdout.splitlines() if x.startswith("{"))
+    }
+    wanted = {(site.out, "publish"), (site.out, "retraction")}
+    wanted |= {(site.r1, "applied"), (site.r2, "applied")}
+    return wanted <= acts
