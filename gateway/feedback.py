@@ -172,37 +172,11 @@ def parse_feedback(body: bytes, *, about: RoutingHeader, agency: str, now: datet
 
 def parse_retraction(body: bytes) -> tuple[str, bool]:
     """The reason and purge flag a POST of a retraction gives; a 400 or 422 otherwise."""
-    try:
-        document: Any = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise Problem(
-            400, "malformed-json", "The body is not JSON",
-            detail=f"the request body is not JSON ({exc}); send a JSON object such as "
-            '{"reason": "wrong container number"}',
-        ) from exc  # fmt: skip
-    if not isinstance(document, dict):
-        raise Problem.invalid(
-            [FieldError("", "body: expected a JSON object with reason (and purge)")],
-            what="retraction",
-        )
-    errors = [
-        FieldError(f"/{name}", f"{name}: not a field of a retraction; send reason and purge")
-        for name in sorted(set(document) - {"reason", "purge"})
-    ]
-    reason, purge = document.get("reason"), document.get("purge", False)
-    try:
-        _TEXT.validate_python(reason, strict=True)
-    except ValidationError:
-        errors.append(
-            FieldError(
-                "/reason", "reason: expected why, as 1 to 2,000 characters with no control codes"
-            )
-        )
-    if not isinstance(purge, bool):
-        errors.append(FieldError("/purge", "purge: expected true or false"))
-    if errors:
-        raise Problem.invalid(errors, what="retraction")
-    return str(reason), bool(purge)
+    act = parse_act(
+        body, {"reason": "text", "purge": "flag"}, required=frozenset({"reason"}),
+        what="retraction",
+    )  # fmt: skip
+    return str(act["reason"]), bool(act.get("purge", False))
 
 
 _AGENCY: TypeAdapter[str] = TypeAdapter(AgencyId)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from broker.envelope._wire import Limits
 from broker.envelope.open import Opener, VerifiedMessage
@@ -19,8 +20,16 @@ from broker.envelope.seal import Sealer
 from broker.errors import Reason, VerificationError
 from schemas.envelope import RoutingHeader
 from schemas.feedback import Feedback
+from schemas.notice import Notice
 
-__all__ = ["FEEDBACK_TTL", "check_feedback", "feedback_header", "open_feedback", "seal_feedback"]
+__all__ = [
+    "FEEDBACK_TTL",
+    "check_content",
+    "check_feedback",
+    "feedback_header",
+    "open_feedback",
+    "seal_feedback",
+]
 
 FEEDBACK_TTL = timedelta(days=31)
 """How long a feedback envelope lives: the longest an envelope may (``Limits.max_lifetime``),
@@ -76,25 +85,35 @@ def seal_feedback(
 def check_feedback(message: VerifiedMessage[bytes]) -> Feedback:
     """The feedback in an opened envelope whose header says ``kind = "feedback"``; raises
     :class:`VerificationError` when the payload is not feedback or disagrees with the header."""
+    return check_content(message, Feedback, "feedback")
+
+
+M = TypeVar("M", Feedback, Notice)
+
+
+def check_content(message: VerifiedMessage[bytes], model: type[M], kind: str) -> M:
+    """The ``model`` message in an opened envelope: its payload valid (``invalid_report``),
+    the header's ``kind`` this one and its id, sender, time and schema version the
+    message's own (``header_mismatch``)."""
     header = message.header
     try:
-        feedback = Feedback.model_validate_json(message.payload)
+        content = model.model_validate_json(message.payload)
     except ValueError as exc:
         raise VerificationError(Reason.INVALID_REPORT, str(exc)) from exc
     pairs = {
-        "kind": ("feedback", header.kind),
-        "message_id": (feedback.message_id, header.message_id),
-        "sender": (feedback.sender, header.sender),
-        "created_at": (feedback.created_at, header.created_at),
-        "schema_version": (feedback.schema_version, header.schema_version),
+        "kind": (kind, header.kind),
+        "message_id": (content.message_id, header.message_id),
+        "sender": (content.sender, header.sender),
+        "created_at": (content.created_at, header.created_at),
+        "schema_version": (content.schema_version, header.schema_version),
     }
     for name, (inside, outside) in pairs.items():
         if inside != outside:
             raise VerificationError(
                 Reason.HEADER_MISMATCH,
-                f"feedback {name} is {inside!r}; the signed routing header says {outside!r}",
+                f"{kind} {name} is {inside!r}; the signed routing header says {outside!r}",
             )
-    return feedback
+    return content
 
 
 def open_feedback(opener: Opener, data: bytes, now: datetime) -> VerifiedMessage[Feedback]:

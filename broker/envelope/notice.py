@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from broker.envelope._wire import Limits
-from broker.envelope.feedback import FEEDBACK_TTL, check_feedback
+from broker.envelope.feedback import FEEDBACK_TTL, check_content, check_feedback
 from broker.envelope.forward import OpenedForward, check_forward
 from broker.envelope.open import Opener, VerifiedMessage
 from broker.envelope.report import refuse_unsendable
@@ -92,25 +92,7 @@ def seal_notice(
 def check_notice(message: VerifiedMessage[bytes]) -> Notice:
     """The notice in an opened envelope whose header says ``kind = "notice"``; raises
     :class:`VerificationError` when the payload is not one or disagrees with the header."""
-    header = message.header
-    try:
-        notice = Notice.model_validate_json(message.payload)
-    except ValueError as exc:
-        raise VerificationError(Reason.INVALID_REPORT, str(exc)) from exc
-    pairs = {
-        "kind": ("notice", header.kind),
-        "message_id": (notice.message_id, header.message_id),
-        "sender": (notice.sender, header.sender),
-        "created_at": (notice.created_at, header.created_at),
-        "schema_version": (notice.schema_version, header.schema_version),
-    }
-    for name, (inside, outside) in pairs.items():
-        if inside != outside:
-            raise VerificationError(
-                Reason.HEADER_MISMATCH,
-                f"notice {name} is {inside!r}; the signed routing header says {outside!r}",
-            )
-    return notice
+    return check_content(message, Notice, "notice")
 
 
 def open_notice(opener: Opener, data: bytes, now: datetime) -> VerifiedMessage[Notice]:

@@ -303,28 +303,7 @@ class Federation:
         Grants accumulate. The record is re-signed with ``revision + 1``; if every pair is
         already granted, nothing is written and the current record is returned.
         """
-        _aware(now)
-        record = self._snapshot.agency(agency_id)
-        if not categories or not jurisdictions:
-            raise ConfigError("a grant needs at least one category and one jurisdiction")
-        try:
-            grants = [
-                Grant(category=c, jurisdiction=j)
-                for c, j in itertools.product(categories, jurisdictions)
-            ]
-            updated = record.with_grants(grants, now=now)
-        except ValidationError as exc:
-            raise ConfigError(f"grant for {agency_id!r}: {validation_problems(exc)}") from None
-        if updated is record:
-            return record
-        self.store(updated, self.root_key(), new=False)
-        log.info(
-            "federation.granted",
-            agency=agency_id,
-            grants=[str(g) for g in updated.grants],
-            revision=updated.revision,
-        )
-        return updated
+        return self._change_grants(agency_id, categories, jurisdictions, now, take_back=False)
 
     def ungrant(
         self,
@@ -338,23 +317,35 @@ class Federation:
         grant of a wider jurisdiction stays). Re-signed with ``revision + 1``; nothing is
         written if the agency held none of them. Reports already delivered stay delivered:
         the originator's notices on them still reach the agency (docs/cycle.md)."""
+        return self._change_grants(agency_id, categories, jurisdictions, now, take_back=True)
+
+    def _change_grants(
+        self,
+        agency_id: str,
+        categories: Sequence[str],
+        jurisdictions: Sequence[str],
+        now: datetime,
+        *,
+        take_back: bool,
+    ) -> AgencyRecord:
         _aware(now)
         record = self._snapshot.agency(agency_id)
         if not categories or not jurisdictions:
-            raise ConfigError("taking back a grant needs a category and a jurisdiction")
+            raise ConfigError("a grant needs at least one category and one jurisdiction")
         try:
             grants = [
                 Grant(category=c, jurisdiction=j)
                 for c, j in itertools.product(categories, jurisdictions)
             ]
+            change = record.without_grants if take_back else record.with_grants
+            updated = change(grants, now=now)
         except ValidationError as exc:
             raise ConfigError(f"grant for {agency_id!r}: {validation_problems(exc)}") from None
-        updated = record.without_grants(grants, now=now)
         if updated is record:
             return record
         self.store(updated, self.root_key(), new=False)
         log.info(
-            "federation.ungranted",
+            "federation.ungranted" if take_back else "federation.granted",
             agency=agency_id,
             grants=[str(g) for g in updated.grants],
             revision=updated.revision,

@@ -219,18 +219,21 @@ def _only_request(command: str, agency_id: str | None, name: str | None) -> None
         )
 
 
+CategoriesOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--category",
+        parser=_params.category,
+        metavar="CATEGORY",
+        help="A trafficking category; repeatable.",
+    ),
+]
+
+
 @agency_app.command("grant")
 def grant(
     agency_id: AgencyArg,
-    category: Annotated[
-        list[str],
-        typer.Option(
-            "--category",
-            parser=_params.category,
-            metavar="CATEGORY",
-            help="A trafficking category; repeatable.",
-        ),
-    ],
+    category: CategoriesOpt,
     jurisdiction: Annotated[
         list[str],
         typer.Option(
@@ -243,35 +246,13 @@ def grant(
     home: HomeOpt = None,
 ) -> None:
     """Entitle an agency to receive every given category in every given jurisdiction."""
-    where = resolve_home(home)
-    federation = Federation.load(where)
-    before = federation.snapshot.agency(agency_id).revision
-    record = federation.grant(
-        agency_id, categories=category, jurisdictions=jurisdiction, now=_now()
-    )
-    changed = "granted" if record.revision != before else "already granted, nothing changed"
-    if record.revision != before:
-        record_admin_act(where, federation, Act.GRANT_CHANGE, record.id)
-    synced = _synced(federation, where)
-    say(
-        "{id}: {changed}; revision {revision}. Grants: {grants}{synced}",
-        id=record.id, changed=changed, revision=record.revision,
-        grants=_grants(record) or "none", synced=synced,
-    )  # fmt: skip
+    _change_grants(agency_id, category, jurisdiction, home, take_back=False)
 
 
 @agency_app.command("ungrant")
 def ungrant(
     agency_id: AgencyArg,
-    category: Annotated[
-        list[str],
-        typer.Option(
-            "--category",
-            parser=_params.category,
-            metavar="CATEGORY",
-            help="A trafficking category; repeatable.",
-        ),
-    ],
+    category: CategoriesOpt,
     jurisdiction: Annotated[
         list[str],
         typer.Option(
@@ -283,14 +264,29 @@ def ungrant(
     ],
     home: HomeOpt = None,
 ) -> None:
-    """Take back grants: the agency stops receiving new reports of those categories there."""
+    """Take back grants: the agency stops receiving new reports of those categories there
+    (reports it has keep reaching it as their originators' notices)."""
+    _change_grants(agency_id, category, jurisdiction, home, take_back=True)
+
+
+def _change_grants(
+    agency_id: str,
+    categories: list[str],
+    jurisdictions: list[str],
+    home: Path | None,
+    *,
+    take_back: bool,
+) -> None:
     where = resolve_home(home)
     federation = Federation.load(where)
     before = federation.snapshot.agency(agency_id).revision
-    record = federation.ungrant(
-        agency_id, categories=category, jurisdictions=jurisdiction, now=_now()
-    )
-    changed = "taken back" if record.revision != before else "not held, nothing changed"
+    change = federation.ungrant if take_back else federation.grant
+    record = change(agency_id, categories=categories, jurisdictions=jurisdictions, now=_now())
+    if record.revision != before:
+        changed = "taken back" if take_back else "granted"
+        record_admin_act(where, federation, Act.GRANT_CHANGE, record.id)
+    else:
+        changed = "not held, nothing changed" if take_back else "already granted, nothing changed"
     synced = _synced(federation, where)
     say(
         "{id}: {changed}; revision {revision}. Grants: {grants}{synced}",
