@@ -259,64 +259,28 @@ def document() -> dict[str, Any]:
                         }
                     },
                 },
-                "sealedFeedback": {
-                    "name": "sealedFeedback",
-                    "contentType": "application/jose+json",
-                    "payload": {
-                        **jwe,
-                        "description": (
-                            "The same envelope as a report's, sealed to the originator alone, "
-                            "its routing header saying kind 'feedback' and repeating the "
-                            "report's category, jurisdiction, precedence and TLP."
-                        ),
-                        "x-fusionbus-plaintext": {"$ref": _REF.format(model="Feedback")},
-                    },
-                    "bindings": {
-                        "kafka": {
-                            "key": {"type": "string", "format": "uuid"},
-                            "bindingVersion": "0.5.0",
-                        }
-                    },
-                },
-                "sealedNotice": {
-                    "name": "sealedNotice",
-                    "contentType": "application/jose+json",
-                    "payload": {
-                        **jwe,
-                        "description": (
-                            "The same envelope as a report's, sealed to one recipient of the "
-                            "report, its routing header saying kind 'notice' and repeating the "
-                            "report's category, jurisdiction, precedence and TLP."
-                        ),
-                        "x-fusionbus-plaintext": {"$ref": _REF.format(model="Notice")},
-                    },
-                    "bindings": {
-                        "kafka": {
-                            "key": {"type": "string", "format": "uuid"},
-                            "bindingVersion": "0.5.0",
-                        }
-                    },
-                },
-                "sealedForward": {
-                    "name": "sealedForward",
-                    "contentType": "application/jose+json",
-                    "payload": {
-                        **jwe,
-                        "description": (
-                            "The same envelope as a report's, sealed by the forwarder to the "
-                            "agency it forwards to, its routing header saying kind 'forward' "
-                            "and repeating the original's routing and expiry; the payload "
-                            "carries the originator's inner JWS of the report."
-                        ),
-                        "x-fusionbus-plaintext": {"$ref": _REF.format(model="Forward")},
-                    },
-                    "bindings": {
-                        "kafka": {
-                            "key": {"type": "string", "format": "uuid"},
-                            "bindingVersion": "0.5.0",
-                        }
-                    },
-                },
+                **_inbox_message(
+                    jwe,
+                    "Feedback",
+                    "The same envelope as a report's, sealed to the originator alone, its "
+                    "routing header saying kind 'feedback' and repeating the report's "
+                    "category, jurisdiction, precedence and TLP.",
+                ),
+                **_inbox_message(
+                    jwe,
+                    "Notice",
+                    "The same envelope as a report's, sealed to one recipient of the report, "
+                    "its routing header saying kind 'notice' and repeating the report's "
+                    "category, jurisdiction, precedence and TLP.",
+                ),
+                **_inbox_message(
+                    jwe,
+                    "Forward",
+                    "The same envelope as a report's, sealed by the forwarder to the agency it "
+                    "forwards to, its routing header saying kind 'forward' and repeating the "
+                    "original's routing and expiry; the payload carries the originator's "
+                    "inner JWS of the report.",
+                ),
                 "quarantinedRecord": {
                     "name": "quarantinedRecord",
                     "contentType": "application/octet-stream",
@@ -353,6 +317,24 @@ def document() -> dict[str, Any]:
                 }
             },
         },
+    }
+
+
+def _inbox_message(jwe: dict[str, Any], model: str, description: str) -> dict[str, Any]:
+    """The ``sealed<Model>`` message of an inbox topic: the JWE, what it holds, its key."""
+    return {
+        f"sealed{model}": {
+            "name": f"sealed{model}",
+            "contentType": "application/jose+json",
+            "payload": {
+                **jwe,
+                "description": description,
+                "x-fusionbus-plaintext": {"$ref": _REF.format(model=model)},
+            },
+            "bindings": {
+                "kafka": {"key": {"type": "string", "format": "uuid"}, "bindingVersion": "0.5.0"}
+            },
+        }
     }
 
 
