@@ -181,6 +181,10 @@ def status(
         applied = document["applied"]
         if isinstance(applied, list) and applied:
             parts.append(f"  applied: {applied[-1]['at']}")
+        forwards = document["forwards"]
+        for forward in forwards if isinstance(forwards, list) else ():
+            kind = str(forward["kind"]).replace("_", " ")
+            parts.append(f"  {kind} {forward['forward_to']} at {forward['at']}")
         out_console.print(line(*parts))
 
 

@@ -323,6 +323,10 @@ async def test_a_forward_the_handling_limits_needs_the_originators_consent(site:
         for result in (asked, granted, sent):
             assert result.returncode == 0, failed(result)
         await until("the forward told", functools.partial(_forwards, site, message_id, "forwarded"))
+        shown = site.cli("status", message_id, "--agency", site.out)
+        assert shown.returncode == 0, failed(shown)
+        assert f"forward requested {site.bystander}" in shown.stdout
+        assert f"forwarded {site.bystander}" in shown.stdout
         token = site.token(site.bystander, "operator")
         async with httpx.AsyncClient(timeout=60) as client:
             await ready(client, by.url)
