@@ -35,6 +35,7 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from broker.audit import Trail, read_audit, verify_trail
 from broker.envelope import Routing
 from broker.envelope.forward import needs_consent
 from broker.errors import (
@@ -45,6 +46,8 @@ from broker.errors import (
     SchemaValidationError,
     TransportError,
 )
+from broker.federation._home import read_root_public
+from broker.home import HomeLayout
 from consumers import outsiders, recipient_states
 from gateway._http import (
     AccessLog,
@@ -221,6 +224,38 @@ def _ingest_routes(app: FastAPI) -> None:
             )
         return json_response(_status_document(gateway, found))
 
+    @app.get("/v1/audit/reports/{message_id}")
+    async def audit_report(request: Request, message_id: uuid.UUID, _: Reader) -> Response:
+        trail = await _audit_trail(gateway_of(request))
+        return json_response(
+            {
+                "report_id": str(message_id),
+                "intact": trail.intact,
+                "records": [r.model_dump(mode="json") for r in trail.life_of(message_id)],
+            }
+        )
+
+    @app.get("/v1/audit/verify")
+    async def audit_verify(request: Request, _: Reader) -> Response:
+        trail = await _audit_trail(gateway_of(request))
+        chains = [
+            {
+                "writer": chain.writer,
+                "records": len(chain.records),
+                "intact": chain.first_break is None,
+                "break": None
+                if chain.first_break is None
+                else {
+                    "kind": str(chain.first_break.kind), "seq": chain.first_break.seq,
+                    "detail": chain.first_break.detail,
+                },
+            }
+            for chain in trail.chains
+        ]  # fmt: skip
+        return json_response(
+            {"intact": trail.intact, "chains": chains, "bad_anchors": list(trail.bad_anchors)}
+        )
+
     @app.get("/v1/sent")
     async def sent(
         request: Request,
@@ -301,6 +336,29 @@ def _ingest_routes(app: FastAPI) -> None:
             },
             202,
         )
+
+
+async def _audit_trail(gateway: Gateway) -> Trail:
+    """Every audit chain, read from Kafka and verified against the gateway's directory and
+    the federation root, as ``fusionbus audit verify`` does."""
+    directory = gateway.directory
+    if directory is None:
+        raise Problem(503, "not-ready", "The gateway is not ready", headers={"Retry-After": "2"})
+    try:
+        root = read_root_public(HomeLayout(gateway.home).root_public, gateway.home)
+    except ConfigError as exc:
+        raise Problem(
+            503, "no-root-key", "The federation's root key is not in this home",
+            detail=str(exc),
+        ) from None  # fmt: skip
+    try:
+        topics, anchors = await read_audit(gateway.kafka)
+    except FusionbusError as exc:
+        raise Problem(
+            503, "kafka-unavailable", "The audit topics cannot be read", detail=str(exc),
+            headers={"Retry-After": "5"},
+        ) from None  # fmt: skip
+    return verify_trail(topics, anchors, directory.snapshot, root)
 
 
 def _told(gateway: Gateway, message_id: uuid.UUID, sealed_to: Sequence[str]) -> list[str]:

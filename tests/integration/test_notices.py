@@ -225,6 +225,14 @@ async def test_a_reports_life_after_publication(site: Site) -> None:  # noqa: PL
         await until("the audit trail of a", functools.partial(_audited, site, a))
         intact = site.cli("audit", "verify")
         assert intact.returncode == 0, failed(intact)
+        async with httpx.AsyncClient(timeout=60) as client:  # the same, through a gateway
+            life = await client.get(f"{r1.url}/v1/audit/reports/{a}", headers=bearer(t1))
+            verified = await client.get(f"{r1.url}/v1/audit/verify", headers=bearer(t1))
+        assert life.status_code == 200, life.text
+        assert life.json()["intact"] is True
+        acts = {(x["writer"], x["act"]) for x in life.json()["records"]}
+        assert {(site.out, "retraction"), (site.r1, "applied")} <= acts
+        assert verified.json()["intact"] is True, verified.text
         for agency in (site.r1, site.r2):
             folder = site.home / "gateway" / agency
             for path in folder.glob("received.sqlite*"):
