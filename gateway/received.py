@@ -346,6 +346,19 @@ class ReceivedStore:
         assert cursor.lastrowid is not None  # noqa: S101 - an INSERT gives a rowid
         return StoredReport(cursor.lastrowid, *values)
 
+    def showing(self, notice: Notice) -> StoredReport | None:
+        """The report ``notice`` is about, if it is stored here with that notice in force
+        (the notice was applied before)."""
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM reports WHERE sender = ? AND message_id = ?",  # noqa: S608 - constant
+            (notice.sender, str(notice.report_id)),
+        ).fetchone()
+        if row is None or row[-2] is None:
+            return None
+        stored = StoredReport(*row)
+        applied = Notice.model_validate_json(str(stored.notice)).message_id == notice.message_id
+        return stored if applied else None
+
     def _in_force(self, sender: str, report_id: str) -> Notice | None:
         """The notice in force on a report: the highest rank, the latest of that rank."""
         row = self._db.execute(

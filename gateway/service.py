@@ -343,9 +343,12 @@ class Gateway:
             "gateway.notice", report=str(notice.report_id), sender=notice.sender,
             action=str(notice.action), held=held, changed=changed is not None,
         )  # fmt: skip
-        if changed is None:
-            return  # kept for the report's arrival, or applied before, or outranked
-        self.hub.publish(changed)
+        if changed is not None:
+            self.hub.publish(changed)
+        else:  # applied before (its answer may not have reached Kafka), or kept, or outranked
+            changed = self.received.showing(notice)
+            if changed is None:
+                return
         await self._applied(notice, RoutingHeader.model_validate_json(changed.header))
 
     async def _applied(self, notice: Notice, about: RoutingHeader) -> None:

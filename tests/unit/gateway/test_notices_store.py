@@ -89,7 +89,12 @@ def test_a_purge_outranks_a_retraction_which_outranks_a_supersession(
     assert store.apply(later, NOW) is None  # a retraction stays in force
     again = store.apply(notice(report_id, NoticeAction.RETRACT), NOW)
     assert again is not None  # a second retraction (new reason) is shown
-    assert store.apply(Notice.model_validate_json(str(again.notice)), NOW) is None  # redelivered
+    redelivered = Notice.model_validate_json(str(again.notice))
+    assert store.apply(redelivered, NOW) is None  # redelivered: nothing changes
+    shown = store.showing(redelivered)  # ... but it is the one shown, so answered again
+    assert shown is not None
+    assert shown.seq == again.seq
+    assert store.showing(notice(report_id, NoticeAction.RETRACT)) is None
     purged = store.apply(notice(report_id, NoticeAction.PURGE), NOW)
     assert purged is not None
     assert purged.state == "purged"
