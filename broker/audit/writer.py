@@ -161,7 +161,9 @@ class AuditWriter:
             if self._state.head() is None:
                 await self._recover()
         except FusionbusError as exc:
-            log.warning("audit.start_degraded", topic=self.topic, error=str(exc))
+            # not a warning: records wait in the outbox, and the command that needed Kafka
+            # says itself (once) that it cannot reach it
+            log.info("audit.start_degraded", topic=self.topic, error=str(exc))
         self._task = asyncio.create_task(self._send_loop(), name="fusionbus-audit")
         self._wake.set()
 
