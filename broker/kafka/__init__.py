@@ -15,6 +15,7 @@ from broker.kafka._cluster import (
     NodeState,
     endpoint,
     loopback_hosts,
+    namespace_hosts,
     new_cluster_id,
 )
 from broker.kafka._deploy import (
@@ -62,6 +63,7 @@ __all__ = [
     "kafka_version",
     "log_dir",
     "loopback_hosts",
+    "namespace_hosts",
     "new_cluster_id",
     "recipe_dir",
 ]

@@ -18,6 +18,13 @@ addresses such as 127.0.10.1, 127.0.10.2, ...: Linux routes all of 127.0.0.0/8 t
 clients, inter-broker and controller traffic alike, so each node is reached by its own address
 as on separate machines; its certificate names that address.
 
+Network namespaces (``netns="NAME"``, as root): every JVM starts through ``ip netns exec
+NAME``, as on a host of its own, and ``hosts`` are then IPv4 addresses of that namespace's
+interfaces (the far end of a veth pair, say) instead of loopback ones. Port checks and free
+port picks happen inside the namespace; the readiness probe dials the nodes from here, so the
+namespace must be routable from this one. The caller creates and removes the namespace
+(``tests/integration/netns.py`` does both, and can cut its link to partition the nodes).
+
 Ports: node ``i`` (0-based) listens for clients on ``port + i`` and for its controller quorum
 on ``port + nodes + i``; ``port=0`` picks free ports. Durable defaults: replication factor
 ``min(3, nodes)``, ``min.insync.replicas=2`` from 3 nodes on, unclean leader election off.
@@ -28,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import ipaddress
 import json
 import os
@@ -46,6 +54,7 @@ from broker._jose import b64u
 from broker.config import KafkaSettings
 from broker.errors import ConfigError, KafkaRuntimeError, KafkaStartError, PortInUseError
 from broker.kafka._distribution import KafkaDistribution, ensure_distribution
+from broker.kafka._netns import in_netns, netns_command
 from broker.kafka._probe import broker_count
 from broker.kafka._security import ClusterTls, security_properties
 
@@ -57,6 +66,7 @@ __all__ = [
     "NodeState",
     "endpoint",
     "loopback_hosts",
+    "namespace_hosts",
     "new_cluster_id",
     "server_properties",
 ]
@@ -131,9 +141,32 @@ def loopback_hosts(hosts: Sequence[str], nodes: int) -> tuple[str, ...]:
     return tuple(canonical)
 
 
+def namespace_hosts(hosts: Sequence[str], nodes: int) -> tuple[str, ...]:
+    """``hosts`` checked as one distinct IPv4 address per node (addresses inside a network
+    namespace, any range), in canonical form; ConfigError saying what is wrong otherwise."""
+    if len(hosts) != nodes:
+        raise ConfigError(
+            f"{nodes} node(s) need {nodes} address(es), one each, got {len(hosts)}: "
+            f"{', '.join(hosts) or 'none'}"
+        )
+    canonical: list[str] = []
+    for host in hosts:
+        try:
+            canonical.append(str(ipaddress.IPv4Address(host)))
+        except ValueError:
+            raise ConfigError(
+                f"{host!r} is not an IPv4 address: nodes in a network namespace listen on an "
+                "address of one of its interfaces, such as 10.231.0.2"
+            ) from None
+    if len(set(canonical)) != len(canonical):
+        raise ConfigError(f"the addresses {', '.join(hosts)} repeat one; give each node its own")
+    return tuple(canonical)
+
+
 class EmbeddedKafka:
     """A KRaft cluster of ``nodes`` combined nodes whose files live under ``data_dir``; node
-    ``i`` on ``hosts[i]`` if given (else 127.0.0.1, or the addresses this data dir used last).
+    ``i`` on ``hosts[i]`` if given (else 127.0.0.1, or the addresses this data dir used last);
+    with ``netns``, every node runs inside that network namespace (see the module doc).
     """
 
     def __init__(
@@ -147,6 +180,7 @@ class EmbeddedKafka:
         stop_timeout: float = 30.0,
         secure: ClusterTls | None = None,
         hosts: Sequence[str] | None = None,
+        netns: str | None = None,
     ) -> None:
         if nodes < 1:
             raise KafkaRuntimeError(f"--nodes must be 1 or more, got {nodes}")
@@ -162,7 +196,14 @@ class EmbeddedKafka:
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
         self.secure = secure
-        self.hosts = loopback_hosts(hosts, nodes) if hosts is not None else None
+        if netns is not None and hosts is None:
+            raise ConfigError(
+                f"nodes in the network namespace {netns!r} need their addresses in it: pass "
+                "hosts, one per node (such as 10.231.0.2)"
+            )
+        self.netns = netns
+        check = loopback_hosts if netns is None else namespace_hosts
+        self.hosts = check(hosts, nodes) if hosts is not None else None
         # JVMs started by this object: trusted by handle, since /proc/<pid>/cmdline reads
         # empty for a moment after exec.
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
@@ -277,7 +318,10 @@ class EmbeddedKafka:
         n = self.nodes
         hosts = self.hosts or (DEFAULT_HOST,) * n
         base = DEFAULT_PORT if self.port is None else self.port
-        ports = _free_ports([*hosts, *hosts]) if base == 0 else list(range(base, base + 2 * n))
+        if base == 0:
+            ports = in_netns(self.netns, lambda: _free_ports([*hosts, *hosts]))
+        else:
+            ports = list(range(base, base + 2 * n))
         nodes = [NodeState(i + 1, ports[i], ports[n + i], host=hosts[i]) for i in range(n)]
         return ClusterState(
             cluster_id or new_cluster_id(), dist.version, nodes, secure=self.secure is not None
@@ -286,7 +330,7 @@ class EmbeddedKafka:
     def _check_ports(self, state: ClusterState) -> None:
         for node in state.nodes:
             for port in (node.client_port, node.controller_port):
-                if not _port_free(node.host, port):
+                if not in_netns(self.netns, functools.partial(_port_free, node.host, port)):
                     raise PortInUseError(
                         f"port {port} on {node.host} is already in use, so node {node.node_id} "
                         f"cannot listen on it. Is another Kafka running (`fusionbus kafka "
@@ -360,6 +404,8 @@ class EmbeddedKafka:
         props = self._node_dir(node) / "server.properties"
         out_path = self._node_dir(node) / "logs" / "kafka.out"
         argv = self._java_argv(dist, node, "kafka.Kafka", str(props))
+        if self.netns is not None:
+            argv = [*netns_command(self.netns), *argv]
         with out_path.open("ab") as out:
             proc = subprocess.Popen(
                 argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
