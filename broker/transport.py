@@ -34,11 +34,13 @@ __all__ = [
     "AIOKAFKA_ERRORS",
     "CONFLUENT_ERRORS",
     "Handshake",
+    "SendFault",
     "confluent_error",
     "kafka_code_error",
     "kafka_error",
     "map_confluent_errors",
     "map_kafka_errors",
+    "send_fault",
     "start_client",
     "tls_refusal",
     "try_handshake",
@@ -103,6 +105,32 @@ def kafka_error(exc: BaseException, action: str) -> FusionbusError:
             if isinstance(exc, kind):
                 return translate(action, _said(exc), retriable)
     return TransportError(f"{action} failed: {type(exc).__name__}: {exc}")
+
+
+SendFault = Literal["permanent", "transient"]
+"""What a failed send means for a report: ``permanent`` — Kafka will never take it as it is
+(the topic is not granted or invalid, the record too large); ``transient`` — send the same
+bytes again later, through a new producer (a dead leader, a timeout, an unreachable cluster,
+an idempotent producer stuck on its sequence numbers)."""
+
+_PERMANENT_SEND_ERRORS: tuple[type[kafka_errors.KafkaError], ...] = (
+    kafka_errors.TopicAuthorizationFailedError,
+    kafka_errors.ClusterAuthorizationFailedError,
+    kafka_errors.RecordTooLargeError,
+    kafka_errors.InvalidTopicError,
+    kafka_errors.UnsupportedVersionError,
+)
+
+
+def send_fault(exc: BaseException) -> SendFault:
+    """How a send that raised ``exc`` failed (aiokafka's ``OutOfOrderSequenceNumber``,
+    ``UnknownProducerId`` and ``InvalidProducerEpoch`` are not retriable for the producer that
+    raised them, but are for a new one: they are ``transient``)."""
+    if isinstance(exc, (AuthorizationError, *_PERMANENT_SEND_ERRORS)):
+        return "permanent"
+    if isinstance(exc.__cause__, _PERMANENT_SEND_ERRORS):
+        return "permanent"
+    return "transient"
 
 
 def kafka_code_error(code: int, action: str, message: str | None = None) -> FusionbusError:

@@ -38,6 +38,11 @@ class GatewayFiles:
         return self.folder / "ingest.sqlite"
 
     @property
+    def outbox(self) -> Path:
+        """Reports posted and sealed, waiting for Kafka (``producers.outbox``)."""
+        return self.folder / "outbox.sqlite"
+
+    @property
     def feedback(self) -> Path:
         """Feedback recipients sent on this agency's reports (from its inbox)."""
         return self.folder / "feedback.sqlite"

@@ -76,7 +76,7 @@ from gateway.problems import PROBLEM_JSON, FieldError, Problem
 from gateway.received import Filters, StoredReport
 from gateway.service import Gateway
 from gateway.tokens import Permission, Principal
-from producers import FeedbackSender, Published
+from producers import FeedbackSender, OutboxFullError, Published, Queued
 from schemas import (
     Feedback,
     Forward,
@@ -190,6 +190,7 @@ def _health_routes(app: FastAPI) -> None:
             {
                 "feed_clients": gateway.hub.clients,
                 "received": gateway.received.count(),
+                "outbox": gateway.outbox.backlog().document(gateway.clock()),
                 "subscriber": {"connected": gateway.consuming, "lag": gateway.lag()},
                 "quarantined": {
                     "total": gateway.quarantined.total(),
@@ -734,8 +735,15 @@ async def _publish_reports(gateway: Gateway, reports: list[Report], *, batch: bo
         raise Problem(503, "not-ready", "The gateway is not ready", headers={"Retry-After": "2"})
     ids = [str(r.message_id) for r in reports]
     gateway.statuses.accepted(ids, now)
+    gateway.posted.update((r.message_id, r.category) for r in reports)
     try:
         results = await sender.publish_many(reports)
+    except OutboxFullError as exc:  # nothing was taken
+        _settle_all(gateway, ids, str(exc))
+        raise Problem(
+            503, "outbox-full", "The outbox is full", detail=str(exc),
+            headers={"Retry-After": "60"},
+        ) from None  # fmt: skip
     except DisseminationError as exc:  # a named recipient the grants exclude: nothing sent
         _settle_all(gateway, ids, str(exc))
         raise Problem(
@@ -760,19 +768,21 @@ async def _publish_reports(gateway: Gateway, reports: list[Report], *, batch: bo
         ) from None
     items: list[dict[str, Any]] = []
     for message_id, report, result in zip(ids, reports, results, strict=True):
+        result_id = report.message_id
         item: dict[str, Any] = {"message_id": message_id, "status_url": f"/v1/status/{message_id}"}
         if isinstance(result, FusionbusError):
-            gateway.statuses.settle(message_id, gateway.clock(), recipients=0, detail=str(result))
+            gateway.settled(result_id, result)
             item |= {"status": "failed", "detail": str(result)}
+        elif isinstance(result, Queued):
+            sealed_to = gateway.agencies_of(result.recipients)
+            gateway.statuses.queue(message_id, gateway.clock(), sealed_to=sealed_to)
+            gateway.ledger.record(result.message_id, sealed_to, report)
+            item["status"] = "queued"
         else:
             sealed_to = gateway.agencies_of(result.recipients)
-            gateway.statuses.settle(
-                message_id, gateway.clock(), recipients=len(result.recipients), detail="",
-                sealed_to=sealed_to,
-            )  # fmt: skip
             gateway.ledger.record(result.message_id, sealed_to, report)
+            gateway.settled(result_id, result)
             item["status"] = "published"
-            gateway.metrics.published(report.category)
         items.append(item)
     if all(i["status"] == "failed" for i in items) and all(
         isinstance(r, TransportError) for r in results

@@ -106,8 +106,9 @@ def parse_batch(body: bytes, *, agency: str, now: datetime, limit: int) -> list[
 
 @dataclass(frozen=True, slots=True)
 class ReportStatus:
-    """Where a posted report stands: ``accepted`` (being sealed and sent), ``published``
-    (Kafka acknowledged it) or ``failed``."""
+    """Where a posted report stands: ``accepted`` (being sealed and sent), ``queued`` (sealed,
+    in the outbox, waiting for Kafka), ``published`` (Kafka acknowledged it) or ``failed``
+    (refused, or its envelope expired in the outbox)."""
 
     message_id: str
     state: str
@@ -169,6 +170,15 @@ class StatusStore:
             [(m, moment, moment) for m in message_ids],
         )
 
+    def queue(self, message_id: str, now: datetime, *, sealed_to: Sequence[str]) -> None:
+        """Sealed and kept in the outbox, waiting for Kafka (unless already settled: the
+        outbox may have sent it while the answer was being written)."""
+        self._db.execute(
+            "UPDATE status SET state = 'queued', updated_at = ?, sealed_to = ?, detail = "
+            "'waiting in the outbox for Kafka' WHERE message_id = ? AND state = 'accepted'",
+            (now.isoformat(), ",".join(sealed_to), message_id),
+        )
+
     def settle(
         self,
         message_id: str,
@@ -177,15 +187,17 @@ class StatusStore:
         recipients: int,
         detail: str,
         sealed_to: Sequence[str] = (),
-    ) -> None:
+    ) -> bool:
         """``published`` to ``recipients`` keys (of the agencies ``sealed_to``), or
-        ``failed`` with ``detail``."""
+        ``failed`` with ``detail``; whether the report was still unsettled (``accepted`` or
+        ``queued``) and is settled now."""
         state = "failed" if detail else "published"
-        self._db.execute(
+        cursor = self._db.execute(
             "UPDATE status SET state = ?, updated_at = ?, recipients = ?, detail = ?, "
-            "sealed_to = ? WHERE message_id = ?",
+            "sealed_to = ? WHERE message_id = ? AND state IN ('accepted', 'queued')",
             (state, now.isoformat(), recipients, detail, ",".join(sealed_to), message_id),
         )
+        return cursor.rowcount > 0
 
     def recent(self, limit: int) -> list[ReportStatus]:
         """The ``limit`` reports posted last, newest first."""

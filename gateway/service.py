@@ -61,7 +61,7 @@ from gateway.received import ReceivedStore
 from gateway.sessions import SessionStore
 from gateway.settings import GatewaySettings
 from gateway.tokens import TokenStore
-from producers import FeedbackSender, Published, Publisher
+from producers import FeedbackSender, Outbox, Published, Publisher, Result
 from producers.ledger import SentLedger
 from schemas import Feedback, Notice, Outcome, Report
 from schemas.envelope import RoutingHeader
@@ -84,7 +84,7 @@ def _utcnow() -> datetime:
 class Sender(Protocol):
     """What ingest needs of a publisher."""
 
-    async def publish_many(self, reports: Sequence[Report]) -> list[Published | FusionbusError]: ...
+    async def publish_many(self, reports: Sequence[Report]) -> Sequence[Result]: ...
 
 
 class Consuming(Protocol):
@@ -124,6 +124,11 @@ class Gateway:
         self.tokens = TokenStore(self.files, agency)
         self.idempotency = IdempotencyStore(self.files)
         self.statuses = StatusStore(self.files)
+        self.posted: dict[uuid.UUID, str] = {}
+        """The category of each report posted since start and not settled yet (metrics)."""
+        self.outbox = Outbox(
+            self.files.private(self.files.outbox), capacity=settings.outbox_capacity
+        )
         self.received = ReceivedStore(self.files)
         self.codec = CursorCodec.for_files(self.files)
         self.hub = Hub()
@@ -175,11 +180,27 @@ class Gateway:
     def close(self) -> None:
         stores = (
             self.tokens, self.idempotency, self.statuses, self.received, self.sessions,
-            self.feedback, self.ledger,
+            self.feedback, self.ledger, self.outbox,
         )  # fmt: skip
         for store in stores:
             store.close()
         self._delivered.close()
+
+    def settled(self, message_id: uuid.UUID, result: Published | FusionbusError) -> None:
+        """Kafka took a posted report (or it was given up): its status, and the metrics once."""
+        category = self.posted.pop(message_id, None)
+        if isinstance(result, FusionbusError):
+            self.statuses.settle(str(message_id), self.clock(), recipients=0, detail=str(result))
+            return
+        changed = self.statuses.settle(
+            str(message_id), self.clock(), recipients=len(result.recipients), detail="",
+            sealed_to=self.agencies_of(result.recipients),
+        )  # fmt: skip
+        if changed:
+            if category is None:  # posted before a restart, sent from the outbox since
+                sent = self.ledger.get(message_id)
+                category = sent.category if sent is not None and sent.category else "other"
+            self.metrics.published(category)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -190,7 +211,16 @@ class Gateway:
         async with (
             site_directory(self.home, self.agency, self.kafka) as site,
             AuditWriter.for_home(self.home, site.identity(), self.kafka) as audit,
-            Publisher(site.identity(), site.directory, site.policy, self.kafka, audit=audit) as pub,
+            Publisher(
+                site.identity(),
+                site.directory,
+                site.policy,
+                self.kafka,
+                audit=audit,
+                outbox=self.outbox,
+                ack_wait_s=self.settings.ack_wait_s,
+                on_settled=self.settled,
+            ) as pub,  # fmt: skip
             FeedbackSender(site.identity(), site.directory, self.kafka, audit=audit) as feedback,
         ):
             self.audit = audit

@@ -43,6 +43,12 @@ class GatewaySettings(BaseSettings):
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1_024, description="Largest request body.")
     max_batch: int = Field(default=500, ge=1, description="Most reports in one batch POST.")
+    outbox_capacity: int = Field(
+        default=50_000, ge=1, description="Most reports waiting for Kafka in the outbox."
+    )
+    ack_wait_s: float = Field(
+        default=5.0, ge=0, description="How long a POST waits for Kafka before answering queued."
+    )
     page_limit: int = Field(default=100, ge=1, le=1_000, description="Default page size.")
     idempotency_ttl_s: int = Field(default=86_400, ge=60, description="How long keys are kept.")
     feed_queue: int = Field(default=1_000, ge=1, description="Events buffered per feed client.")

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from types import TracebackType
 from typing import Self
 
@@ -36,6 +38,10 @@ class ProducerClient:
         await self.stop()
 
     async def start(self) -> None:
+        await self._connect()
+
+    async def _connect(self) -> None:
+        """Create and start the Kafka producer (raises, holding none, when it cannot)."""
         producer = AIOKafkaProducer(**aiokafka_kwargs(self._settings, "producer"))
         try:
             await start_client(producer, self._settings, f"connecting {self._role}")
@@ -49,6 +55,19 @@ class ProducerClient:
             producer, self._producer = self._producer, None
             with map_kafka_errors(f"flushing {self._role}"):
                 await producer.stop()
+
+    async def _renew(self, broken: AIOKafkaProducer) -> None:
+        """Replace ``broken`` (if it is still the current producer) by a new one: an idempotent
+        producer can stay stuck after a broker fault until it is recreated (aiokafka#1017).
+        The old one is stopped without waiting on what it still holds; raises when the new one
+        cannot connect, and then holds none."""
+        current = self._producer
+        if current is not broken:
+            return  # another task renewed it already
+        self._producer = None
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(current.stop(), timeout=5)
+        await self._connect()
 
     def _require_started(self) -> AIOKafkaProducer:
         if self._producer is None:

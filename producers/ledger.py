@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from broker.errors import FusionbusError
-from producers.publisher import Published
+from producers.outbox import Queued
+from producers.publisher import Published, Result
 from schemas import Report
 
 if TYPE_CHECKING:
@@ -79,16 +79,16 @@ class SentLedger:
     def record_published(
         self,
         reports: Sequence[Report],
-        results: Sequence[Published | FusionbusError],
+        results: Sequence[Result],
         directory: Directory,
         sender: str,
     ) -> None:
-        """Record each report :meth:`Publisher.publish_many` published (``results``, in the
-        order of ``reports``): the agencies other than ``sender`` whose keys (in
+        """Record each report :meth:`Publisher.publish_many` published or queued (``results``,
+        in the order of ``reports``): the agencies other than ``sender`` whose keys (in
         ``directory``) it was sealed to, and its routing."""
         snapshot = directory.snapshot
         for report, result in zip(reports, results, strict=True):
-            if isinstance(result, Published):
+            if isinstance(result, Published | Queued):
                 keys = (snapshot.encryption_key(kid) for kid in result.recipients)
                 self.record(result.message_id, {k.agency for k in keys if k} - {sender}, report)
 

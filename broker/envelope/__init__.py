@@ -27,7 +27,13 @@ from broker.envelope.open import (
     verify_signed,
 )
 from broker.envelope.replay import MemoryReplayGuard, ReplayGuard
-from broker.envelope.report import ReportLike, header_for, open_report, seal_report
+from broker.envelope.report import (
+    ReportLike,
+    expiry_of,
+    header_for,
+    open_report,
+    seal_report,
+)
 from broker.envelope.seal import Sealer, seal_envelope
 from broker.errors import Reason
 
@@ -44,6 +50,7 @@ __all__ = [
     "Routing",
     "Sealer",
     "VerifiedMessage",
+    "expiry_of",
     "feedback_header",
     "header_for",
     "notice_header",

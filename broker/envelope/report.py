@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_TTL",
     "HandlingLike",
     "ReportLike",
+    "expiry_of",
     "header_for",
     "open_report",
     "refuse_unsendable",
@@ -75,6 +76,16 @@ def _expires(report: ReportLike, ttl: timedelta, limits: Limits) -> datetime:
             "set created_at to the time the report was made (or leave it out: publish fills "
             "it in)."
         ) from None
+
+
+def expiry_of(
+    report: ReportLike,
+    *,
+    ttl: timedelta = DEFAULT_TTL,
+    limits: Limits = Limits(),  # noqa: B008 - frozen, immutable default
+) -> datetime:
+    """When the envelope :func:`seal_report` makes of ``report`` expires."""
+    return _expires(report, ttl, limits)
 
 
 def header_for(

@@ -18,7 +18,7 @@ from broker.config import KafkaSettings
 from broker.federation import DisseminationPolicy, Federation, publish_directory
 from broker.home import HomeLayout
 from broker.kafka import ClusterState
-from producers import Publisher
+from producers import Published, Publisher
 from schemas import example_report
 from tests.integration.cli_helpers import failed, json_lines, run_cli
 
@@ -110,6 +110,7 @@ def test_tail_in_topic_mode_rejects_a_report_signed_with_a_key_revoked_in_the_to
             admin.identity("customs"), admin.snapshot, DisseminationPolicy(admin), settings
         ) as publisher:
             receipt = await publisher.publish(example_report("narcotics", "PKKHI"))
+        assert isinstance(receipt, Published)  # no outbox: acknowledged or raised
         return receipt.topic, receipt.partition, receipt.offset
 
     where = asyncio.run(send())

@@ -29,7 +29,7 @@ from broker.home import HomeLayout
 from broker.kafka import ClusterState
 from broker.keys import SigningKey, load_private_pem
 from consumers import Delivery, Source, Subscriber
-from producers import Publisher
+from producers import Published, Publisher
 from schemas import example_report
 
 
@@ -165,6 +165,7 @@ async def test_a_running_subscriber_rejects_reports_of_a_key_revoked_while_it_ru
     ) as publisher:
         before = example_report("narcotics", "PKKHI")
         receipt = await publisher.publish(before)  # signed while the key was good
+    assert isinstance(receipt, Published)  # no outbox: acknowledged or raised
     where = (receipt.topic, receipt.partition, receipt.offset)
 
     home = agency_home(admin, tmp_path / "anf-machine", "anf")

@@ -28,7 +28,7 @@ from broker.kafka import ClusterState
 from broker.keys import Identity
 from broker.topics import Header, quarantine_topic, report_topic
 from consumers import Delivery, MemoryDelivered, Subscriber
-from producers import Publisher
+from producers import Published, Publisher
 from schemas import Report, example_report
 
 
@@ -104,6 +104,7 @@ async def test_anf_receives_customs_narcotics_report_and_fia_does_not(world: Wor
     policy = Fixed(world.trust, recipients)
     async with Publisher(world.ids["customs"], world.trust, policy, world.settings) as publisher:
         receipt = await publisher.publish(report)
+    assert isinstance(receipt, Published)  # no outbox: acknowledged or raised
     assert receipt.topic == report_topic("customs", "PKKHI", "narcotics")
     assert receipt.offset >= 0
 

@@ -176,9 +176,13 @@ async def test_stats_say_connection_lag_and_quarantine_by_reason(world: World) -
     assert body == {
         "feed_clients": 0,
         "received": 0,
+        "outbox": {
+            "queued": 0, "oldest_accepted_at": None, "oldest_age_s": 0.0, "expired": 0,
+            "failed": 0,
+        },
         "subscriber": {"connected": False, "lag": None},
         "quarantined": {"total": 0, "by_reason": {}},
-    }
+    }  # fmt: skip
     gateway.subscriber = FakeSubscriber(3)
     for reason in (Reason.REPLAY, Reason.EXPIRED, Reason.REPLAY):
         await gateway._rejected(Source("t", 0, 0, 0), str(reason), "")
