@@ -65,6 +65,14 @@ def _unreachable(action: str, said: str, retriable: bool) -> FusionbusError:
     )
 
 
+def _rebalanced(action: str, said: str, retriable: bool) -> FusionbusError:
+    return TransportError(
+        f"Kafka refused {action}: the consumer group rebalanced meanwhile ({said}), as after "
+        "a lost connection; the group's new generation commits from its next batch on",
+        retriable=True,
+    )
+
+
 def _failed(action: str, said: str, retriable: bool) -> FusionbusError:
     return TransportError(f"Kafka failed while {action}: {said}", retriable=retriable)
 
@@ -75,6 +83,7 @@ AIOKAFKA_ERRORS: tuple[tuple[type[kafka_errors.KafkaError], _Translate], ...] = 
     (kafka_errors.ClusterAuthorizationFailedError, _refused),
     (kafka_errors.TransactionalIdAuthorizationFailed, _refused),
     (kafka_errors.KafkaConnectionError, _unreachable),
+    (kafka_errors.CommitFailedError, _rebalanced),
     (kafka_errors.KafkaError, _failed),
 )
 """aiokafka exception class -> translation; the first matching row wins."""

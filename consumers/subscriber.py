@@ -11,11 +11,13 @@ Each record of the subscribed topics gets a verdict from the sans-IO
 an accepted report is handed to the handler and then remembered as delivered; a rejected
 record is written to the agency's quarantine topic with its reason code; a skipped one (not
 addressed to this agency, outside the subscription, a redelivery) is passed over. Offsets
-are committed per batch once every record in it is done. No record can stop the loop: the
-intake is total, records the Kafka client cannot decode are stepped over and quarantined
-(:mod:`consumers._stream`), and every quarantine write fits. A handler that raises stops the
-subscriber after committing what was handled before it, so the report is handed over again
-after a restart.
+are committed per batch once every record in it is done; a commit Kafka refuses because the
+group rebalanced meanwhile (after a partition, say) is logged (``subscriber.commit_failed``)
+and the loop goes on: its reports are marked delivered, so reading them again skips them.
+No record can stop the loop: the intake is total, records the Kafka client cannot decode
+are stepped over and quarantined (:mod:`consumers._stream`), and every quarantine write
+fits. A handler that raises stops the subscriber after committing what was handled before
+it, so the report is handed over again after a restart.
 
 While it runs, :meth:`Subscriber.lag` says how many records of its assigned partitions are
 not processed yet, from what the Kafka client already knows (the highwater of each
@@ -49,7 +51,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from broker.audit import Act, AuditWriter, sha256_hex
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.envelope import Opener
-from broker.errors import AuthorizationError, FusionbusError, Reason
+from broker.errors import AuthorizationError, FusionbusError, Reason, TransportError
 from broker.keys import Identity
 from broker.topics import subscription_pattern
 from broker.transport import map_kafka_errors, start_client
@@ -329,8 +331,14 @@ class Subscriber:
                     "subscriber.receipt_failed", report=str(report_id), error=type(exc).__name__
                 )
         if done and self._group_id is not None:
-            with map_kafka_errors("committing offsets"):
-                await consumer.commit(done)
+            try:
+                with map_kafka_errors("committing offsets"):
+                    await consumer.commit(done)
+            except TransportError as exc:
+                if not exc.retriable:
+                    raise
+                # Handed-over reports are marked delivered: read again, they are skipped.
+                log.warning("subscriber.commit_failed", error=str(exc))
 
 
 def new_group_id(agency: str, name: str | None = None) -> str:

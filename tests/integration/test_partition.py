@@ -1,0 +1,313 @@
+"""A real network partition: Kafka on a "host" of its own (a network namespace), the agency's
+publisher and subscriber out here, the link between them cut and restored.
+
+The cut lasts ``FUSIONBUS_PARTITION_S`` seconds (default 60; ``FUSIONBUS_LONG=1`` makes it
+300). See ``tests/integration/netns.py`` for how the cut works and ``docs/reliability.md``
+(``## A real partition``) for what this shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from broker.config import KafkaSettings
+from broker.errors import FusionbusError
+from broker.federation import (
+    DirectorySnapshot,
+    EncryptionKeyRecord,
+    SigningKeyRecord,
+    agency_keys,
+)
+from broker.kafka import ClusterState, EmbeddedKafka, KafkaDistribution
+from broker.keys import Identity
+from consumers import Delivery, Subscriber, new_group_id
+from producers import Published, Publisher
+from producers.outbox import Outbox
+from schemas import Report, example_report
+from tests.integration import netns
+from tests.integration.history import History
+from tests.integration.netns import NetNamespace, NetnsUnavailableError
+from tests.integration.test_pubsub import Fixed
+
+LONG = os.environ.get("FUSIONBUS_LONG") == "1"
+PARTITION_S = float(os.environ.get("FUSIONBUS_PARTITION_S", "300" if LONG else "60"))
+PUBLISH_TIMEOUT_MS = 5_000
+"""How long one publish waits for Kafka's acknowledgement (``request_timeout_ms``)."""
+PUBLISH_GIVE_UP_S = 30.0
+"""How long the test waits for one publish before it counts it failed (a timeout of ours)."""
+THREADS = 4
+
+
+@pytest.fixture
+def host() -> Iterator[NetNamespace]:
+    """A network namespace linked to this one, removed afterwards."""
+    try:
+        with NetNamespace.create() as made:
+            yield made
+    except NetnsUnavailableError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    assert not netns.exists(made.name), f"namespace {made.name} was left behind"
+    assert not Path(f"/sys/class/net/{made.veth_outside}").exists(), "a veth was left behind"
+
+
+@dataclass
+class Remote:
+    """A 1-node Kafka inside ``host``, dialled from this namespace."""
+
+    host: NetNamespace
+    cluster: EmbeddedKafka
+    state: ClusterState
+
+
+@pytest.fixture
+def remote_kafka(
+    host: NetNamespace, kafka_dist: KafkaDistribution, tmp_path: Path
+) -> Iterator[Remote]:
+    cluster = EmbeddedKafka(
+        tmp_path / "kafka", port=0, heap_mb=512, hosts=[host.inside], netns=host.name
+    )
+    try:
+        state = cluster.start(kafka_dist)
+    except FusionbusError as exc:
+        pytest.fail(f"the Kafka node in namespace {host.name} did not start: {exc}", pytrace=False)
+    try:
+        assert state.nodes[0].pid in host.processes(), "the JVM is not inside the namespace"
+        yield Remote(host, cluster, state)
+    finally:
+        cluster.stop()
+
+
+_SERVER = """
+import socket, sys
+server = socket.create_server((sys.argv[1], 0))
+print(server.getsockname()[1], flush=True)
+conn, _ = server.accept()
+while data := conn.recv(100):
+    conn.sendall(b"ack:" + data)
+"""
+
+
+def test_a_cut_stalls_an_established_connection_until_restored(host: NetNamespace) -> None:
+    """The cut is a partition for TCP already connected, not only for new connections."""
+    server = subprocess.Popen(
+        host.command(sys.executable, "-c", _SERVER, host.inside),
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        with socket.create_connection((host.inside, port), timeout=5) as conn:
+            conn.sendall(b"before")
+            assert conn.recv(100) == b"ack:before"
+            host.cut()
+            conn.sendall(b"during")
+            conn.settimeout(2)
+            with pytest.raises(TimeoutError):
+                conn.recv(100)  # the data sits unacknowledged on the cut link
+            with pytest.raises(OSError, match=r"No route to host|timed out"):
+                socket.create_connection((host.inside, port), timeout=5).close()
+            host.restore()
+            conn.settimeout(30)
+            started = time.monotonic()
+            assert conn.recv(100) == b"ack:during"  # retransmitted on the same connection
+            print(f"\nstalled data arrived {time.monotonic() - started:.2f} s after the restore")
+    finally:
+        server.kill()
+        server.communicate()
+
+
+@dataclass
+class Agencies:
+    trust: DirectorySnapshot
+    customs: Identity
+    anf: Identity
+
+
+def _agencies() -> Agencies:
+    keys: list[SigningKeyRecord | EncryptionKeyRecord] = []
+    since = datetime.now(UTC) - timedelta(days=1)
+    suffix = uuid.uuid4().hex[:6]
+    customs, anf = Identity.generate("customs"), Identity.generate(f"anf-{suffix}")
+    for ident in (customs, anf):
+        keys += agency_keys(
+            ident.agency, ident.signing_key.public, ident.encryption_key, valid_from=since
+        )
+    return Agencies(DirectorySnapshot.of_keys(keys), customs, anf)
+
+
+class Threads:
+    """Reports in ``THREADS`` threads: each thread's first report, then follow-ups of it
+    (the publisher keys a thread's reports alike, so Kafka keeps them in order)."""
+
+    def __init__(self) -> None:
+        self.roots: list[Report | None] = [None] * THREADS
+        self.count = 0
+
+    def next(self) -> tuple[Report, str]:
+        i = self.count % THREADS
+        self.count += 1
+        report = example_report("narcotics", "PKKHI")
+        root = self.roots[i]
+        if root is None:
+            self.roots[i] = report
+            return report, str(report.message_id)
+        related = report.model_dump() | {"relations": {"follows_up": [str(root.message_id)]}}
+        return Report.model_validate(related), str(root.message_id)
+
+
+@dataclass
+class Sender:
+    """One publisher of the test and what became of its reports."""
+
+    name: str
+    publisher: Publisher
+    history: History
+    threads: Threads = field(default_factory=Threads)
+    accepted: set[str] = field(default_factory=set)
+    failed: Counter[str] = field(default_factory=Counter)
+    """Failed publishes per phase (``before``, ``cut``, ``after``)."""
+    failures: list[tuple[str, str, float]] = field(default_factory=list)
+    """(phase, error, seconds until it failed) of each failed publish."""
+
+    async def publish(self, phase: str) -> None:
+        """Publish the next report; it is sent, and acknowledged once Kafka said so (the
+        outbox's acknowledgements arrive through ``on_settled``)."""
+        report, thread = self.threads.next()
+        self.history.sent(report.message_id, thread=thread)
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(PUBLISH_GIVE_UP_S):
+                result = await self.publisher.publish(report)
+        except (FusionbusError, TimeoutError) as exc:
+            self.failed[phase] += 1
+            self.failures.append((phase, type(exc).__name__, time.monotonic() - started))
+            return
+        self.accepted.add(str(report.message_id))
+        if isinstance(result, Published):
+            self.history.acked(report.message_id)
+
+    async def keep_publishing(self, phase: str, until: float) -> None:
+        while time.monotonic() < until:
+            await self.publish(phase)
+            await asyncio.sleep(1.0)
+
+
+async def _until(condition: Callable[[], bool], deadline_s: float, what: str) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {deadline_s:.0f} s waiting: {what}"
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.asyncio
+async def test_publishers_and_subscriber_ride_out_a_partition(
+    remote_kafka: Remote, tmp_path: Path
+) -> None:
+    """A subscriber and two publishers of customs — one sending at once, one through its
+    outbox — across a cut of ``PARTITION_S``: the subscriber resumes by itself, every
+    acknowledged report is delivered once and in thread order, the outbox drains."""
+    host = remote_kafka.host
+    world = _agencies()
+    settings = KafkaSettings(
+        bootstrap=remote_kafka.state.bootstrap, request_timeout_ms=PUBLISH_TIMEOUT_MS
+    )
+    history = History()
+    delivered: set[str] = set()
+
+    async def handler(delivery: Delivery) -> None:
+        history.delivered(delivery.report.message_id, reader="anf")
+        delivered.add(str(delivery.report.message_id))
+
+    def settled(message_id: uuid.UUID, result: Published | FusionbusError) -> None:
+        if isinstance(result, Published):
+            history.acked(message_id)
+
+    subscriber = Subscriber(
+        world.anf, world.trust, settings, categories=["narcotics"], jurisdictions=["PK"],
+        group_id=new_group_id(world.anf.agency, "partition"),
+    )  # fmt: skip
+    policy = Fixed(world.trust, [world.customs.encryption_kid, world.anf.encryption_kid])
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    async with (
+        Publisher(world.customs, world.trust, policy, settings) as direct,
+        Publisher(
+            world.customs, world.trust, policy, settings, outbox=outbox, ack_wait_s=0.5,
+            on_settled=settled,
+        ) as queued,
+    ):  # fmt: skip
+        senders = [Sender("direct", direct, history), Sender("outbox", queued, history)]
+        consuming = asyncio.create_task(subscriber.run(handler))
+        try:
+            for _ in range(8):
+                for sender in senders:
+                    await sender.publish("before")
+            assert not any(s.failed for s in senders), "a publish failed before the cut"
+            await _until(lambda: _acked(history) <= delivered, 90, "the reports before the cut")
+
+            cut_at = history.mark("cut")
+            host.cut()
+            until = cut_at + PARTITION_S
+            await asyncio.gather(*(s.keep_publishing("cut", until) for s in senders))
+            assert not consuming.done(), f"the subscriber stopped during the cut: {consuming}"
+            queued_at_restore = outbox.backlog().queued
+            restored_at = history.mark("restored")
+            host.restore()
+
+            for _ in range(8):
+                for sender in senders:
+                    await sender.publish("after")
+            assert await queued.wait_sent(180), f"the outbox did not drain: {outbox.backlog()}"
+            drained_at = time.monotonic()
+            await _until(lambda: _acked(history) <= delivered, 180, "the acknowledged reports")
+            await asyncio.sleep(2.0)  # anything more would be a duplicate
+            assert not consuming.done(), f"the subscriber stopped: {consuming}"
+        finally:
+            consuming.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await consuming
+    outbox.close()
+
+    verdict = history.check(["anf"])
+    assert verdict.ok, verdict.explain()
+    outboxed = senders[1]
+    assert outboxed.accepted <= _acked(history), "a report the outbox accepted was never sent"
+    assert not outboxed.failed, f"the outbox refused reports: {outboxed.failed}"
+    _print_figures(history, senders, restored_at, drained_at, queued_at_restore)
+
+
+def _print_figures(
+    history: History, senders: list[Sender], restored_at: float, drained_at: float, held: int
+) -> None:
+    first_ack = next(
+        (e.at for e in history.events if e.kind == "acked" and e.at > restored_at), None
+    )
+    first_delivery = history.first_after("delivered", restored_at)
+    assert first_ack is not None, "no publish was acknowledged after the restore"
+    assert first_delivery is not None, "nothing was delivered after the restore"
+    direct = senders[0]
+    print(
+        f"\npartition of {PARTITION_S:.0f} s: {history.check(['anf']).explain()}\n"
+        f"direct publishes failed: during the cut {direct.failed['cut']}, after the restore "
+        f"{direct.failed['after']}; (phase, error, seconds): {direct.failures}\n"
+        f"the outbox held {held} at the restore and drained {drained_at - restored_at:.2f} s "
+        f"after it; after the restore the first acknowledgement came in "
+        f"{first_ack - restored_at:.2f} s, the first delivery in "
+        f"{first_delivery - restored_at:.2f} s"
+    )
+
+
+def _acked(history: History) -> set[str]:
+    return {e.report for e in history.events if e.kind == "acked"}
