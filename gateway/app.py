@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
+import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
+import anyio
 import orjson
 import structlog
 import uvicorn
@@ -48,6 +51,7 @@ from broker.errors import (
 )
 from broker.federation._home import read_root_public
 from broker.home import HomeLayout
+from broker.shutdown import STOP_SIGNALS, exit_at_once
 from consumers import outsiders, recipient_states
 from gateway._http import (
     AccessLog,
@@ -955,12 +959,22 @@ def _read_routes(app: FastAPI) -> None:
         else:
             start = Start.beginning() if since is not None else Start.head()
         settings = gateway.settings
+        stopping = anyio.Event()  # set by sse-starlette when the server shuts down
         events = feed_events(
             gateway.received, gateway.hub, gateway.codec, filters,
             start=start, redact=_redactor(principal),
             queue_size=settings.feed_queue, heartbeat_s=settings.feed_heartbeat_s,
+            stopping=stopping,
         )  # fmt: skip
-        return _Feed(events, ping=0, send_timeout=settings.feed_send_timeout_s)
+        return _Feed(
+            events, ping=0, send_timeout=settings.feed_send_timeout_s,
+            shutdown_event=stopping, shutdown_grace_period=_FEED_GRACE_S,
+        )  # fmt: skip
+
+
+_FEED_GRACE_S = 2.0
+"""How long a feed has, once the server stops, to send its ``shutdown`` event and end
+cleanly before it is cut (well within uvicorn's ``timeout_graceful_shutdown``)."""
 
 
 class _Feed(EventSourceResponse):
@@ -973,16 +987,54 @@ class _Feed(EventSourceResponse):
             log.warning("feed.disconnected", reason="send_timeout", timeout_s=self.send_timeout)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server with the signals of :mod:`broker.shutdown`.
+
+    uvicorn itself, on its first SIGINT or SIGTERM, stops accepting, waits up to
+    ``timeout_graceful_shutdown`` for open connections, then runs the lifespan's shutdown
+    (here: the Kafka side drains); a second SIGINT skips only the waits not begun yet (a
+    lifespan shutdown under way goes on), a second SIGTERM does nothing; and once stopped it
+    raises the signal again, so the process dies of it rather than exiting 0. Here the first
+    signal does what uvicorn does (``handle_exit``, which sse-starlette also hooks to end the
+    feeds), a second of either kind exits at once, and nothing is raised again afterwards.
+    """
+
+    signalled_at: float | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, self._signalled, sig)
+        try:
+            yield
+        finally:
+            for sig in STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
+
+    def _signalled(self, sig: int) -> None:
+        if self.should_exit:
+            exit_at_once(sig)
+        self.signalled_at = time.monotonic()
+        log.info("gateway.stopping", signal=signal.Signals(sig).name)
+        self.handle_exit(sig, None)
+
+
 async def serve(
     app: FastAPI, sock: socket.socket, *, on_listening: Callable[[str], None] | None = None
 ) -> None:
     """Serve ``app`` on the bound socket ``sock`` until SIGINT or SIGTERM; ``on_listening``
-    gets the base URL once the app started and the socket accepts connections."""
+    gets the base URL once the app started and the socket accepts connections.
+
+    The first signal drains: no new connection is accepted, open feeds get a ``shutdown``
+    event and end, requests in progress have up to 5 s, then the Kafka side stops (in-flight
+    sends answered, offsets committed); then this returns. A second signal exits the process
+    at once with 128 + its number (:mod:`broker.shutdown`)."""
     config = uvicorn.Config(
         app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5,
         server_header=False,
     )  # fmt: skip
-    server = uvicorn.Server(config)
+    server = _Server(config)
     host, port = sock.getsockname()[:2]
 
     async def announce() -> None:
@@ -998,3 +1050,5 @@ async def serve(
         await server.serve(sockets=[sock])
     finally:
         watcher.cancel()
+    if server.signalled_at is not None:
+        log.info("gateway.stopped", drained_s=round(time.monotonic() - server.signalled_at, 3))

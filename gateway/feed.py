@@ -17,8 +17,10 @@ filtered feed still advances a reconnecting browser's ``Last-Event-ID``), ``gap`
 retention deleted reports after the reader's cursor (it says so, then goes on from the
 oldest kept), and ``disconnect`` with a ``reason`` just before the gateway ends the stream
 of a reader that fell ``queue_size`` reports behind (``too_slow``; it reconnects with its
-last id and catches up from the store). A reader that stops reading altogether is cut off by
-the response's send timeout (:mod:`gateway.app`). Every cursor is sealed
+last id and catches up from the store), or of every reader when the gateway stops
+(``shutdown``, once ``stopping`` is set: the stream then ends cleanly and the reader
+reconnects, to this gateway once it is back or to another). A reader that stops reading
+altogether is cut off by the response's send timeout (:mod:`gateway.app`). Every cursor is sealed
 (:mod:`gateway.cursor`), and a report the reader may not read in full is sent redacted.
 """
 
@@ -29,7 +31,9 @@ import contextlib
 from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import anyio
 import orjson
 import structlog
 from sse_starlette import ServerSentEvent
@@ -119,9 +123,10 @@ async def feed_events(
     redact: Callable[[StoredReport], bool],
     queue_size: int,
     heartbeat_s: float,
+    stopping: anyio.Event | None = None,
 ) -> AsyncGenerator[ServerSentEvent]:
-    """The events of one reader (see the module doc)."""
-    with hub.joined(queue_size) as client:
+    """The events of one reader (see the module doc); ``stopping`` set ends them."""
+    with hub.joined(queue_size) as client, _waiting(stopping) as stop:
         position = store.head() if start.position is None else start.position
         pruned = store.pruned_through()
         if position < pruned:
@@ -157,16 +162,46 @@ async def feed_events(
                     },
                 )
                 return
-            try:
-                stored = await asyncio.wait_for(client.queue.get(), timeout=heartbeat_s)
-            except TimeoutError:
+            getter = asyncio.ensure_future(client.queue.get())
+            racing: set[asyncio.Future[Any]] = {getter, *stop}
+            done, _ = await asyncio.wait(
+                racing, timeout=heartbeat_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if getter not in done:
+                getter.cancel()
+            if stop & done:  # a report taken meanwhile is read again after the reconnect
+                yield _event(
+                    "disconnect",
+                    codec.encode(position),
+                    {
+                        "reason": "shutdown",
+                        "detail": "the gateway is stopping; reconnect with the last event id "
+                        "to go on where this feed ended",
+                    },
+                )
+                return
+            if not done:
                 yield _event("heartbeat", codec.encode(position), {"at": _now()})
                 continue
+            stored = getter.result()
             if stored.seq <= position:
                 continue  # already sent from the store
             position = stored.seq
             if filters.matches(stored):
                 yield _report(codec, stored, redact(stored))
+
+
+@contextlib.contextmanager
+def _waiting(stopping: anyio.Event | None) -> Iterator[set[asyncio.Future[Any]]]:
+    """A future done once ``stopping`` is set (none without it), cancelled on exit."""
+    if stopping is None:
+        yield set()
+        return
+    waiter = asyncio.ensure_future(stopping.wait())
+    try:
+        yield {waiter}
+    finally:
+        waiter.cancel()
 
 
 def _report(codec: CursorCodec, stored: StoredReport, redacted: bool) -> ServerSentEvent:

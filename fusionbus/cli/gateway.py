@@ -103,7 +103,8 @@ def gateway(
     ] = None,
     home: HomeOpt = None,
 ) -> None:
-    """Serve the agency's gateway until SIGINT or SIGTERM; print its URL once it listens."""
+    """Serve the agency's gateway until SIGINT or SIGTERM (a second one stops it at once);
+    print its URL once it listens."""
     if ctx.invoked_subcommand is not None:
         return
     if agency is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import sys
 import uuid
 from collections.abc import Coroutine
@@ -20,6 +19,7 @@ from broker.audit import AuditWriter
 from broker.errors import FusionbusError, SchemaValidationError
 from broker.federation.source import HomeDirectory
 from broker.home import kafka_settings, resolve_home
+from broker.shutdown import until_signalled
 from consumers import (
     Delivery,
     Inbox,
@@ -233,32 +233,27 @@ def tail(  # noqa: PLR0917 - typer maps each parameter to an option
                 inbox = Inbox(use.identity(), use.directory, settings)
                 await inbox.run(notices.read, exit_at_end=True)  # what was said before
                 notices.live = True
-                await _until_signalled(
-                    _with_notices(
-                        subscriber.run(
-                            _printer(as_json, notices), limit=count, exit_at_end=exit_at_end
-                        ),
-                        inbox.run(notices.read, exit_at_end=exit_at_end),
-                        exit_at_end=exit_at_end,
-                    )
+                await _with_notices(
+                    subscriber.run(
+                        _printer(as_json, notices), limit=count, exit_at_end=exit_at_end
+                    ),
+                    inbox.run(notices.read, exit_at_end=exit_at_end),
+                    exit_at_end=exit_at_end,
                 )
 
     try:
-        asyncio.run(follow())
+        asyncio.run(_until_signalled(follow()))
     finally:
         if delivered is not None:
             delivered.close()
 
 
 async def _until_signalled(work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work``; SIGTERM or SIGINT stops it at its next await, after it committed what
-    it showed, so `kill PID` or Ctrl-C never shows a report twice on the next run."""
-    task = asyncio.ensure_future(work)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    """Run ``work``; SIGTERM or SIGINT stops it at its next await and waits while it commits
+    what it showed and closes its clients, so `kill PID` or Ctrl-C never shows a report twice
+    on the next run, and tail exits 0. A second signal during that drain (Kafka unreachable)
+    exits at once with 128 + the signal's number (:mod:`broker.shutdown`)."""
+    await until_signalled(work)
 
 
 _PRECEDENCE_STYLE = {

@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,15 +31,14 @@ from broker.federation import (
     SigningKeyRecord,
     agency_keys,
 )
-from broker.kafka import ClusterState, EmbeddedKafka, KafkaDistribution
 from broker.keys import Identity
 from consumers import Delivery, Subscriber, new_group_id
 from producers import Published, Publisher
 from producers.outbox import Outbox
 from schemas import Report, example_report
-from tests.integration import netns
+from tests.integration.conftest import Remote
 from tests.integration.history import History
-from tests.integration.netns import NetNamespace, NetnsUnavailableError
+from tests.integration.netns import NetNamespace
 from tests.integration.test_pubsub import Fixed
 
 LONG = os.environ.get("FUSIONBUS_LONG") == "1"
@@ -49,45 +48,6 @@ PUBLISH_TIMEOUT_MS = 5_000
 PUBLISH_GIVE_UP_S = 30.0
 """How long the test waits for one publish before it counts it failed (a timeout of ours)."""
 THREADS = 4
-
-
-@pytest.fixture
-def host() -> Iterator[NetNamespace]:
-    """A network namespace linked to this one, removed afterwards."""
-    try:
-        with NetNamespace.create() as made:
-            yield made
-    except NetnsUnavailableError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    assert not netns.exists(made.name), f"namespace {made.name} was left behind"
-    assert not Path(f"/sys/class/net/{made.veth_outside}").exists(), "a veth was left behind"
-
-
-@dataclass
-class Remote:
-    """A 1-node Kafka inside ``host``, dialled from this namespace."""
-
-    host: NetNamespace
-    cluster: EmbeddedKafka
-    state: ClusterState
-
-
-@pytest.fixture
-def remote_kafka(
-    host: NetNamespace, kafka_dist: KafkaDistribution, tmp_path: Path
-) -> Iterator[Remote]:
-    cluster = EmbeddedKafka(
-        tmp_path / "kafka", port=0, heap_mb=512, hosts=[host.inside], netns=host.name
-    )
-    try:
-        state = cluster.start(kafka_dist)
-    except FusionbusError as exc:
-        pytest.fail(f"the Kafka node in namespace {host.name} did not start: {exc}", pytrace=False)
-    try:
-        assert state.nodes[0].pid in host.processes(), "the JVM is not inside the namespace"
-        yield Remote(host, cluster, state)
-    finally:
-        cluster.stop()
 
 
 _SERVER = """
@@ -100,7 +60,8 @@ while data := conn.recv(100):
 """
 
 
-def test_a_cut_stalls_an_established_connection_until_restored(host: NetNamespace) -> None:
+def test_a_cut_stalls_an_established_connection_until_restored(healed: NetNamespace) -> None:
+    host = healed
     """The cut is a partition for TCP already connected, not only for new connections."""
     server = subprocess.Popen(
         host.command(sys.executable, "-c", _SERVER, host.inside),
@@ -214,7 +175,7 @@ async def _until(condition: Callable[[], bool], deadline_s: float, what: str) ->
 
 @pytest.mark.asyncio
 async def test_publishers_and_subscriber_ride_out_a_partition(
-    remote_kafka: Remote, tmp_path: Path
+    remote_kafka: Remote, healed: NetNamespace, tmp_path: Path
 ) -> None:
     """A subscriber and two publishers of customs — one sending at once, one through its
     outbox — across a cut of ``PARTITION_S``: the subscriber resumes by itself, every

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
 
+import anyio
 import orjson
 import pytest
 from sse_starlette import ServerSentEvent
@@ -130,3 +131,30 @@ async def test_red_reports_are_redacted_for_whoever_the_redactor_says(files: Gat
     assert "report" not in data
     assert data["header"]["tlp"] == "TLP:RED"
     await feed.aclose()
+
+
+async def test_a_stopping_gateway_ends_the_feed_with_a_shutdown_event(
+    files: GatewayFiles,
+) -> None:
+    """Set ``stopping``: the reader gets ``disconnect`` (``shutdown``) at its position, and
+    the feed ends; resuming from that id goes on with what was stored meanwhile."""
+    store, hub, codec = setup(files)
+    stopping = anyio.Event()
+    feed = events(store, hub, codec, Start.beginning(), stopping=stopping, heartbeat_s=30)
+    first = store_one(store, hub)
+    sent = await anext(feed)
+    assert message_id(sent) == first
+    waiting = asyncio.ensure_future(anext(feed))
+    await asyncio.sleep(0.05)
+    stopping.set()
+    farewell = await asyncio.wait_for(waiting, 5)
+    assert farewell.event == "disconnect"
+    assert orjson.loads(str(farewell.data))["reason"] == "shutdown"
+    assert codec.decode(str(farewell.id)) == codec.decode(str(sent.id))  # nothing skipped
+    with pytest.raises(StopAsyncIteration):
+        await anext(feed)
+    assert hub.clients == 0
+    later = store_one(store, hub)
+    resumed = events(store, hub, codec, Start.at(codec.decode(str(farewell.id))))
+    assert message_id(await anext(resumed)) == later
+    await resumed.aclose()
