@@ -69,6 +69,10 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+LATE_AFTER_S = 300.0
+"""A report sent more than this long after it was written is shown as late."""
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """Where a record was read: its topic, partition, offset and Kafka timestamp (ms)."""
@@ -121,6 +125,17 @@ class Delivery:
     @property
     def timestamp_ms(self) -> int:
         return self.source.timestamp_ms
+
+    @property
+    def late_by_s(self) -> float | None:
+        """How long after it was written (``created_at``) Kafka stored it (its record
+        timestamp, set when it was sent), when that is more than :data:`LATE_AFTER_S`: a
+        report that waited in an outbox while its border post was offline. ``None`` when on
+        time, or when the record carries no timestamp."""
+        if self.source.timestamp_ms < 0:
+            return None
+        late = self.source.timestamp_ms / 1000 - self.header.created_at.timestamp()
+        return late if late > LATE_AFTER_S else None
 
 
 class SkipReason(StrEnum):

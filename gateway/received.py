@@ -37,6 +37,7 @@ import orjson
 import structlog
 
 from consumers import Delivery
+from consumers.intake import LATE_AFTER_S
 from gateway._files import GatewayFiles, connect
 from schemas import Notice, NoticeAction, ancestors, normalise_jurisdiction
 
@@ -90,6 +91,17 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _late_by_s(created_at: str, received_at: str) -> int | None:
+    """Seconds from written to received here, when more than ``LATE_AFTER_S`` (a report that
+    waited in its sender's outbox, or here while this gateway could not read)."""
+    try:
+        late = datetime.fromisoformat(received_at) - datetime.fromisoformat(created_at)
+    except ValueError:
+        return None
+    seconds = late.total_seconds()
+    return int(seconds) if seconds > LATE_AFTER_S else None
+
+
 @dataclass(frozen=True, slots=True)
 class StoredReport:
     """One received report as stored: routing fields for filtering, JSON for answers."""
@@ -122,6 +134,9 @@ class StoredReport:
             "header": orjson.Fragment(self.header),
             "state": self.state,
         }
+        late = _late_by_s(self.created_at, self.received_at)
+        if late is not None:
+            body["late_by_s"] = late
         if self.notice is not None:
             body["notice"] = orjson.Fragment(self.notice)
         if self.forwarded_by is not None:

@@ -164,6 +164,11 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
 
+    @classmethod
+    def for_home(cls, home: Path, agency: str, *, capacity: int = DEFAULT_CAPACITY) -> Outbox:
+        """The outbox of ``agency``'s command line: ``<home>/state/<agency>/outbox.sqlite``."""
+        return cls(home / "state" / agency / "outbox.sqlite", capacity=capacity)
+
     def close(self) -> None:
         self._db.close()
 

@@ -30,6 +30,7 @@ from fusionbus.cli.forward import consent, forward
 from fusionbus.cli.gateway import gateway_app
 from fusionbus.cli.kafka import kafka_app
 from fusionbus.cli.notices import retract, supersede
+from fusionbus.cli.outbox import outbox
 from fusionbus.cli.reports import publish, report_app, tail
 
 __all__ = ["app", "main"]
@@ -111,6 +112,7 @@ app.add_typer(audit_app, name="audit")
 app.command()(up)
 app.command()(down)
 app.command()(publish)
+app.command()(outbox)
 app.command()(tail)
 app.command()(status)
 app.command()(receipt)

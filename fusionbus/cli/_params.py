@@ -35,6 +35,7 @@ __all__ = [
     "printable",
     "report_source",
     "topic_name",
+    "wait_seconds",
     "whole_number",
 ]
 
@@ -106,6 +107,22 @@ def whole_number(low: int, high: int | None = None) -> Callable[[object], int]:
         return number
 
     return parse
+
+
+def wait_seconds(value: object) -> float:
+    """Seconds to wait, from 0 to a day (``15``, ``0.5``)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        text = _text(value).strip()
+        if re.fullmatch(r"[0-9]{1,6}(?:\.[0-9]{1,3})?", text) is None:
+            raise typer.BadParameter(
+                f"{_text(value)!r} is not a number of seconds (for example 15 or 0.5)"
+            )
+        number = float(text)
+    if not 0 <= number <= 86_400:
+        raise typer.BadParameter(f"{_text(value)!r} is out of range: 0 to 86400 seconds")
+    return number
 
 
 def directory(value: object) -> Path:

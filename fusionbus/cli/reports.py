@@ -37,7 +37,7 @@ from consumers.raw import tail_raw
 from fusionbus.cli import _params
 from fusionbus.cli._common import BootstrapOpt, HomeOpt
 from fusionbus.cli._console import err_console, json_line, line, out_console, say
-from producers import Publisher
+from producers import Backlog, Outbox, Publisher, Queued, Result
 from producers.ledger import SentLedger
 from schemas import Notice, NoticeAction, Report, describe_validation_error, example_report
 
@@ -85,6 +85,17 @@ def example(
     typer.echo(orjson.dumps(report.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
 
 
+WaitOpt = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        parser=_params.wait_seconds,
+        metavar="SECONDS",
+        help="How long to wait for Kafka before leaving reports queued in the outbox.",
+    ),
+]
+
+
 def publish(
     agency: AgencyOpt,
     source: Annotated[
@@ -97,11 +108,16 @@ def publish(
     ] = "-",
     home: HomeOpt = None,
     bootstrap: BootstrapOpt = None,
+    wait: WaitOpt = 15.0,
 ) -> None:
     """Sign, encrypt and publish reports; print one message id per line.
 
     Every report is validated before anything is sent. ``message_id``, ``created_at``,
-    ``sender`` and ``schema_version`` are filled in when absent.
+    ``sender`` and ``schema_version`` are filled in when absent. Each report is sealed and
+    kept in the agency's outbox (``<home>/state/<agency>/outbox.sqlite``) before it is sent:
+    when Kafka cannot be reached within --wait, the reports stay queued there, are counted as
+    accepted (exit 0), and are sent in order by the next ``publish`` or ``fusionbus outbox
+    --send``.
     """
     where = resolve_home(home, agency=agency)
     directory = HomeDirectory(where, agency, signs=True)
@@ -109,36 +125,61 @@ def publish(
     settings = kafka_settings(where, bootstrap, agency=agency)
 
     _refuse_published(where, agency, reports)
+    outbox = Outbox.for_home(where, agency)
 
-    async def send() -> list[Any]:
+    async def send() -> tuple[list[Result], Backlog]:
         async with (
             directory.started(settings) as use,
             AuditWriter.for_home(where, use.identity(), settings) as audit,
             Publisher(
-                use.identity(), use.directory, use.policy, settings, audit=audit
+                use.identity(), use.directory, use.policy, settings, audit=audit,
+                outbox=outbox, ack_wait_s=wait,
             ) as publisher,
-        ):
+        ):  # fmt: skip
             results = await publisher.publish_many(reports)
             ledger = SentLedger.for_home(where, agency)
             try:
                 ledger.record_published(reports, results, use.directory, agency)
             finally:
                 ledger.close()
-            return results
+            return results, outbox.backlog()
 
-    results = asyncio.run(send())
-    failed = 0
+    try:
+        results, backlog = asyncio.run(send())
+    finally:
+        outbox.close()
+    failed = queued = 0
     for number, (report, result) in enumerate(zip(reports, results, strict=True), start=1):
         if isinstance(result, FusionbusError):
             failed += 1
             err_console.print(
                 line((f"report {number} ({report.message_id}) was NOT sent:", "red"), f" {result}")
             )
-        else:
-            typer.echo(str(report.message_id))
+            continue
+        queued += isinstance(result, Queued)
+        typer.echo(str(report.message_id))
+    if queued:
+        say(
+            "{queued} of {total} reports are queued in the outbox: Kafka did not take them "
+            "within {wait} s. They are kept, and sent in order by the next `fusionbus publish` "
+            "or `fusionbus outbox --send --agency {agency}` ({backlog} waiting in all, the "
+            "oldest for {age}).",
+            queued=queued, total=len(reports), wait=f"{wait:g}", agency=agency,
+            backlog=backlog.queued, age=age_text(backlog.oldest_age_s(datetime.now(UTC))),
+        )  # fmt: skip
     if failed:
         say("{sent} of {total} reports were sent.", sent=len(reports) - failed, total=len(reports))
         raise typer.Exit(1)
+
+
+def age_text(seconds: float) -> str:
+    """``3 h 12 min``, ``4 min 5 s``, ``12 s``."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
 def tail(  # noqa: PLR0917 - typer maps each parameter to an option
@@ -339,6 +380,9 @@ def _printer(as_json: bool, notices: Notices | None = None) -> Any:
                 "header": header.model_dump(mode="json"),
                 "report": report.model_dump(mode="json"),
             }
+            late = delivery.late_by_s
+            if late is not None:
+                record["late_by_s"] = round(late, 1)
             if notice is not None:
                 record["notice"] = notice.model_dump(mode="json")
             sys.stdout.write(json_line(record) + "\n")
@@ -348,6 +392,9 @@ def _printer(as_json: bool, notices: Notices | None = None) -> Any:
         marked: list[str | tuple[str, str]] = []
         if notice is not None:
             marked = [(f"[{_MARK[notice.action]}: {notice.reason}] ", "bold magenta")]
+        late = delivery.late_by_s
+        if late is not None:
+            marked.append((f"[LATE: sent {age_text(late)} after it was written] ", "yellow"))
         out_console.print(
             line(
                 *marked,

@@ -73,7 +73,16 @@
   // -- the table --------------------------------------------------------------------------
 
   function age(iso) {
-    const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+    return span(Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000)));
+  }
+
+  // Written long before it reached this gateway (it waited in its sender's outbox).
+  function ageCell(item) {
+    const late = item.late_by_s ? " · late by " + span(item.late_by_s) : "";
+    return age(item.header.created_at) + late;
+  }
+
+  function span(seconds) {
     if (seconds < 60) return seconds + " s";
     if (seconds < 3600) return Math.floor(seconds / 60) + " min";
     if (seconds < 86400) return Math.floor(seconds / 3600) + " h";
@@ -128,7 +137,7 @@
       text("td", header.category),
       text("td", place(item)),
       text("td", header.tlp, "tlp"),
-      text("td", age(header.created_at), "age"),
+      text("td", ageCell(item), "age"),
       text("td", "", "validity"),
       text("td", item.redacted ? "(redacted: " + header.tlp + ")" : item.report.title, "title"),
     );
@@ -151,7 +160,7 @@
 
   function refreshAges() {
     for (const { tr, item } of rows.values()) {
-      tr.querySelector(".age").textContent = age(item.header.created_at);
+      tr.querySelector(".age").textContent = ageCell(item);
     }
   }
 
