@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from consumers import Delivery, Subscriber, new_group_id
 from producers import Published, Publisher
 from producers.outbox import Outbox
 from schemas import Report, example_report
+from tests.integration import netns
 from tests.integration.conftest import Remote
 from tests.integration.history import History
 from tests.integration.netns import NetNamespace
@@ -88,6 +90,45 @@ def test_a_cut_stalls_an_established_connection_until_restored(healed: NetNamesp
     finally:
         server.kill()
         server.communicate()
+
+
+_KILLED_RUN = """
+import os, signal, subprocess, sys
+from tests.integration.netns import NetNamespace
+with NetNamespace.create() as host:
+    sleeper = subprocess.Popen(host.command("sleep", "600"), start_new_session=True)
+    print(host.name, host.veth_outside, sleeper.pid, flush=True)
+    sys.stdin.readline()
+    os.kill(os.getpid(), signal.SIGKILL)  # no clean-up runs
+"""
+
+
+def test_what_a_killed_run_left_behind_is_removed_by_the_next() -> None:
+    """A run killed inside its namespace leaves it, its veth and a process in it; the next
+    :meth:`NetNamespace.create` (through :func:`netns.remove_stale`) removes all three."""
+    run = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_RUN], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert run.stdin is not None
+    assert run.stdout is not None
+    name, veth, sleeper = run.stdout.readline().split()
+    run.stdin.write("\n")
+    run.stdin.close()
+    assert run.wait(30) == -signal.SIGKILL
+    run.stdout.close()
+    try:
+        assert netns.exists(name), "the killed run's namespace should still be there"
+        assert Path(f"/proc/{sleeper}").exists()
+    finally:
+        removed = netns.remove_stale()
+    assert name in removed
+    assert not netns.exists(name)
+    assert not Path(f"/sys/class/net/{veth}").exists()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{sleeper}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)  # killed; its parent (gone) cannot reap it, init does
+    assert not Path(f"/proc/{sleeper}").exists(), "a process in the namespace survived"
 
 
 @dataclass
