@@ -11,9 +11,10 @@ Each record of the subscribed topics gets a verdict from the sans-IO
 an accepted report is handed to the handler and then remembered as delivered; a rejected
 record is written to the agency's quarantine topic with its reason code; a skipped one (not
 addressed to this agency, outside the subscription, a redelivery) is passed over. Offsets
-are committed per batch once every record in it is done; a commit Kafka refuses because the
-group rebalanced meanwhile (after a partition, say) is logged (``subscriber.commit_failed``)
-and the loop goes on: its reports are marked delivered, so reading them again skips them.
+are committed per batch once every record in it is done; a commit that fails for a
+transient reason (the group rebalanced meanwhile, as after a partition, or Kafka is out of
+reach) is logged (``subscriber.commit_failed``) and the loop goes on: its reports are marked
+delivered, so reading them again skips them.
 No record can stop the loop: the intake is total, records the Kafka client cannot decode
 are stepped over and quarantined (:mod:`consumers._stream`), and every quarantine write
 fits. A handler that raises stops the subscriber after committing what was handled before
