@@ -25,14 +25,26 @@ from typing import IO
 import httpx
 import orjson
 import pytest
+from aiokafka import ConsumerRecord
 
 from broker.federation import Federation
 from broker.home import write_config
 from broker.kafka import ClusterState
-from tests.integration.cli_helpers import CLI, Fusionbus, clean_env, delivered_ids, run_cli
+from broker.topics import Header, report_topic
+from gateway._files import GatewayFiles
+from producers.outbox import Outbox
+from tests.integration.cli_helpers import (
+    CLI,
+    Fusionbus,
+    clean_env,
+    delivered_ids,
+    header,
+    read_topic,
+    run_cli,
+)
 from tests.integration.conftest import Remote
 from tests.integration.netns import NetNamespace
-from tests.integration.test_gateway import Running, start_gateway
+from tests.integration.test_gateway import PLACE, Running, report, start_gateway
 from tests.integration.test_gateway import stop as stop_gateway
 
 EXIT_ON_SECOND = {signal.SIGTERM: 128 + signal.SIGTERM, signal.SIGINT: 128 + signal.SIGINT}
@@ -177,9 +189,9 @@ def _gateway_home(base: Path, bootstrap: str) -> tuple[Path, str]:
     return home, agency
 
 
-def _token(home: Path, agency: str, env: dict[str, str]) -> str:
+def _token(home: Path, agency: str, env: dict[str, str], *, role: str = "viewer") -> str:
     made = run_cli(
-        "gateway", "token", "create", "--agency", agency, "--role", "viewer", "--home",
+        "gateway", "token", "create", "--agency", agency, "--role", role, "--home",
         str(home), env=env,
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
@@ -256,6 +268,82 @@ async def test_sigterm_closes_the_gateway_feed_and_exits_after_draining(
     print(
         f"\ngateway: SIGTERM with a feed open ({len(events)} events): the feed ended "
         f"{closed_s:.2f} s later, the process exited 0 {exited_s:.2f} s after the signal"
+    )
+
+
+async def _post_until_refused(
+    url: str, token: str, accepted: list[str], enough: asyncio.Event
+) -> int:
+    """POST reports one after another until the gateway stops answering (``enough`` set
+    after 20 accepted); how many got an answer other than 202 (refused while stopping)."""
+    other = 0
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=httpx.Timeout(30)) as client:
+        while True:
+            try:
+                answer = await client.post(
+                    f"{url}/v1/reports", content=orjson.dumps(report()), headers=headers
+                )
+            except httpx.TransportError:
+                return other
+            if answer.status_code == 202:
+                accepted.append(answer.json()["message_id"])
+                if len(accepted) >= 20:
+                    enough.set()
+            else:
+                other += 1
+
+
+@pytest.mark.asyncio
+async def test_sigterm_while_reports_are_posted_loses_no_accepted_report(
+    kafka: ClusterState, tmp_path: Path
+) -> None:
+    """Reports are POSTed while SIGTERM arrives: every one the gateway accepted (202) is on
+    Kafka once it exited 0, or still queued in its outbox for the next start."""
+    home = tmp_path / "home"
+    tag = uuid.uuid4().hex[:6]
+    sender, receiver = f"sdout{tag}", f"sdin{tag}"
+    now = datetime.now(UTC).replace(microsecond=0)
+    federation = Federation.init(home, now=now)
+    federation.add_agency(sender, "Sending agency", now=now)
+    federation.add_agency(receiver, "Receiving agency", now=now)
+    federation.grant(receiver, categories=["narcotics"], jurisdictions=["PK-BA"], now=now)
+    write_config(home, kafka.bootstrap, secure=False, by="tests/integration/test_shutdown.py")
+    env = clean_env()
+    token = _token(home, sender, env, role="system")
+    log = tmp_path / "gateway.log"
+    accepted: list[str] = []
+    with gateway(home, sender, env, log) as running:
+        await _ready(running.url)
+        enough = asyncio.Event()
+        posting = asyncio.create_task(_post_until_refused(running.url, token, accepted, enough))
+        await asyncio.wait_for(enough.wait(), 60)
+        signalled = time.monotonic()
+        running.process.send_signal(signal.SIGTERM)
+        at_signal = len(accepted)
+        refused = await asyncio.wait_for(posting, 60)
+        code = await asyncio.to_thread(_exit_code, running, 60)
+        exited_s = time.monotonic() - signalled
+    assert code == 0, f"the gateway exited {code} after SIGTERM:\n{log.read_text()[-3000:]}"
+    outbox = Outbox(GatewayFiles(home, sender).outbox)
+    try:
+        queued = {str(row.item.message_id) for row in outbox.next(100_000)}
+    finally:
+        outbox.close()
+    want = set(accepted) - queued
+
+    def all_there(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        return want <= {header(r, Header.MESSAGE_ID) for r in records}
+
+    topic = report_topic(sender, PLACE, "narcotics")
+    records = await read_topic(kafka.bootstrap, topic, all_there, deadline_s=30)
+    on_kafka = {header(r, Header.MESSAGE_ID) for r in records}
+    missing = want - on_kafka
+    assert not missing, f"{len(missing)} accepted reports are neither on Kafka nor queued"
+    print(
+        f"\ngateway: SIGTERM after {at_signal} reports accepted; {len(accepted)} accepted in "
+        f"all ({refused} refused while stopping), {len(accepted) - len(queued)} on Kafka, "
+        f"{len(queued)} left queued in the outbox; exit 0 {exited_s:.2f} s after the signal"
     )
 
 
