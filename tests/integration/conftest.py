@@ -1,4 +1,5 @@
-"""Fixtures of the fault tests: a "host" in a network namespace, and a Kafka node on it."""
+"""Fixtures of the fault tests: a "host" in a network namespace and a Kafka node on it, made
+once per session on first use (each test restores the link it cut: ``healed``)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import pytest
 from broker.errors import FusionbusError
 from broker.kafka import ClusterState, EmbeddedKafka, KafkaDistribution
 from tests.integration import netns
+from tests.integration.cli_helpers import Fusionbus
 from tests.integration.netns import NetNamespace, NetnsUnavailableError
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def host() -> Iterator[NetNamespace]:
     """A network namespace linked to this one (``tests/integration/netns.py``), removed
     afterwards; a failure saying what is missing when namespaces cannot be built here."""
@@ -40,7 +42,7 @@ class Remote:
         return self.state.bootstrap
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def remote_kafka(
     host: NetNamespace, kafka_dist: KafkaDistribution, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Remote]:
@@ -58,6 +60,16 @@ def remote_kafka(
         yield Remote(host, cluster, state)
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def remote_home(remote_kafka: Remote, tmp_path_factory: pytest.TempPathFactory) -> Fusionbus:
+    """A federation (anf granted narcotics in PK) on the Kafka behind the cuttable link, and
+    one report of customs already published."""
+    fb = Fusionbus(tmp_path_factory.mktemp("remote-home") / "home", remote_kafka.bootstrap)
+    fb.federation({"anf": [("narcotics", "PK")]})
+    fb.publish("customs", [fb.example("narcotics", "PKKHI")])
+    return fb
 
 
 @pytest.fixture

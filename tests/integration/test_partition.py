@@ -2,7 +2,8 @@
 publisher and subscriber out here, the link between them cut and restored.
 
 The cut lasts ``FUSIONBUS_PARTITION_S`` seconds (default 60; ``FUSIONBUS_LONG=1`` makes it
-300). See ``tests/integration/netns.py`` for how the cut works and ``docs/reliability.md``
+300), and ``FUSIONBUS_TAIL_PARTITION_S`` under ``fusionbus tail`` (default 20; long: 120).
+See ``tests/integration/netns.py`` for how the cut works and ``docs/reliability.md``
 (``## A real partition``) for what this shows.
 """
 
@@ -38,10 +39,12 @@ from producers import Published, Publisher
 from producers.outbox import Outbox
 from schemas import Report, example_report
 from tests.integration import netns
+from tests.integration.cli_helpers import Fusionbus
 from tests.integration.conftest import Remote
 from tests.integration.history import History
 from tests.integration.netns import NetNamespace
 from tests.integration.test_pubsub import Fixed
+from tests.integration.test_shutdown import tailing
 
 LONG = os.environ.get("FUSIONBUS_LONG") == "1"
 PARTITION_S = float(os.environ.get("FUSIONBUS_PARTITION_S", "300" if LONG else "60"))
@@ -314,3 +317,40 @@ def _print_figures(
 
 def _acked(history: History) -> set[str]:
     return {e.report for e in history.events if e.kind == "acked"}
+
+
+TAIL_CUT_S = float(os.environ.get("FUSIONBUS_TAIL_PARTITION_S", "120" if LONG else "20"))
+"""The cut under ``fusionbus tail``: longer than a consumer group's session (10 s)."""
+
+
+def test_a_tail_rides_out_a_partition(
+    remote_home: Fusionbus, healed: NetNamespace, tmp_path: Path
+) -> None:
+    """``fusionbus tail --group`` (a subprocess, with its inbox reader and audit writer)
+    across a cut of ``TAIL_CUT_S``: still running, it shows what is published after the
+    restore, nothing twice, and SIGTERM still stops it with exit 0."""
+    fb = remote_home
+    template = fb.example("narcotics", "PKKHI")
+    del template["message_id"]
+    log = tmp_path / "tail.err"
+    with tailing(fb, f"desk-{uuid.uuid4().hex[:8]}", log) as tail:
+        before = fb.publish("customs", [template] * 5)
+        tail.wait_for(lambda: set(before) <= set(tail.shown()), 120, "waiting for the first 5")
+        healed.cut()
+        time.sleep(TAIL_CUT_S)
+        assert tail.process.poll() is None, f"tail stopped during the cut:\n{log.read_text()}"
+        restored = time.monotonic()
+        healed.restore()
+        after = fb.publish("customs", [template] * 5)
+        published_s = time.monotonic() - restored
+        tail.wait_for(lambda: set(after) <= set(tail.shown()), 180, "waiting for the last 5")
+        resumed_s = time.monotonic() - restored
+        tail.process.send_signal(signal.SIGTERM)
+        code = tail.exit_code(60)
+        shown = tail.shown()
+    assert code == 0, f"tail exited {code} after SIGTERM:\n{log.read_text()[-3000:]}"
+    assert len(shown) == len(set(shown)), "a report was shown twice"
+    print(
+        f"\ntail across a {TAIL_CUT_S:.0f} s cut: after the restore, publishing 5 took "
+        f"{published_s:.2f} s and tail showed them {resumed_s:.2f} s after the restore"
+    )

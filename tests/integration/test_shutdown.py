@@ -350,15 +350,6 @@ async def test_sigterm_while_reports_are_posted_loses_no_accepted_report(
 # -- a second signal during a slow drain ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def remote_home(remote_kafka: Remote, tmp_path_factory: pytest.TempPathFactory) -> Fusionbus:
-    """A federation (anf granted narcotics in PK) on the Kafka behind the cuttable link."""
-    fb = Fusionbus(tmp_path_factory.mktemp("remote-home") / "home", remote_kafka.bootstrap)
-    fb.federation({"anf": [("narcotics", "PK")]})
-    fb.publish("customs", [fb.example("narcotics", "PKKHI")])
-    return fb
-
-
 def _second_signal(
     process: subprocess.Popen[bytes] | subprocess.Popen[str],
     host: NetNamespace,
