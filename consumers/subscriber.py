@@ -178,6 +178,12 @@ class Subscriber:
         """Whether the consumer is started and reading (not before, not after ``run``)."""
         return self._stream is not None
 
+    @property
+    def in_flight(self) -> int:
+        """Records of the current batch taken from Kafka and not processed yet: what the
+        subscriber holds in memory beyond the Kafka client's own fetch buffer."""
+        return self._in_flight
+
     def lag(self) -> int | None:
         """Records on the assigned partitions not processed yet: per partition, the
         highwater of its last fetch answer minus the offset of the next record owed, plus the

@@ -9,6 +9,11 @@ acknowledged report is there exactly once and in order within its thread; throug
 handler nothing is lost and at most one report per kill is there twice (the documented
 bound, ``docs/reliability.md``). ``FUSIONBUS_LONG=1`` publishes 10,000 reports instead of
 2,000 and kills the plain handler 20 times instead of 8.
+
+The backpressure test gives a subscriber ``max_poll_interval_ms`` of 6 s and a handler that
+takes 1 s per report, with 2,000 reports waiting: the member must stay in its group (one
+member id, sampled from the broker throughout), offsets must be committed again and again,
+no report handed over twice, and the records the subscriber holds must stay few.
 """
 
 from __future__ import annotations
@@ -30,10 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 
-from broker.config import KafkaSettings
+from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.federation import DisseminationPolicy
 from broker.kafka import ClusterState
+from consumers import Delivery, Subscriber
 from producers import Publisher
 from schemas import Report, example_report
 from tests.integration.history import History
@@ -238,3 +246,97 @@ def test_a_plain_handler_repeats_at_most_one_report_per_kill(
     assert not verdict.unknown["plain"], verdict.explain()
     assert duplicates <= PLAIN_KILLS, f"{duplicates} rows twice after {PLAIN_KILLS} kills"
     assert all(run.rows.count(r) <= 2 for r in verdict.duplicates["plain"])
+
+
+SLOW_HANDLED = 60 if LONG else 15
+"""Reports a 1 s handler takes in the backpressure test (each costs a second)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    state: str
+    members: tuple[str, ...]
+    committed: int
+    """The sum of the group's committed offsets (0 before the first commit)."""
+
+
+async def _group_state(admin: AIOKafkaAdminClient, group: str) -> GroupState | None:
+    """The group as its coordinator sees it; ``None`` while there is no coordinator yet (a
+    fresh cluster creates its offsets topic on the first group's demand)."""
+    try:
+        [response] = await admin.describe_consumer_groups([group])
+        offsets = await admin.list_consumer_group_offsets(group)
+    except GroupCoordinatorNotAvailableError:
+        return None
+    [described] = response.groups  # (error, group, state, protocol_type, protocol, members)
+    return GroupState(
+        described[2],
+        tuple(sorted(member[0] for member in described[5])),
+        sum(max(0, meta.offset) for meta in offsets.values()),
+    )
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(600 if LONG else 240)
+async def test_a_slow_handler_stays_in_its_group_commits_steadily_and_holds_few_records(
+    kafka: ClusterState,
+) -> None:
+    w = world(uuid.uuid4().hex[:8])
+    settings = KafkaSettings(bootstrap=kafka.bootstrap)
+    history = History()
+    await _publish(w, settings, REPORTS, history)
+    group = f"fusionbus.{w.recipient.agency}.slow"
+    subscriber = Subscriber(
+        w.recipient, w.directory, settings, categories=[CATEGORY], jurisdictions=[JURISDICTION],
+        group_id=group, max_poll_interval_ms=6_000,
+    )  # fmt: skip
+    held: list[int] = []
+    fetched: list[int] = []
+
+    async def slow(delivery: Delivery) -> None:
+        held.append(subscriber.in_flight)
+        consumer = subscriber._consumer  # white-box: how many fetch results aiokafka buffers
+        fetched.append(len(consumer._fetcher._records) if consumer is not None else 0)
+        await asyncio.sleep(1.0)
+        history.delivered(delivery.report.message_id, reader="slow")
+
+    samples: list[GroupState] = []
+    admin = AIOKafkaAdminClient(**aiokafka_kwargs(settings, "admin"))
+    await admin.start()
+    task = asyncio.create_task(subscriber.run(slow))
+    try:
+        async with asyncio.timeout(180 if not LONG else 480):
+            while subscriber.handed_over < SLOW_HANDLED:
+                assert not task.done(), task.exception()
+                if (state := await _group_state(admin, group)) is not None:
+                    samples.append(state)
+                await asyncio.sleep(0.5)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await admin.close()
+
+    verdict = history.check(readers=["slow"])
+    joined = [s for s in samples if s.members]
+    since_joined = samples[samples.index(joined[0]) :] if joined else []
+    member_ids = {m for s in samples for m in s.members}
+    commits = len({s.committed for s in samples if s.committed})
+    after_first_cut = held[5:]
+    print(
+        f"slow handler: {subscriber.handed_over} handed over of {REPORTS} waiting, "
+        f"{len(samples)} group samples, states {sorted({s.state for s in samples})}, "
+        f"member ids {len(member_ids)}, distinct committed totals {commits} "
+        f"(last {samples[-1].committed if samples else 0}), records held per hand-over: "
+        f"max {max(held)}, after the first batch max {max(after_first_cut, default=0)}; "
+        f"fetch results buffered by aiokafka: max {max(fetched)}"
+    )
+    assert since_joined, "the subscriber never joined its group"
+    assert all(len(s.members) == 1 for s in since_joined), "the member left its group"
+    assert len(member_ids) == 1, f"the member rejoined under new ids: {sorted(member_ids)}"
+    assert commits >= 3, "offsets were not committed while the slow handler ran"
+    assert not verdict.duplicates["slow"], verdict.explain()
+    assert not verdict.out_of_order["slow"], verdict.explain()
+    assert max(held) <= 500  # never the whole backlog
+    assert max(after_first_cut) <= 4  # once paced: what fits in one budget (3 s at 1 s each)
+    assert max(fetched) <= 3  # aiokafka keeps at most one fetch result per partition
