@@ -29,6 +29,17 @@ mark: **at most one report per kill**, whatever the batch size or the offsets co
 handed over again (at most one batch). A :class:`~consumers.sink.Sink` commits the
 application's write and the mark in one transaction: none twice.
 
+**A slow handler.** aiokafka drops a consumer from its group once ``max_poll_interval_ms``
+(300 s by default) pass without a fetch (:mod:`consumers._pace` says where it enforces it),
+and 500 records at a second each would take 500 s. Each batch therefore gets half of
+``max_poll_interval_ms`` as a time budget: once it is spent the subscriber commits what
+was handled, seeks the rest of the batch back and fetches again, asking next time for as
+many records as fitted in the budget. It holds at most one batch (``in_flight``, at most
+500 records) whatever the backlog, and the Kafka client buffers at most one fetch answer
+per assigned partition (aiokafka does not fetch a partition again while records of its
+last answer are unconsumed). A single report's handler must still return within
+``max_poll_interval_ms``.
+
 With ``group_instance_id`` the subscriber is a static member of its consumer group
 (KIP-345): restarted under the same id (after a crash, a kill, a deploy) it is handed its
 partitions back at once, instead of waiting until the dead member's session expires (10 s)
@@ -77,6 +88,7 @@ from broker.keys import Identity
 from broker.topics import subscription_pattern
 from broker.transport import map_kafka_errors, start_client
 from consumers._catchup import CatchUp
+from consumers._pace import Pace
 from consumers._stream import RecordStream, Undecodable
 from consumers.delivered import Delivered, MemoryDelivered
 from consumers.intake import Accepted, Delivery, Intake, Record, Rejected, SkipReason, Source
@@ -151,6 +163,7 @@ class Subscriber:
         self._metadata_refresh_ms = metadata_refresh_ms
         self._max_poll_interval_ms = max_poll_interval_ms
         self._group_instance_id = group_instance_id
+        self._pace = Pace(max_poll_interval_ms / 2000)
         self.intake = Intake(
             Opener(identity, directory), categories=categories, jurisdictions=jurisdictions,
             delivered=self._delivered, clock=clock,
@@ -275,22 +288,31 @@ class Subscriber:
             if time.monotonic() >= next_sweep:  # forget ids whose envelopes have expired
                 self._delivered.forget_expired(self._clock())
                 next_sweep = time.monotonic() + _SWEEP_EVERY_S
+            pace = self._pace
             try:
-                items = await stream.batch()
+                items = await stream.batch(max_records=pace.max_records)
             except AuthorizationError as exc:
                 raise self._refused(exc) from exc
+            pace.begin()  # aiokafka's idle clock started when the fetch returned
             done: dict[TopicPartition, int] = {}
             self._in_flight = len(items)
+            handled = 0
             try:
                 for item in items:
                     if limit is not None and self.handed_over >= limit:
                         break
+                    if handled and pace.spent():  # fetch again before the group drops us
+                        stream.give_back(items[handled:])
+                        self._in_flight = 0
+                        break
                     await self._process(item, hand_over)
                     self._in_flight -= 1
+                    handled += 1
                     source = item.source
                     done[TopicPartition(source.topic, source.partition)] = source.offset + 1
             finally:
                 await self._commit(consumer, done)
+            pace.end(handled, len(items))
             if catch_up is not None and await catch_up.done(consumer):
                 return
 
