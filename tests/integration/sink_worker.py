@@ -2,12 +2,14 @@
 
 ::
 
-    python -m tests.integration.sink_worker --bootstrap HOST:PORT --seed SEED --db app.sqlite \\
-        --group GROUP --mode sink|plain [--work-ms 1] [--exit-at-end]
+    python -m tests.integration.sink_worker --bootstrap HOST:PORT --seed SEED \\
+        --category CATEGORY --jurisdiction AREA --db app.sqlite --group GROUP \\
+        --mode sink|plain [--work-ms 1] [--exit-at-end]
 
 It rebuilds the test's world from ``SEED`` (:func:`world`: the same agencies and keys as the
-test that publishes), subscribes as the recipient and writes every report handed over as a
-row of the table ``received`` (no unique key: a report written twice shows as two rows):
+test that publishes), subscribes as the recipient to ``CATEGORY`` in ``AREA`` and writes
+every report handed over as a row of the table ``received`` (no unique key: a report
+written twice shows as two rows):
 
 - ``sink``: through :class:`consumers.SqliteSink`, the row and the delivery mark in one
   transaction (``--work-ms`` of blocking work inside it, an application's own computation);
@@ -40,12 +42,10 @@ from broker.keys import Identity
 from consumers import Delivered, Delivery, SqliteDelivered, SqliteSink, Subscriber
 from consumers.delivered import open_private
 
-JURISDICTION = "PK-KP"
-CATEGORY = "cash_smuggling"
 TABLE = (
     "CREATE TABLE IF NOT EXISTS received ("
     " report_id TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,"
-    " pid INTEGER NOT NULL)"
+    " pid INTEGER NOT NULL, at REAL NOT NULL)"
 )
 
 
@@ -54,6 +54,10 @@ class World:
     sender: Identity
     recipient: Identity
     directory: DirectorySnapshot
+    category: str
+    jurisdiction: str
+    """What the sender reports on and the recipient subscribes to: a pair no other test
+    subscribes to broadly, so that no other subscriber reads (and skips) these reports."""
 
 
 def _seeded(seed: str) -> Callable[[int], bytes]:
@@ -65,7 +69,7 @@ def _seeded(seed: str) -> Callable[[int], bytes]:
     return random
 
 
-def world(seed: str) -> World:
+def world(seed: str, category: str, jurisdiction: str) -> World:
     """The sender ``cus-<seed>`` and the recipient ``anf-<seed>`` with keys derived from
     ``seed`` (the same in the test and in every worker it starts)."""
     ids = []
@@ -81,29 +85,30 @@ def world(seed: str) -> World:
             ident.agency, ident.signing_key.public, ident.encryption_key, valid_from=since
         )
     ]
-    return World(ids[0], ids[1], DirectorySnapshot.of_keys(keys))
+    return World(ids[0], ids[1], DirectorySnapshot.of_keys(keys), category, jurisdiction)
 
 
-def _row(delivery: Delivery) -> tuple[str, int, int, int]:
-    return (str(delivery.report.message_id), delivery.partition, delivery.offset, os.getpid())
+def _row(delivery: Delivery) -> tuple[str, int, int, int, float]:
+    report_id = str(delivery.report.message_id)
+    return (report_id, delivery.partition, delivery.offset, os.getpid(), time.time())
 
 
 async def _main(args: argparse.Namespace) -> None:
-    w = world(args.seed)
+    w = world(args.seed, args.category, args.jurisdiction)
     settings = KafkaSettings(bootstrap=args.bootstrap)
     work_s = args.work_ms / 1000
 
     def subscriber(delivered: Delivered) -> Subscriber:
         return Subscriber(
-            w.recipient, w.directory, settings, categories=[CATEGORY],
-            jurisdictions=[JURISDICTION], group_id=args.group, delivered=delivered,
+            w.recipient, w.directory, settings, categories=[w.category],
+            jurisdictions=[w.jurisdiction], group_id=args.group, delivered=delivered,
             group_instance_id=f"{args.group}.worker",
         )  # fmt: skip
 
     if args.mode == "sink":
 
         def write(db: sqlite3.Connection, delivery: Delivery) -> None:
-            db.execute("INSERT INTO received VALUES (?, ?, ?, ?)", _row(delivery))
+            db.execute("INSERT INTO received VALUES (?, ?, ?, ?, ?)", _row(delivery))
             time.sleep(work_s)  # the application's own work, inside its transaction
 
         with SqliteSink(args.db, write, setup=lambda db: db.execute(TABLE)) as sink:
@@ -115,7 +120,7 @@ async def _main(args: argparse.Namespace) -> None:
     delivered = SqliteDelivered(args.db.with_suffix(".delivered.sqlite"))
 
     async def handler(delivery: Delivery) -> None:
-        app.execute("INSERT INTO received VALUES (?, ?, ?, ?)", _row(delivery))
+        app.execute("INSERT INTO received VALUES (?, ?, ?, ?, ?)", _row(delivery))
         await asyncio.sleep(work_s)  # the application's follow-up I/O, after its write
 
     try:
@@ -129,6 +134,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--seed", required=True)
+    parser.add_argument("--category", required=True)
+    parser.add_argument("--jurisdiction", required=True)
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--mode", choices=["sink", "plain"], required=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import signal
 import sqlite3
 import statistics
@@ -45,7 +46,7 @@ from consumers import Delivery, Subscriber
 from producers import Publisher
 from schemas import Report, example_report
 from tests.integration.history import History
-from tests.integration.sink_worker import CATEGORY, JURISDICTION, World, world
+from tests.integration.sink_worker import World, world
 
 LONG = os.environ.get("FUSIONBUS_LONG") == "1"
 REPORTS = 10_000 if LONG else 2_000
@@ -65,11 +66,12 @@ class Fixed(DisseminationPolicy):
         return list(self.kids)
 
 
-def _numbered(sender: str, count: int, threads: int) -> list[tuple[Report, int]]:
+def _numbered(w: World, count: int, threads: int) -> list[tuple[Report, int]]:
     """``count`` reports numbered in their titles; report ``i`` is in thread ``i % threads``
     and follows up the thread's first report (so the publisher keys them alike and Kafka
     keeps their order)."""
-    base = example_report(CATEGORY, JURISDICTION).model_dump()
+    base = example_report(w.category, w.jurisdiction).model_dump()
+    sender = w.sender.agency
     heads: list[uuid.UUID] = []
     out: list[tuple[Report, int]] = []
     for i in range(count):
@@ -85,7 +87,7 @@ def _numbered(sender: str, count: int, threads: int) -> list[tuple[Report, int]]
 
 
 async def _publish(w: World, settings: KafkaSettings, count: int, history: History) -> None:
-    reports = _numbered(w.sender.agency, count, THREADS)
+    reports = _numbered(w, count, THREADS)
     policy = Fixed(w.directory, [w.recipient.encryption_kid])
     async with Publisher(w.sender, w.directory, policy, settings) as publisher:
         for report, thread in reports:
@@ -100,6 +102,7 @@ async def _publish(w: World, settings: KafkaSettings, count: int, history: Histo
 class Run:
     """One kill test: the worker processes, the table they write, what was seen of it."""
 
+    world: World
     seed: str
     bootstrap: str
     db: Path
@@ -113,7 +116,8 @@ class Run:
     def start(self, *, exit_at_end: bool = False) -> None:
         argv = [
             sys.executable, "-m", "tests.integration.sink_worker", "--bootstrap",
-            self.bootstrap, "--seed", self.seed, "--db", str(self.db), "--group",
+            self.bootstrap, "--seed", self.seed, "--category", self.world.category,
+            "--jurisdiction", self.world.jurisdiction, "--db", str(self.db), "--group",
             f"fusionbus.anf-{self.seed}.{self.mode}", "--mode", self.mode, "--work-ms", "2",
         ]  # fmt: skip
         if exit_at_end:
@@ -163,24 +167,30 @@ class Run:
         self.poll()  # what the killed process committed before it died
 
     def finish(self, deadline_s: float = 180.0) -> None:
+        """Wait for the last worker to reach the end of the topic, reading rows meanwhile."""
         assert self.process is not None
-        try:
-            code = self.process.wait(deadline_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            pytest.fail(f"the last worker did not reach the end of the topic:\n{self.tail()}")
+        deadline = time.monotonic() + deadline_s
+        while (code := self.process.poll()) is None:
+            if time.monotonic() > deadline:
+                self.process.kill()
+                self.process.wait()
+                pytest.fail(f"the last worker did not reach the end of the topic:\n{self.tail()}")
+            time.sleep(0.01)
+            self.poll()
         assert code == 0, f"the last worker failed ({code}):\n{self.tail()}"
         self.poll()
 
 
-def _kill_run(kafka: ClusterState, tmp_path: Path, mode: str, kills: int) -> Run:
+def _kill_run(
+    kafka: ClusterState, tmp_path: Path, mode: str, kills: int, area: tuple[str, str]
+) -> Run:
     seed = uuid.uuid4().hex[:8]
-    w = world(seed)
+    w = world(seed, *area)
     settings = KafkaSettings(bootstrap=kafka.bootstrap)
     history = History()
     asyncio.run(_publish(w, settings, REPORTS, history))
-    run = Run(seed, kafka.bootstrap, tmp_path / "app.sqlite", mode, tmp_path / "worker.log",
-              history)  # fmt: skip
+    db, log = tmp_path / "app.sqlite", tmp_path / "worker.log"
+    run = Run(w, seed, kafka.bootstrap, db, mode, log, history)
     rng = random.Random(seed)
     run.start()
     for n in range(kills):
@@ -220,7 +230,7 @@ def _figures(run: Run, kills: int, duplicates: int) -> str:
 def test_the_sink_holds_every_report_exactly_once_across_kill_9(
     kafka: ClusterState, tmp_path: Path
 ) -> None:
-    run = _kill_run(kafka, tmp_path, "sink", SINK_KILLS)
+    run = _kill_run(kafka, tmp_path, "sink", SINK_KILLS, ("counterfeit_goods", "PK-KP"))
     verdict = run.history.check(readers=["sink"])
     duplicates = len(run.rows) - len(set(run.rows))
     print(verdict.explain())
@@ -235,7 +245,7 @@ def test_the_sink_holds_every_report_exactly_once_across_kill_9(
 def test_a_plain_handler_repeats_at_most_one_report_per_kill(
     kafka: ClusterState, tmp_path: Path
 ) -> None:
-    run = _kill_run(kafka, tmp_path, "plain", PLAIN_KILLS)
+    run = _kill_run(kafka, tmp_path, "plain", PLAIN_KILLS, ("counterfeit_goods", "PK-BA"))
     verdict = run.history.check(readers=["plain"])
     duplicates = len(run.rows) - len(set(run.rows))
     print(verdict.explain())
@@ -281,13 +291,13 @@ async def _group_state(admin: AIOKafkaAdminClient, group: str) -> GroupState | N
 async def test_a_slow_handler_stays_in_its_group_commits_steadily_and_holds_few_records(
     kafka: ClusterState,
 ) -> None:
-    w = world(uuid.uuid4().hex[:8])
+    w = world(uuid.uuid4().hex[:8], "wildlife", "PK-KP")
     settings = KafkaSettings(bootstrap=kafka.bootstrap)
     history = History()
     await _publish(w, settings, REPORTS, history)
     group = f"fusionbus.{w.recipient.agency}.slow"
     subscriber = Subscriber(
-        w.recipient, w.directory, settings, categories=[CATEGORY], jurisdictions=[JURISDICTION],
+        w.recipient, w.directory, settings, categories=[w.category], jurisdictions=[w.jurisdiction],
         group_id=group, max_poll_interval_ms=6_000,
     )  # fmt: skip
     held: list[int] = []
@@ -340,3 +350,65 @@ async def test_a_slow_handler_stays_in_its_group_commits_steadily_and_holds_few_
     assert max(held) <= 500  # never the whole backlog
     assert max(after_first_cut) <= 4  # once paced: what fits in one budget (3 s at 1 s each)
     assert max(fetched) <= 3  # aiokafka keeps at most one fetch result per partition
+
+
+def _documented_sink() -> dict[str, Any]:
+    """The sink example of ``docs/reliability.md``, executed as written."""
+    doc = (_ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    [block] = re.findall(r"```python\n(.*?)```", doc, re.DOTALL)
+    namespace: dict[str, Any] = {"__name__": "reliability_doc"}
+    exec(compile(block, "docs/reliability.md", "exec"), namespace)  # noqa: S102 - our own doc
+    return namespace
+
+
+@pytest.mark.asyncio
+async def test_the_documented_sink_writes_each_report_once(
+    kafka: ClusterState, tmp_path: Path
+) -> None:
+    w = world(uuid.uuid4().hex[:8], "wildlife", "PK-BA")
+    settings = KafkaSettings(bootstrap=kafka.bootstrap)
+    history = History()
+    doc = _documented_sink()
+    path = tmp_path / "cases.sqlite"
+    expected = 0
+    for count in (40, 10):  # then a restart, with more reports waiting
+        await _publish(w, settings, count, history)
+        expected += count
+        task = asyncio.create_task(
+            doc["run_cases"](
+                w.recipient, w.directory, settings, path,
+                category=w.category, jurisdiction=w.jurisdiction,
+            )
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(60):
+                while _count(path, "cases") < expected:
+                    assert not task.done(), task.exception()
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)  # anything more would be a duplicate
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    db = sqlite3.connect(path)
+    try:
+        for report_id, sender in db.execute("SELECT report_id, sender FROM cases"):
+            assert sender == w.sender.agency
+            history.delivered(report_id, reader="cases")
+    finally:
+        db.close()
+    verdict = history.check(readers=["cases"])
+    print(verdict.explain())
+    assert verdict.ok, verdict.explain()
+
+
+def _count(path: Path, table: str) -> int:
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+    finally:
+        db.close()
