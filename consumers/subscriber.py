@@ -19,31 +19,22 @@ intake is total, records the Kafka client cannot decode are stepped over and qua
 subscriber after committing what was handled before it, so the report is handed over again
 after a restart.
 
-**How many reports a kill hands over twice.** A plain handler is awaited, then the report is
-receipted, audited and marked in the ``delivered`` store, one report at a time. With a store
-that survives the process (:class:`~consumers.delivered.SqliteDelivered`, a commit per mark)
-a kill -9 can hand over again only the one report between the handler's start and its
-mark: **at most one report per kill**, whatever the batch size or the offsets committed
-(the rest of an uncommitted batch is read again and skipped as duplicates). With
-:class:`~consumers.delivered.MemoryDelivered` every report since the last offset commit is
-handed over again (at most one batch). A :class:`~consumers.sink.Sink` commits the
-application's write and the mark in one transaction: none twice.
+**How many reports a kill hands over twice** (``docs/reliability.md``). A plain handler is
+awaited, then the report is receipted, audited and marked delivered, one report at a time:
+with a store that survives the process (:class:`~consumers.delivered.SqliteDelivered`) a
+kill -9 hands over again at most the one report between its handler's start and its mark;
+with :class:`~consumers.delivered.MemoryDelivered`, everything since the last offset commit
+(at most one batch). A :class:`~consumers.sink.Sink` commits the application's write and the
+mark in one transaction: none twice.
 
-**A slow handler.** aiokafka drops a consumer from its group once ``max_poll_interval_ms``
-(300 s by default) pass without a fetch (:mod:`consumers._pace` says where it enforces it),
-and 500 records at a second each would take 500 s. Each batch therefore gets half of
-``max_poll_interval_ms`` as a time budget: once it is spent the subscriber commits what
-was handled, seeks the rest of the batch back and fetches again, asking next time for as
-many records as fitted in the budget. It holds at most one batch (``in_flight``, at most
-500 records) whatever the backlog, and the Kafka client buffers at most one fetch answer
-per assigned partition (aiokafka does not fetch a partition again while records of its
-last answer are unconsumed). A single report's handler must still return within
-``max_poll_interval_ms``.
-
-With ``group_instance_id`` the subscriber is a static member of its consumer group
-(KIP-345): restarted under the same id (after a crash, a kill, a deploy) it is handed its
-partitions back at once, instead of waiting until the dead member's session expires (10 s)
-and the group rebalances. Give each running subscriber of a group its own id.
+**A slow handler** (:mod:`consumers._pace`). aiokafka drops a consumer from its group once
+``max_poll_interval_ms`` pass without a fetch; each batch therefore gets half of it as a time
+budget, after which the subscriber commits what it handled, seeks the rest back and fetches
+again. It holds at most one batch (:attr:`Subscriber.in_flight`, at most 500 records)
+whatever the backlog. A single handler call must still return within
+``max_poll_interval_ms``. With ``group_instance_id`` the subscriber is a static member of
+its group (KIP-345): restarted under the same id it gets its partitions back at once instead
+of waiting for the dead member's session to expire (10 s). One id per running subscriber.
 
 While it runs, :meth:`Subscriber.lag` says how many records of its assigned partitions are
 not processed yet, from what the Kafka client already knows (the highwater of each
