@@ -16,7 +16,7 @@ from broker.config import KafkaSettings
 from broker.envelope import Opener
 from broker.errors import ConfigError
 from broker.topics import report_topic
-from consumers import Delivery, MemoryDelivered, Seen, SqliteSink, Subscriber
+from consumers import Delivery, MemoryDelivered, Seen, SqliteDelivered, SqliteSink, Subscriber
 from consumers.intake import Accepted, Intake, Record, Source
 from schemas import Report
 from tests.unit.consumers.test_intake import IDS, NOW, TRUST, _report, _sealed
@@ -220,3 +220,12 @@ async def test_a_sink_needs_the_subscriber_to_use_its_delivered_store(tmp_path: 
         )  # fmt: skip
         with pytest.raises(ConfigError, match=r"delivered=sink\.delivered"):
             await subscriber.run(sink)
+
+
+def test_a_shared_store_needs_an_autocommit_connection(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "app.sqlite")  # the default: implicit transactions
+    try:
+        with pytest.raises(ConfigError, match="isolation_level=None"):
+            SqliteDelivered.on(db)
+    finally:
+        db.close()
