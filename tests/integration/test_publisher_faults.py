@@ -24,6 +24,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
+import orjson
 import pytest
 import structlog
 from aiokafka import TopicPartition
@@ -39,7 +41,9 @@ from consumers import Delivery, Subscriber
 from consumers.intake import SkipReason, Source
 from producers import Outbox, Published, Publisher, Queued
 from schemas import Report, example_report
+from tests.integration.cli_helpers import clean_env
 from tests.integration.history import History
+from tests.integration.test_gateway import PLACE, bearer, gateway_pair, ready, received_ids
 from tests.integration.test_pubsub import Fixed
 
 LONG = os.environ.get("FUSIONBUS_LONG") == "1"
@@ -303,3 +307,76 @@ async def test_reports_wait_through_a_whole_cluster_stop_and_flow_again_after_re
     )
     assert verdict.ok, verdict.explain()
     assert verdict.delivered == {"app": len(reports)}
+
+
+GATEWAY_TOTAL = 20_000 if LONG else 5_000
+
+
+@pytest.mark.cluster
+@pytest.mark.asyncio
+async def test_reports_posted_to_a_gateway_survive_a_leader_kill_once(
+    kafka_cluster: EmbeddedKafka, tmp_path: Path
+) -> None:
+    """POSTed in batches of 250 to the sending agency's gateway (its outbox), read back from
+    the receiving agency's gateway: the agencies, homes and HTTP are the operators'."""
+    state = kafka_cluster.state()
+    assert state is not None
+    env = clean_env()
+    history = History()
+    with gateway_pair(state, tmp_path, "fk", category="narcotics", area="PK-BA", env=env) as world:
+        writer, watcher = world.token(world.sender, "system"), world.token(world.sender, "viewer")
+        reader = world.token(world.receiver, "viewer")
+        topic = report_topic(world.sender, PLACE, "narcotics")
+        killed: int | None = None
+        answers: Counter[str] = Counter()
+        async with httpx.AsyncClient(timeout=120) as client:
+            await ready(client, world.out.url)
+            await ready(client, world.inbox.url)
+            for start in range(0, GATEWAY_TOTAL, 250):
+                documents = [gateway_report() for _ in range(250)]
+                for document in documents:
+                    history.sent(document["message_id"])
+                answer = await client.post(
+                    f"{world.out.url}/v1/reports:batch", content=orjson.dumps(documents),
+                    headers=bearer(writer) | {"Content-Type": "application/json"},
+                )  # fmt: skip
+                assert answer.status_code == 202, answer.text
+                for item in answer.json()["reports"]:
+                    answers[item["status"]] += 1
+                    if item["status"] == "published":
+                        history.acked(item["message_id"])
+                if killed is None and start >= GATEWAY_TOTAL // 4:
+                    killed = await leader_of(state.bootstrap, topic, 0)
+                    await asyncio.to_thread(kafka_cluster.kill_node, killed)
+                    history.mark("kill")
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                stats = await client.get(f"{world.out.url}/v1/stats", headers=bearer(watcher))
+                if stats.json()["outbox"]["queued"] == 0:
+                    break
+                await asyncio.sleep(1)
+            assert stats.json()["outbox"]["queued"] == 0, stats.json()
+            wanted = {e.report for e in history.events if e.kind == "sent"}
+            acked = {e.report for e in history.events if e.kind == "acked"}
+            for message_id in sorted(wanted - acked):
+                history.acked(message_id)  # answered queued, sent since: the outbox is empty
+            got = await received_ids(client, world.inbox.url, reader, wanted, deadline_s=300)
+            for message_id in got:
+                if message_id in wanted:
+                    history.delivered(message_id, reader="gateway")
+    assert killed is not None
+    await _restart(kafka_cluster, killed)
+    verdict = history.check(readers=["gateway"])
+    print(
+        f"\nleader kill through the gateway: killed node {killed}; answers {dict(answers)}; "
+        f"{verdict.explain()}"
+    )
+    assert verdict.ok, verdict.explain()
+    assert verdict.delivered == {"gateway": GATEWAY_TOTAL}
+
+
+def gateway_report() -> dict[str, object]:
+    document = example_report("narcotics", PLACE).model_dump(mode="json")
+    document.pop("sender")
+    document["handling"]["named_recipients"] = []
+    return document
