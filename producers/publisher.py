@@ -190,6 +190,8 @@ class Publisher(ProducerClient):
         sealed = [self._seal(report) for report in reports]
         if self.outbox is not None:
             return await self._accept(sealed)
+        if self._producer is None and self.renewals:  # a renewal failed: try once more
+            await self._connect()
         producer = self._require_started()
         await self._ensure_topics({item.topic for _, item in sealed})
         outcomes = await self._send(producer, [item for _, item in sealed])
@@ -286,7 +288,7 @@ class Publisher(ProducerClient):
         assert outbox is not None  # noqa: S101 - only called with an outbox
         loop = asyncio.get_running_loop()
         items = [item for _, item in sealed]
-        await asyncio.to_thread(outbox.put, items)  # on disk before anyone hears "accepted"
+        outbox.put(items)  # on disk (fsync) before anyone hears "accepted"
         futures = []
         for item in items:
             future = self._waiting.get(item.message_id)
@@ -325,6 +327,7 @@ class Publisher(ProducerClient):
         """Send the next rows; ``False`` when Kafka could not take them all (back off)."""
         outbox = self.outbox
         assert outbox is not None  # noqa: S101 - only started with an outbox
+        self._wake.clear()  # reports accepted from here on end the pause after this round
         for message_id in outbox.expire(self._clock()):
             self._told(message_id, ExpiredError(message_id))
         rows = outbox.next(_DRAIN_BATCH)
@@ -361,8 +364,8 @@ class Publisher(ProducerClient):
         return not faults
 
     async def _pause(self, seconds: float) -> None:
-        """Sleep ``seconds``, or less when woken (new reports, or stop)."""
-        self._wake.clear()
+        """Sleep ``seconds``, or less when woken (reports accepted since the round began,
+        or stop)."""
         if self._stopping:
             return
         with contextlib.suppress(TimeoutError):
