@@ -26,6 +26,7 @@ from consumers.intake import (
     Verified,
 )
 from consumers.quarantine import Quarantine, quarantine_record
+from consumers.sink import Sink, SqliteSink
 from consumers.subscriber import Handler, RejectHook, Subscriber, new_group_id
 
 __all__ = [
@@ -48,10 +49,12 @@ __all__ = [
     "RejectHook",
     "Rejected",
     "Seen",
+    "Sink",
     "SkipReason",
     "Skipped",
     "Source",
     "SqliteDelivered",
+    "SqliteSink",
     "Subscriber",
     "Verdict",
     "Verified",

@@ -100,6 +100,21 @@ class RecordStream:
                 self._next[tp] = records[-1].offset + 1
         return items
 
+    def give_back(self, items: list[Item]) -> None:
+        """Return ``items`` (the unprocessed tail of the last batch): each partition still
+        assigned is sought back to its first record among them, which the next batches
+        hand over again. A partition revoked meanwhile is left to its new owner, which
+        resumes from the committed offset."""
+        first: dict[TopicPartition, int] = {}
+        for item in items:
+            tp = TopicPartition(item.source.topic, item.source.partition)
+            first[tp] = min(first.get(tp, item.source.offset), item.source.offset)
+        assigned = self._consumer.assignment()
+        for tp, offset in first.items():
+            if tp in assigned:
+                self._consumer.seek(tp, offset)
+                self._next[tp] = offset
+
     async def _start_of(self, tp: TopicPartition) -> int:
         """Where a partition assigned during the failed call started: its committed offset,
         else where the reset policy puts a new consumer (the records drained for it before

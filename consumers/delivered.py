@@ -10,6 +10,8 @@ after that is rejected as ``expired`` by the envelope checks.
 
 ``SqliteDelivered`` survives a crash of the process (WAL journal, one small transaction per
 handed-over report); ``MemoryDelivered`` is for tests and one-shot tools.
+:meth:`SqliteDelivered.on` keeps the entries on a connection the caller owns, so that an
+application write and the mark can share one transaction (:mod:`consumers.sink`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Protocol
+
+from broker.errors import ConfigError
 
 __all__ = ["Delivered", "MemoryDelivered", "Seen", "SqliteDelivered"]
 
@@ -62,6 +66,17 @@ class MemoryDelivered:
         return len(old)
 
 
+def open_private(path: Path) -> sqlite3.Connection:
+    """Open (creating it with mode 0600, its directory 0700) the SQLite file at ``path`` in
+    autocommit mode with a WAL journal: a commit survives a kill of the process."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.touch(mode=0o600, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
 _SCHEMA_VERSION = 2
 """1: keyed by message id alone (before sender-scoped ids); 2: keyed by (sender, id)."""
 
@@ -75,12 +90,23 @@ class SqliteDelivered:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path.touch(mode=0o600, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = open_private(path)
         self._migrate()
+
+    @classmethod
+    def on(cls, connection: sqlite3.Connection) -> SqliteDelivered:
+        """A store in ``connection``'s database, which the caller opened in autocommit mode
+        (``isolation_level=None``) and closes: a :meth:`mark` made inside the caller's
+        ``BEGIN`` … ``COMMIT`` is part of that transaction."""
+        if connection.isolation_level is not None:
+            raise ConfigError(
+                "SqliteDelivered.on needs a connection opened with isolation_level=None "
+                "(autocommit), so that transactions are the ones its caller begins"
+            )
+        store = cls.__new__(cls)
+        store._db = connection
+        store._migrate()
+        return store
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]

@@ -1,10 +1,12 @@
-"""The asyncio ``Subscriber``: reports by jurisdiction and category, verified, at least once.
+"""The asyncio ``Subscriber``: reports by jurisdiction and category, verified, at least once
+(exactly once into a :mod:`consumers.sink`).
 
 ::
 
     subscriber = Subscriber(identity, directory, KafkaSettings(), categories=["narcotics"],
                             jurisdictions=["PK"], group_id="anf.case-system", delivered=store)
     await subscriber.run(handler)          # handler(delivery) is awaited once per report
+    await subscriber.run(sink)             # or: sink.take(...) commits the write and the mark
 
 Each record of the subscribed topics gets a verdict from the sans-IO
 :class:`consumers.intake.Intake` (open, verify, validate, check topic and scope, deduplicate):
@@ -20,6 +22,23 @@ are stepped over and quarantined (:mod:`consumers._stream`), and every quarantin
 fits. A handler that raises stops the subscriber after committing what was handled before
 it, so the report is handed over again after a restart.
 
+**How many reports a kill hands over twice** (``docs/reliability.md``). A plain handler is
+awaited, then the report is receipted, audited and marked delivered, one report at a time:
+with a store that survives the process (:class:`~consumers.delivered.SqliteDelivered`) a
+kill -9 hands over again at most the one report between its handler's start and its mark;
+with :class:`~consumers.delivered.MemoryDelivered`, everything since the last offset commit
+(at most one batch). A :class:`~consumers.sink.Sink` commits the application's write and the
+mark in one transaction: none twice.
+
+**A slow handler** (:mod:`consumers._pace`). aiokafka drops a consumer from its group once
+``max_poll_interval_ms`` pass without a fetch; each batch therefore gets half of it as a time
+budget, after which the subscriber commits what it handled, seeks the rest back and fetches
+again. It holds at most one batch (:attr:`Subscriber.in_flight`, at most 500 records)
+whatever the backlog. A single handler call must still return within
+``max_poll_interval_ms``. With ``group_instance_id`` the subscriber is a static member of
+its group (KIP-345): restarted under the same id it gets its partitions back at once instead
+of waiting for the dead member's session to expire (10 s). One id per running subscriber.
+
 While it runs, :meth:`Subscriber.lag` says how many records of its assigned partitions are
 not processed yet, from what the Kafka client already knows (the highwater of each
 partition's last fetch answer): reading it costs no round trip. ``quarantined_by_reason``
@@ -34,6 +53,12 @@ restart (the originator keeps the latest); one killed after the mark but before 
 the receipt sends none for that report (the redelivery is a duplicate). A receipt Kafka
 refuses is logged (``subscriber.receipt_failed``) and not retried; it never stops the
 subscriber.
+
+For a sink the order is: the write, the audit record and the mark in the sink's
+transaction, then the receipt once it committed. A kill before the commit leaves nothing
+written and the report is handed over (and audited) again; a kill after it, before Kafka
+took the receipt, sends none for that report (the redelivery is a duplicate): receipts of a
+sink are sent at most once.
 """
 
 from __future__ import annotations
@@ -52,15 +77,17 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from broker.audit import Act, AuditWriter, sha256_hex
 from broker.config import KafkaSettings, aiokafka_kwargs
 from broker.envelope import Opener
-from broker.errors import AuthorizationError, FusionbusError, Reason, TransportError
+from broker.errors import AuthorizationError, ConfigError, FusionbusError, Reason, TransportError
 from broker.keys import Identity
 from broker.topics import subscription_pattern
 from broker.transport import map_kafka_errors, start_client
 from consumers._catchup import CatchUp
+from consumers._pace import Pace
 from consumers._stream import RecordStream, Undecodable
 from consumers.delivered import Delivered, MemoryDelivered
 from consumers.intake import Accepted, Delivery, Intake, Record, Rejected, SkipReason, Source
 from consumers.quarantine import Quarantine
+from consumers.sink import Sink
 from schemas import Feedback, Outcome
 from schemas.envelope import RoutingHeader
 
@@ -86,6 +113,9 @@ SkipHook = Callable[[Source, SkipReason], Awaitable[None]]
 """Told of each record passed over: (where it was read, why)."""
 
 
+_HandOver = Callable[[Accepted, bytes | None], Awaitable[None]]
+
+
 class ReceiptSender(Protocol):
     """What sends the ``received`` feedback (:class:`producers.FeedbackSender`)."""
 
@@ -109,6 +139,8 @@ class Subscriber:
         delivered: Delivered | None = None,
         clock: Clock = _utcnow,
         metadata_refresh_ms: int = 5_000,
+        max_poll_interval_ms: int = 300_000,
+        group_instance_id: str | None = None,
         on_reject: RejectHook | None = None,
         on_skip: SkipHook | None = None,
         receipts: ReceiptSender | None = None,
@@ -123,6 +155,9 @@ class Subscriber:
         self._delivered = delivered if delivered is not None else MemoryDelivered()
         self._clock = clock
         self._metadata_refresh_ms = metadata_refresh_ms
+        self._max_poll_interval_ms = max_poll_interval_ms
+        self._group_instance_id = group_instance_id
+        self._pace = Pace(max_poll_interval_ms / 2000)
         self.intake = Intake(
             Opener(identity, directory), categories=categories, jurisdictions=jurisdictions,
             delivered=self._delivered, clock=clock,
@@ -150,6 +185,12 @@ class Subscriber:
         """Whether the consumer is started and reading (not before, not after ``run``)."""
         return self._stream is not None
 
+    @property
+    def in_flight(self) -> int:
+        """Records of the current batch taken from Kafka and not processed yet: what the
+        subscriber holds in memory beyond the Kafka client's own fetch buffer."""
+        return self._in_flight
+
     def lag(self) -> int | None:
         """Records on the assigned partitions not processed yet: per partition, the
         highwater of its last fetch answer minus the offset of the next record owed, plus the
@@ -169,18 +210,31 @@ class Subscriber:
         return None if behind is None else behind + self._in_flight
 
     async def run(
-        self, handler: Handler, *, limit: int | None = None, exit_at_end: bool = False
+        self, handler: Handler | Sink, *, limit: int | None = None, exit_at_end: bool = False
     ) -> None:
         """Consume until cancelled, until ``limit`` reports were handed over, or — with
         ``exit_at_end`` — once caught up with what the topics held when it started.
 
         On a secured cluster, fetching a topic this agency's principal may not READ (no grant
         covers it) raises :class:`AuthorizationError` with Kafka's refusal and the topic; an
-        agency whose keys are all revoked is told so before anything is fetched."""
+        agency whose keys are all revoked is told so before anything is fetched.
+
+        Given a :class:`consumers.sink.Sink` instead of a handler, each report is written and
+        marked in one transaction: the subscriber must have been built with
+        ``delivered=sink.delivered``, or this raises :class:`ConfigError`."""
+        if isinstance(handler, Sink) and handler.delivered is not self._delivered:
+            raise ConfigError(
+                "a sink keeps the delivery marks in its own database: build the Subscriber "
+                "with delivered=sink.delivered, so that a report the sink committed is "
+                "recognised as a duplicate when it is read again"
+            )
         self._refuse_if_revoked()
         kwargs = aiokafka_kwargs(self._settings, "consumer")
         kwargs["auto_offset_reset"] = "earliest" if self._from_beginning else "latest"
         kwargs["metadata_max_age_ms"] = self._metadata_refresh_ms
+        kwargs["max_poll_interval_ms"] = self._max_poll_interval_ms
+        if self._group_instance_id is not None:
+            kwargs["group_instance_id"] = self._group_instance_id
         consumer = AIOKafkaConsumer(group_id=self._group_id, **kwargs)
         try:
             await start_client(consumer, self._settings, "starting the subscriber")
@@ -212,9 +266,14 @@ class Subscriber:
             )
 
     async def _loop(
-        self, consumer: AIOKafkaConsumer, handler: Handler, limit: int | None, exit_at_end: bool
+        self,
+        consumer: AIOKafkaConsumer,
+        handler: Handler | Sink,
+        limit: int | None,
+        exit_at_end: bool,
     ) -> None:
         catch_up = CatchUp() if exit_at_end else None
+        hand_over = self._hand_over(handler)
         stream = self._stream = RecordStream(
             consumer, grouped=self._group_id is not None, from_beginning=self._from_beginning
         )
@@ -223,35 +282,41 @@ class Subscriber:
             if time.monotonic() >= next_sweep:  # forget ids whose envelopes have expired
                 self._delivered.forget_expired(self._clock())
                 next_sweep = time.monotonic() + _SWEEP_EVERY_S
+            pace = self._pace
             try:
-                items = await stream.batch()
+                items = await stream.batch(max_records=pace.max_records)
             except AuthorizationError as exc:
                 raise self._refused(exc) from exc
+            pace.begin()  # aiokafka's idle clock started when the fetch returned
             done: dict[TopicPartition, int] = {}
             self._in_flight = len(items)
+            handled = 0
             try:
                 for item in items:
                     if limit is not None and self.handed_over >= limit:
                         break
-                    await self._process(item, handler)
+                    if handled and pace.spent():  # fetch again before the group drops us
+                        stream.give_back(items[handled:])
+                        self._in_flight = 0
+                        break
+                    await self._process(item, hand_over)
                     self._in_flight -= 1
+                    handled += 1
                     source = item.source
                     done[TopicPartition(source.topic, source.partition)] = source.offset + 1
             finally:
                 await self._commit(consumer, done)
+            pace.end(handled, len(items))
             if catch_up is not None and await catch_up.done(consumer):
                 return
 
-    async def _process(self, item: Record | Undecodable, handler: Handler) -> None:
+    async def _process(self, item: Record | Undecodable, hand_over: _HandOver) -> None:
         if isinstance(item, Undecodable):
             await self._reject(item.source, None, None, Rejected(Reason.UNDECODABLE, item.error))
             return
         verdict = self.intake.process(item)
         if isinstance(verdict, Accepted):
-            await handler(verdict.delivery)
-            await self._receipt(verdict.delivery)  # before the mark: a crash here resends it
-            self._audit_delivery(verdict.delivery, item.value)  # a local append: no await
-            self.intake.mark(verdict)
+            await hand_over(verdict, item.value)
             self.handed_over += 1
         elif isinstance(verdict, Rejected):
             await self._reject(item.source, item.key, item.value, verdict)
@@ -259,6 +324,29 @@ class Subscriber:
             self.skipped += 1
             if self._on_skip is not None:
                 await self._on_skip(item.source, verdict.reason)
+
+    def _hand_over(self, handler: Handler | Sink) -> _HandOver:
+        """How an accepted report is handed over, marked, receipted and audited."""
+        if isinstance(handler, Sink):
+            sink = handler
+
+            async def take(verdict: Accepted, envelope: bytes | None) -> None:
+                def mark() -> None:  # inside the sink's transaction, after its write
+                    self._audit_delivery(verdict.delivery, envelope)  # a local append
+                    self.intake.mark(verdict)
+
+                sink.take(verdict.delivery, mark)  # the write and the mark: one transaction
+                await self._receipt(verdict.delivery)  # after the commit: sent at most once
+
+            return take
+
+        async def call(verdict: Accepted, envelope: bytes | None) -> None:
+            await handler(verdict.delivery)
+            await self._receipt(verdict.delivery)  # before the mark: a crash here resends it
+            self._audit_delivery(verdict.delivery, envelope)  # a local append: no await
+            self.intake.mark(verdict)
+
+        return call
 
     async def _receipt(self, delivery: Delivery) -> None:
         """Tell the originator the report was taken (``received`` feedback). Kafka's answer

@@ -159,7 +159,7 @@ class Outbox:
         path.touch(mode=0o600, exist_ok=True)
         self.path = path
         self.capacity = capacity
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)

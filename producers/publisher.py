@@ -190,6 +190,8 @@ class Publisher(ProducerClient):
         sealed = [self._seal(report) for report in reports]
         if self.outbox is not None:
             return await self._accept(sealed)
+        if self._producer is None and self.renewals:  # a renewal failed: try once more
+            await self._connect()
         producer = self._require_started()
         await self._ensure_topics({item.topic for _, item in sealed})
         outcomes = await self._send(producer, [item for _, item in sealed])
@@ -286,7 +288,7 @@ class Publisher(ProducerClient):
         assert outbox is not None  # noqa: S101 - only called with an outbox
         loop = asyncio.get_running_loop()
         items = [item for _, item in sealed]
-        await asyncio.to_thread(outbox.put, items)  # on disk before anyone hears "accepted"
+        outbox.put(items)  # on disk (fsync) before anyone hears "accepted"
         futures = []
         for item in items:
             future = self._waiting.get(item.message_id)
@@ -305,55 +307,65 @@ class Publisher(ProducerClient):
         return results
 
     async def _drain(self) -> None:
-        """Send the outbox, oldest first, until stopped; wait and retry through faults."""
-        outbox = self.outbox
-        assert outbox is not None  # noqa: S101 - only started with an outbox
+        """Send the outbox, oldest first, until stopped; wait and retry through faults. One
+        round that fails unexpectedly is logged and tried again: the task never dies."""
         backoff = _BACKOFF_S[0]
         while not self._stopping:
-            for message_id in outbox.expire(self._clock()):
-                self._told(message_id, ExpiredError(message_id))
-            rows = outbox.next(_DRAIN_BATCH)
-            if not rows:
-                self._idle.set()
-                await self._pause(1.0)
-                continue
             try:
-                producer = self._producer
-                if producer is None:
-                    await self._connect()
-                    producer = self._require_started()
-                await self._ensure_topics({row.item.topic for row in rows})
-            except FusionbusError as exc:
-                log.info("outbox.waiting", queued=outbox.backlog().queued, error=str(exc))
-                await self._pause(backoff)
-                backoff = min(backoff * 2, _BACKOFF_S[1])
-                continue
-            outcomes = await self._send(producer, [row.item for row in rows])
-            sent: list[int] = []
-            faults = 0
-            for row, outcome in zip(rows, outcomes, strict=True):
-                if not isinstance(outcome, BaseException):
-                    sent.append(row.seq)
-                    self._told(row.item.message_id, self._settle(row.item, outcome))
-                elif send_fault(outcome) == "permanent":
-                    error = self._settle(row.item, outcome)
-                    outbox.fail(row.seq, str(error))
-                    self._told(row.item.message_id, error)
-                else:
-                    faults += 1
-            outbox.sent(sent)
-            if faults:
-                log.info("outbox.retrying", failed=faults, sent=len(sent))
-                await self._renew_after_fault(producer)
-                await self._pause(backoff)
-                backoff = min(backoff * 2, _BACKOFF_S[1])
-            else:
+                done = await self._drain_round()
+            except Exception:  # logged; the rows stay queued for the next round
+                log.exception("outbox.round_failed")
+                done = False
+            if done:
                 backoff = _BACKOFF_S[0]
+            else:
+                await self._pause(backoff)
+                backoff = min(backoff * 2, _BACKOFF_S[1])
         self._idle.set()
 
+    async def _drain_round(self) -> bool:
+        """Send the next rows; ``False`` when Kafka could not take them all (back off)."""
+        outbox = self.outbox
+        assert outbox is not None  # noqa: S101 - only started with an outbox
+        self._wake.clear()  # reports accepted from here on end the pause after this round
+        for message_id in outbox.expire(self._clock()):
+            self._told(message_id, ExpiredError(message_id))
+        rows = outbox.next(_DRAIN_BATCH)
+        if not rows:
+            self._idle.set()
+            await self._pause(1.0)
+            return True
+        try:
+            producer = self._producer
+            if producer is None:
+                await self._connect()
+                producer = self._require_started()
+            await self._ensure_topics({row.item.topic for row in rows})
+        except FusionbusError as exc:
+            log.info("outbox.waiting", queued=outbox.backlog().queued, error=str(exc))
+            return False
+        outcomes = await self._send(producer, [row.item for row in rows])
+        sent: list[int] = []
+        faults = 0
+        for row, outcome in zip(rows, outcomes, strict=True):
+            if not isinstance(outcome, BaseException):
+                sent.append(row.seq)
+                self._told(row.item.message_id, self._settle(row.item, outcome))
+            elif send_fault(outcome) == "permanent":
+                error = self._settle(row.item, outcome)
+                outbox.fail(row.seq, str(error))
+                self._told(row.item.message_id, error)
+            else:
+                faults += 1
+        outbox.sent(sent)
+        if faults:
+            log.info("outbox.retrying", failed=faults, sent=len(sent))
+            await self._renew_after_fault(producer)
+        return not faults
+
     async def _pause(self, seconds: float) -> None:
-        """Sleep ``seconds``, or less when woken (new reports, or stop)."""
-        self._wake.clear()
+        """Sleep ``seconds``, or less when woken (reports accepted since the round began,
+        or stop)."""
         if self._stopping:
             return
         with contextlib.suppress(TimeoutError):

@@ -409,6 +409,11 @@
       lag === null || lag === undefined ? "unknown" : lag + (lag === 1 ? " record" : " records");
     byId("o-clients").textContent = String(stats.feed_clients);
     byId("o-received").textContent = String(stats.received);
+    const outbox = stats.outbox || { queued: 0, oldest_age_s: 0, expired: 0, failed: 0 };
+    byId("o-outbox").textContent =
+      (outbox.queued ? outbox.queued + " queued, the oldest " + span(Math.round(outbox.oldest_age_s)) : "empty") +
+      (outbox.expired ? ", " + outbox.expired + " expired unsent" : "") +
+      (outbox.failed ? ", " + outbox.failed + " refused" : "");
     const quarantined = stats.quarantined || { total: 0, by_reason: {} };
     byId("o-quarantined").textContent = String(quarantined.total);
     const body = byId("o-reason-rows");

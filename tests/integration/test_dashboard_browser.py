@@ -206,6 +206,7 @@ async def test_an_operator_watches_filters_and_opens_reports_in_chromium(  # noq
         await expect(page.locator("#o-lag")).to_have_text(lag, timeout=10_000)
         stored = re.compile(r"^[1-9]\d*$")
         await expect(page.locator("#o-received")).to_have_text(stored, timeout=10_000)
+        await expect(page.locator("#o-outbox")).to_have_text("empty")  # it sends nothing
         await expect(page.locator("#o-quarantined")).to_have_text("0")
         await expect(page.locator("#o-reason-rows td")).to_have_text(["none", "0"])
 

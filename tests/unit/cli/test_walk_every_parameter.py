@@ -97,6 +97,7 @@ MESSAGE_ID = Kind("message id (a UUID)")
 RECEIPT_KIND = Kind("kind of receipt")
 OUTCOME = Kind("outcome of a report")
 QUANTITY = Kind("quantity greater than 0")
+SECONDS = Kind("seconds from 0 to a day", accepts=frozenset({"zero"}))
 
 KINDS: dict[str, Kind] = {
     "agency": AGENCY,
@@ -138,6 +139,7 @@ KINDS: dict[str, Kind] = {
     "replaces": MESSAGE_ID,
     "kind": RECEIPT_KIND,
     "outcome": OUTCOME,
+    "wait": SECONDS,
     "quantity": QUANTITY,
     "unit": TEXT,
     "note": TEXT,
