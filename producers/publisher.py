@@ -340,10 +340,16 @@ class Publisher(ProducerClient):
             if producer is None:
                 await self._connect()
                 producer = self._require_started()
-            await self._ensure_topics({row.item.topic for row in rows})
+            refused = await self._refused_topics({row.item.topic for row in rows})
         except FusionbusError as exc:
             log.info("outbox.waiting", queued=outbox.backlog().queued, error=str(exc))
             return False
+        for row in [row for row in rows if row.item.topic in refused]:
+            error = refused[row.item.topic]
+            log.warning("publish.failed", message_id=str(row.item.message_id), error=str(error))
+            outbox.fail(row.seq, str(error))
+            self._told(row.item.message_id, error)
+        rows = [row for row in rows if row.item.topic not in refused]
         outcomes = await self._send(producer, [row.item for row in rows])
         sent: list[int] = []
         faults = 0
@@ -418,6 +424,23 @@ class Publisher(ProducerClient):
         if missing:
             await ensure_topics(self._settings, missing, partitions=self._partitions)
             self._topics |= missing
+
+    async def _refused_topics(self, topics: set[str]) -> dict[str, FusionbusError]:
+        """Make sure ``topics`` exist; the ones Kafka will never let this agency create (not
+        granted), each with its error. A fault that may pass (the cluster unreachable) raises."""
+        try:
+            await self._ensure_topics(topics)
+        except AuthorizationError:
+            pass
+        else:
+            return {}
+        refused: dict[str, FusionbusError] = {}
+        for topic in sorted(topics - self._topics):
+            try:
+                await self._ensure_topics({topic})
+            except AuthorizationError as exc:
+                refused[topic] = exc
+        return refused
 
     def _thread_of(self, report: Report) -> uuid.UUID:
         """The partition key: the first report of the chain this one relates to."""

@@ -16,7 +16,7 @@ import pytest
 from aiokafka.errors import OutOfOrderSequenceNumber, RecordTooLargeError
 
 from broker.config import KafkaSettings
-from broker.errors import FusionbusError
+from broker.errors import AuthorizationError, FusionbusError
 from broker.federation import DirectorySnapshot, EncryptionKeyRecord, SigningKeyRecord, agency_keys
 from broker.keys import Identity
 from producers import Outbox, Published, Publisher
@@ -171,3 +171,30 @@ async def test_a_record_kafka_refuses_for_good_fails_and_is_not_retried(
     assert box.backlog().failed == 1
     assert box.backlog().queued == 0
     box.close()
+
+
+@pytest.mark.asyncio
+async def test_a_topic_this_agency_may_not_create_fails_its_reports_and_not_the_others(
+    script: Script, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script.failures = [None]
+    sender, reports = publisher(outbox=Outbox(tmp_path / "outbox.sqlite"), ack_wait_s=5)
+    refused = {sender._seal(reports[0])[1].topic}
+    arms = reports[1].model_copy(update={"category": "arms"})
+    refused_topic = sender._seal(arms)[1].topic
+    assert refused_topic not in refused
+
+    async def some_topics(_: object, topics: set[str], **__: object) -> None:
+        if refused_topic in topics:
+            raise AuthorizationError(f"Kafka refused creating topic {refused_topic!r}")
+
+    monkeypatch.setattr("producers.publisher.ensure_topics", some_topics)
+    async with sender:
+        results = await sender.publish_many([reports[0], arms])
+    assert isinstance(results[0], Published)
+    assert isinstance(results[1], AuthorizationError)
+    assert "refused creating topic" in str(results[1])
+    assert sender.outbox is not None
+    assert sender.outbox.backlog().failed == 1
+    assert sender.outbox.backlog().queued == 0
+    sender.outbox.close()
