@@ -345,10 +345,10 @@ class Publisher(ProducerClient):
             log.info("outbox.waiting", queued=outbox.backlog().queued, error=str(exc))
             return False
         for row in [row for row in rows if row.item.topic in refused]:
-            error = refused[row.item.topic]
-            log.warning("publish.failed", message_id=str(row.item.message_id), error=str(error))
-            outbox.fail(row.seq, str(error))
-            self._told(row.item.message_id, error)
+            refusal = refused[row.item.topic]
+            log.warning("publish.failed", message_id=str(row.item.message_id), error=str(refusal))
+            outbox.fail(row.seq, str(refusal))
+            self._told(row.item.message_id, refusal)
         rows = [row for row in rows if row.item.topic not in refused]
         outcomes = await self._send(producer, [row.item for row in rows])
         sent: list[int] = []
