@@ -14,6 +14,8 @@ unreadable PEM) raises :class:`ValueError` or :class:`TypeError`.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import struct
 from collections.abc import Callable
@@ -40,6 +42,7 @@ __all__ = [
     "VerifyKey",
     "certificate_pem",
     "certificate_sha256",
+    "content_commitment",
     "ecdh_es_a256kw_unwrap",
     "ecdh_es_a256kw_wrap",
     "load_private_pem",
@@ -59,6 +62,18 @@ def sha256(data: bytes) -> bytes:
     digest = hashes.Hash(hashes.SHA256())
     digest.update(data)
     return digest.finalize()
+
+
+def content_commitment(cek: bytes, iv: bytes, payload: bytes, label: bytes) -> tuple[bytes, bytes]:
+    """``(salt, commitment)`` binding ``payload`` to the content key that decrypts it:
+    ``salt = HMAC-SHA256(cek, label || iv)``, ``commitment = SHA-256(salt || payload)``.
+
+    AES-GCM is not key-committing: one ciphertext can decrypt, under two keys, to two
+    plaintexts. A signed commitment makes that useless — a recipient holding another key
+    computes another commitment. The salt is a PRF output: revealing it (as evidence, with
+    the payload) opens nothing, and no commitment is an unsalted hash of a payload."""
+    salt = hmac.digest(cek, label + iv, "sha256")
+    return salt, hashlib.sha256(salt + payload).digest()
 
 
 def _pem(private: Ed25519PrivateKey | X25519PrivateKey, passphrase: bytes | None) -> bytes:

@@ -29,6 +29,7 @@ from pydantic import (
 
 __all__ = [
     "ENVELOPE_VERSION",
+    "ENVELOPE_VERSIONS",
     "KID_PATTERN",
     "MessageKind",
     "PrecedenceCode",
@@ -37,7 +38,10 @@ __all__ = [
 ]
 
 ENVELOPE_VERSION: Final = 1
-"""The envelope format this code writes and reads; see ``docs/envelope.md``."""
+"""The envelope format a header names unless told otherwise; see ``docs/envelope.md``."""
+ENVELOPE_VERSIONS: Final = (1, 2)
+"""The envelope formats this code reads: 1 (a signature per report, nested in the JWE)
+and 2 (one signature per batch, a Merkle inclusion proof per envelope)."""
 
 KID_PATTERN = r"^[A-Za-z0-9_\-:/+]{1,128}$"
 """What a key id may contain: no dots, quotes or spaces (it is joined with dots when signed)."""
@@ -63,7 +67,7 @@ class RoutingHeader(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
 
-    version: Literal[1] = ENVELOPE_VERSION
+    version: Literal[1, 2] = ENVELOPE_VERSION
     message_id: uuid.UUID
     sender: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="Agency id, e.g. anf.")
     sender_kid: Kid

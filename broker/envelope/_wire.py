@@ -7,29 +7,32 @@ bytes, before any JSON is parsed. See ``docs/envelope.md`` for the format.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from broker._jose import b64d, b64e
+from broker.envelope._json import json_object, same_json, too_many_containers
 from broker.errors import Reason, VerificationError
-from schemas.envelope import ENVELOPE_VERSION, RoutingHeader
+from schemas.envelope import ENVELOPE_VERSIONS, RoutingHeader
 
 __all__ = [
     "ALG_KEY_WRAP",
     "ALG_SIG",
+    "BATCH_MEMBER",
+    "BATCH_TYP",
     "CTY",
     "ENC",
     "HEADER_MEMBER",
     "INNER_TYP",
+    "MAX_BATCH",
     "OUTER_SIG_MEMBER",
     "OUTER_TYP",
     "TYP",
+    "BatchProof",
     "Limits",
     "ParsedEnvelope",
     "RecipientEntry",
@@ -50,9 +53,17 @@ INNER_TYP = "fusionbus-report+jws"
 OUTER_TYP = "fusionbus-envelope-sig+jws"
 HEADER_MEMBER = "fusionbus"
 OUTER_SIG_MEMBER = "fusionbus_sig"
+BATCH_MEMBER = "fusionbus_batch"
+"""Version 2: the batch signature, the inclusion proof and the content commitment."""
+BATCH_TYP = "fusionbus-batch+jws"
+MAX_BATCH = 256
+"""Leaves in one version-2 tree: a proof is at most 8 hashes."""
+_BATCH_KEYS = frozenset({"sig", "size", "index", "path", "commit"})
+_HASH_CHARS = 43  # 32 bytes in unpadded base64url
 
 _TOP_KEYS = frozenset({"protected", "unprotected", "recipients", "iv", "ciphertext", "tag"})
 _PROTECTED_REQUIRED = frozenset({"enc", "typ", "cty", HEADER_MEMBER})
+_PROTECTED_REQUIRED_V2 = frozenset({"enc", "typ", HEADER_MEMBER})
 _PER_RECIPIENT = frozenset({"alg", "kid", "epk"})
 
 
@@ -76,28 +87,23 @@ class Limits:
         return 8 + 3 * self.max_recipients
 
 
-def too_many_containers(data: bytes, limit: int) -> bool:
-    """Whether ``data`` has more than ``limit`` ``{``/``[`` bytes, a bound on JSON nesting.
-
-    Uses ``find`` (memchr) rather than ``count``: an envelope's brackets are few and its
-    bulk is base64, so this costs a few µs even for a large envelope.
-    """
-    seen = 0
-    for opener in (b"{", b"["):
-        at = data.find(opener)
-        while at >= 0:
-            seen += 1
-            if seen > limit:
-                return True
-            at = data.find(opener, at + 1)
-    return False
-
-
 @dataclass(frozen=True, slots=True)
 class RecipientEntry:
     kid: str
     epk_x: str
     encrypted_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchProof:
+    """Version 2's ``fusionbus_batch`` member, shape-checked (base64url strings as sent)."""
+
+    sig: str
+    """The detached JWS over the batch's tree head."""
+    size: int
+    index: int
+    path: tuple[str, ...]
+    commit: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +118,14 @@ class ParsedEnvelope:
     ciphertext: str
     tag: str
     outer_sig: str
+    """Version 1's detached outer JWS (empty in version 2)."""
     recipient_entries: tuple[RecipientEntry, ...]
+    batch: BatchProof | None = None
+    """Version 2's batch proof (``None`` in version 1)."""
+
+    @property
+    def version(self) -> int:
+        return self.header.version
 
     def entry(self, index: int) -> RecipientEntry:
         return self.recipient_entries[index]
@@ -156,59 +169,6 @@ def _fail(reason: Reason, detail: str) -> VerificationError:
     return VerificationError(reason, detail)
 
 
-def _strings(value: object) -> int:
-    """How many JSON strings (member names and string values) ``value`` holds."""
-    if isinstance(value, str):
-        return 1
-    if isinstance(value, dict):
-        return len(value) + sum(_strings(v) for v in value.values())
-    if isinstance(value, list):
-        return sum(_strings(v) for v in value)
-    return 0
-
-
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    value = dict(pairs)
-    if len(value) != len(pairs):
-        seen: set[str] = set()
-        twice = next(name for name, _ in pairs if name in seen or seen.add(name))  # type: ignore[func-returns-value]
-        raise ValueError(f"member {twice[:40]!r} appears more than once")
-    return value
-
-
-_STRICT = json.JSONDecoder(object_pairs_hook=_refuse_duplicates)
-
-
-def _json_object(raw: bytes, what: str) -> dict[str, Any]:
-    """Parse a JSON object, refusing duplicate member names anywhere in it.
-
-    JSON parsers disagree on duplicates (orjson keeps the last, others the first), so
-    accepting them would let two readers see two different envelopes. The fast check: when
-    the text has no escapes, every quote delimits a string, so a duplicate-free document has
-    exactly twice as many quotes as the parsed value has strings; only a mismatch (an escape,
-    or a duplicate) pays for the strict parser.
-    """
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise _fail(Reason.MALFORMED, f"{what} is not JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise _fail(Reason.MALFORMED, f"{what} must be a JSON object")
-    if raw.count(b'"') != 2 * _strings(value):
-        try:
-            _STRICT.decode(raw.decode("utf-8"))
-        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-            raise _fail(Reason.MALFORMED, f"{what}: {exc}") from exc
-    return value
-
-
-def same_json(a: object, b: object) -> bool:
-    """Equal as JSON, spelling included (``1``, ``1.0`` and ``true`` are three values)."""
-    return orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
-        b, option=orjson.OPT_SORT_KEYS
-    )
-
-
 def decode_header(text: object, limits: Limits, what: str) -> dict[str, Any]:
     """A base64url JSON header, size-checked before decoding."""
     if not isinstance(text, str):
@@ -223,7 +183,7 @@ def decode_header(text: object, limits: Limits, what: str) -> dict[str, Any]:
         raise _fail(Reason.MALFORMED, f"{what}: {exc}") from exc
     if too_many_containers(raw, 8):
         raise _fail(Reason.OVERSIZED, f"{what} nests more JSON containers than a header has")
-    return _json_object(raw, what)
+    return json_object(raw, what)
 
 
 def routing_header(obj: object, what: str) -> RoutingHeader:
@@ -234,11 +194,11 @@ def routing_header(obj: object, what: str) -> RoutingHeader:
     if not isinstance(obj, dict):
         raise _fail(Reason.MALFORMED, f"{what} has no '{HEADER_MEMBER}' object")
     version = obj.get("version")
-    if type(version) is not int or version != ENVELOPE_VERSION:
+    if type(version) is not int or version not in ENVELOPE_VERSIONS:
         raise _fail(
             Reason.UNSUPPORTED_VERSION,
             f"{what} is envelope version {str(version)[:20]!r}; this code reads "
-            f"{ENVELOPE_VERSION} (a JSON integer)",
+            f"{' and '.join(map(str, ENVELOPE_VERSIONS))} (a JSON integer)",
         )
     try:
         header = RoutingHeader.model_validate(obj)
@@ -265,7 +225,7 @@ def parse_envelope(data: bytes, limits: Limits) -> ParsedEnvelope:
         )
     if too_many_containers(data, limits.max_containers):
         raise _fail(Reason.OVERSIZED, "more JSON objects/arrays (nesting) than an envelope has")
-    doc = _json_object(data, "envelope")
+    doc = json_object(data, "envelope")
     if not doc.keys() <= _TOP_KEYS or not {"protected", "recipients"} <= doc.keys():
         raise _fail(
             Reason.MALFORMED,
@@ -281,24 +241,19 @@ def parse_envelope(data: bytes, limits: Limits) -> ParsedEnvelope:
     protected_b64 = doc["protected"]
     protected = decode_header(protected_b64, limits, "protected header")
     header = routing_header(protected.get(HEADER_MEMBER), "protected header")
+    required = _PROTECTED_REQUIRED if header.version == 1 else _PROTECTED_REQUIRED_V2
     if (
-        not protected.keys() >= _PROTECTED_REQUIRED
-        or not protected.keys() - _PROTECTED_REQUIRED <= _PER_RECIPIENT
-        or (protected["enc"], protected["typ"], protected["cty"]) != (ENC, TYP, CTY)
+        not protected.keys() >= required
+        or not protected.keys() - required <= _PER_RECIPIENT
+        or (protected["enc"], protected["typ"], protected.get("cty", CTY)) != (ENC, TYP, CTY)
     ):
+        cty = f", cty={CTY}" if header.version == 1 else " (no cty: the payload is the report)"
         raise _fail(
             Reason.MALFORMED,
-            f"protected header needs enc={ENC}, typ={TYP}, cty={CTY} and no other "
+            f"protected header needs enc={ENC}, typ={TYP}{cty} and no other "
             f"parameters than {sorted(_PER_RECIPIENT)}; got {sorted(protected)}",
         )
-    unprotected = doc.get("unprotected")
-    if (
-        not isinstance(unprotected, dict)
-        or unprotected.keys() != {OUTER_SIG_MEMBER}
-        or not isinstance(unprotected[OUTER_SIG_MEMBER], str)
-        or not unprotected[OUTER_SIG_MEMBER].isascii()
-    ):
-        raise _fail(Reason.MALFORMED, f"unprotected header must be {{{OUTER_SIG_MEMBER!r}: str}}")
+    outer_sig, batch = _unprotected(doc.get("unprotected"), header.version)
     shared = {k: v for k, v in protected.items() if k in _PER_RECIPIENT}
     try:  # the common shape first: a kid in every recipient's own header
         kids = tuple(entry["header"]["kid"] for entry in recipients)
@@ -332,9 +287,54 @@ def parse_envelope(data: bytes, limits: Limits) -> ParsedEnvelope:
         iv,
         ciphertext,
         tag,
-        unprotected[OUTER_SIG_MEMBER],
+        outer_sig,
         entries,
+        batch,
     )
+
+
+def _unprotected(unprotected: object, version: int) -> tuple[str, BatchProof | None]:
+    """Version 1's outer signature, or version 2's batch proof."""
+    if version == 1:
+        if (
+            not isinstance(unprotected, dict)
+            or unprotected.keys() != {OUTER_SIG_MEMBER}
+            or not isinstance(unprotected[OUTER_SIG_MEMBER], str)
+            or not unprotected[OUTER_SIG_MEMBER].isascii()
+        ):
+            raise _fail(
+                Reason.MALFORMED, f"unprotected header must be {{{OUTER_SIG_MEMBER!r}: str}}"
+            )
+        return unprotected[OUTER_SIG_MEMBER], None
+    if not isinstance(unprotected, dict) or unprotected.keys() != {BATCH_MEMBER}:
+        raise _fail(Reason.MALFORMED, f"unprotected header must be {{{BATCH_MEMBER!r}: {{...}}}}")
+    return "", _batch_proof(unprotected[BATCH_MEMBER])
+
+
+def _batch_proof(member: object) -> BatchProof:
+    """Version 2's batch member: its five members, of the right types and sizes."""
+    if not isinstance(member, dict) or member.keys() != _BATCH_KEYS:
+        raise _fail(Reason.MALFORMED, f"{BATCH_MEMBER} must have exactly {sorted(_BATCH_KEYS)}")
+    sig, size, index, path, commit = (member[k] for k in ("sig", "size", "index", "path", "commit"))
+    if not (
+        isinstance(sig, str)
+        and sig.isascii()
+        and type(size) is int
+        and 1 <= size <= MAX_BATCH
+        and type(index) is int
+        and 0 <= index < size
+        and isinstance(path, list)
+        and len(path) <= (size - 1).bit_length()
+        and all(isinstance(p, str) and len(p) == _HASH_CHARS for p in path)
+        and isinstance(commit, str)
+        and len(commit) == _HASH_CHARS
+    ):
+        raise _fail(
+            Reason.MALFORMED,
+            f"{BATCH_MEMBER}: sig a string, 1 <= size <= {MAX_BATCH}, 0 <= index < size, path "
+            "at most log2(size) 32-byte hashes and commit one, in base64url",
+        )
+    return BatchProof(sig, size, index, tuple(path), commit)
 
 
 def _kid(index: int, entry: object, shared: dict[str, Any]) -> str:

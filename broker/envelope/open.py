@@ -25,17 +25,23 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from pydantic import ValidationError
 
-from broker._crypto import ContentKey, ecdh_es_a256kw_unwrap, sha256
+from broker._crypto import ContentKey, content_commitment, ecdh_es_a256kw_unwrap, sha256
 from broker._jose import signing_input, split_compact
+from broker.envelope._checks import b64_field, jws_header, sender_key
+from broker.envelope._v2 import (
+    SALT_LABEL,
+    V2_EVIDENCE,
+    VerifiedBatches,
+    check_batch,
+    verify_evidence,
+)
 from broker.envelope._wire import (
-    ALG_SIG,
     HEADER_MEMBER,
     INNER_TYP,
     OUTER_TYP,
     Limits,
     ParsedEnvelope,
     RecipientEntry,
-    b64d,
     b64e,
     check_times,
     decode_header,
@@ -69,54 +75,10 @@ class VerifiedMessage(Generic[T]):
     content: T
     sender_key: SigningKeyRecord
     signed: bytes = b""
-    """The sender's inner JWS (compact, ASCII): the header and payload it signed. It proves
-    to anyone holding the directory what the sender said (:func:`verify_signed`), and opens
-    nothing else: no key travels with it."""
-
-
-def _b64(text: str | bytes, what: str) -> bytes:
-    try:
-        return b64d(text)
-    except ValueError as exc:
-        raise VerificationError(Reason.MALFORMED, f"{what}: {exc}") from exc
-
-
-def _sender(header: RoutingHeader, directory: Directory, now: datetime) -> SigningKeyRecord:
-    record = directory.snapshot.signing_key(header.sender_kid)
-    if record is None:
-        raise VerificationError(
-            Reason.UNKNOWN_KEY, f"signing key {header.sender_kid} is not in the directory"
-        )
-    if record.agency != header.sender:
-        raise VerificationError(
-            Reason.HEADER_MISMATCH,
-            f"header names sender {header.sender!r} but key {record.kid} is {record.agency!r}'s",
-        )
-    problem = record.problem(now=now, made_at=header.created_at)
-    if problem is not None:
-        raise VerificationError(Reason(problem[0]), problem[1])
-    return record
-
-
-def _jws_header(text: str, kid: str, typ: str, limits: Limits) -> dict[str, Any]:
-    header = decode_header(text, limits, f"{typ} header")
-    allowed = {"alg", "kid", "typ", HEADER_MEMBER} if typ == INNER_TYP else {"alg", "kid", "typ"}
-    if header.keys() != allowed:
-        raise VerificationError(
-            Reason.MALFORMED,
-            f"{typ} header has members {sorted(header)}; expected {sorted(allowed)}",
-        )
-    if header.get("alg") != ALG_SIG or header.get("typ") != typ:
-        raise VerificationError(
-            Reason.BAD_SIGNATURE,
-            f"{typ} must be alg={ALG_SIG}, typ={typ}; got alg={header.get('alg')!r}",
-        )
-    if header.get("kid") != kid:
-        raise VerificationError(
-            Reason.HEADER_MISMATCH,
-            f"{typ} is signed with key {header.get('kid')!r}; the routing header says {kid}",
-        )
-    return header
+    """Evidence of what the sender signed, compact and ASCII: in version 1 its inner JWS;
+    in version 2 ``B64(envelope) "." B64(payload) "." B64(salt)``. It proves to anyone
+    holding the directory what the sender said (:func:`verify_signed`), and opens nothing
+    else: no key travels with it."""
 
 
 def verify_envelope(
@@ -131,14 +93,30 @@ def verify_envelope(
     parsed = parse_envelope(data, limits)
     header = parsed.header
     check_times(header, now, limits)
-    record = _sender(header, directory, now)
+    record = sender_key(header, directory, now)
+    if parsed.batch is not None:
+        check_batch(parsed, record, limits, b64_field(parsed.batch.commit, "commit"))
+    else:
+        _check_outer(parsed, record, limits)
+    if replay_guard is not None and replay_guard.seen(
+        header.sender, header.message_id, header.expires_at, now
+    ):
+        raise VerificationError(
+            Reason.REPLAY, f"message {header.message_id} of {header.sender} was seen before"
+        )
+    return header
+
+
+def _check_outer(parsed: ParsedEnvelope, record: SigningKeyRecord, limits: Limits) -> None:
+    """Version 1: the sender's detached outer signature over the whole envelope."""
+    header = parsed.header
     try:
         outer_header, body, signature = split_compact(parsed.outer_sig.encode("ascii"))
     except ValueError:
         body = b"-"
     if body:
         raise VerificationError(Reason.MALFORMED, "outer signature is not a detached JWS")
-    _jws_header(outer_header.decode("ascii"), header.sender_kid, OUTER_TYP, limits)
+    jws_header(outer_header.decode("ascii"), header.sender_kid, OUTER_TYP, limits)
     digest = sha256(
         outer_digest_input(
             parsed.protected.encode(),
@@ -149,15 +127,8 @@ def verify_envelope(
         )
     )
     signed = signing_input(outer_header, b64e(digest))
-    if not record.key.verify(_b64(signature, "outer signature"), signed):
+    if not record.key.verify(b64_field(signature, "outer signature"), signed):
         raise VerificationError(Reason.BAD_SIGNATURE, "outer envelope signature does not verify")
-    if replay_guard is not None and replay_guard.seen(
-        header.sender, header.message_id, header.expires_at, now
-    ):
-        raise VerificationError(
-            Reason.REPLAY, f"message {header.message_id} of {header.sender} was seen before"
-        )
-    return header
 
 
 class Opener:
@@ -183,6 +154,8 @@ class Opener:
         self._replay_guard = replay_guard
         self._cache: OrderedDict[_CacheKey, ContentKey] = OrderedDict()
         self._cache_size = cache_size
+        self._verified: VerifiedBatches = OrderedDict()
+        self._verified_in: object = None
 
     @property
     def directory(self) -> Directory:
@@ -203,21 +176,29 @@ class Opener:
         self, data: bytes, now: datetime, *, parse: Callable[[bytes], Any] = bytes
     ) -> VerifiedMessage[Any]:
         """Decrypt and verify ``data``; raises only :class:`VerificationError`."""
+        snapshot = self._directory.snapshot
+        if snapshot is not self._verified_in:  # a new directory: verify every batch afresh
+            self._verified.clear()
+            self._verified_in = snapshot
         parsed = parse_envelope(data, self._limits)
         header = parsed.header
         check_times(header, now, self._limits)
         mine = self._my_entry(parsed)
-        record = _sender(header, self._directory, now)
+        record = sender_key(header, self._directory, now)
         key = self._content_key(mine)
-        jws = key.decrypt(
-            _b64(parsed.iv, "iv"),
-            _b64(parsed.ciphertext, "ciphertext"),
-            _b64(parsed.tag, "tag"),
+        iv = b64_field(parsed.iv, "iv")
+        plaintext = key.decrypt(
+            iv, b64_field(parsed.ciphertext, "ciphertext"), b64_field(parsed.tag, "tag"),
             parsed.protected.encode(),
-        )
-        if jws is None:
+        )  # fmt: skip
+        if plaintext is None:
             raise VerificationError(Reason.DECRYPT_FAILED, "AES-GCM authentication failed")
-        payload = self._verify_inner(jws, parsed, record)
+        if parsed.batch is None:
+            payload = self._verify_inner(plaintext, parsed, record)
+            evidence = plaintext
+        else:
+            payload = plaintext
+            evidence = self._verify_batch(data, parsed, record, key=key, iv=iv, payload=payload)
         guard = self._replay_guard
         if guard is not None and guard.seen(
             header.sender, header.message_id, header.expires_at, now
@@ -229,7 +210,7 @@ class Opener:
             content = parse(payload)
         except (ValidationError, SchemaValidationError, ValueError, TypeError) as exc:
             raise VerificationError(Reason.INVALID_REPORT, str(exc)) from exc
-        return VerifiedMessage(header, payload, content, record, jws)
+        return VerifiedMessage(header, payload, content, record, evidence)
 
     def _my_entry(self, parsed: ParsedEnvelope) -> RecipientEntry:
         keys = self._identity.decryption_keys
@@ -249,10 +230,12 @@ class Opener:
         if cached is not None:
             self._cache.move_to_end(cache_key)
             return cached
-        epk = _b64(mine.epk_x, "epk")
+        epk = b64_field(mine.epk_x, "epk")
         if len(epk) != 32 or epk[31] & 0x80:  # RFC 7748 keys are < 2**255: no malleable bit
             raise VerificationError(Reason.MALFORMED, "epk is not a canonical X25519 key")
-        cek = ecdh_es_a256kw_unwrap(keys[mine.kid], epk, _b64(mine.encrypted_key, "encrypted_key"))
+        cek = ecdh_es_a256kw_unwrap(
+            keys[mine.kid], epk, b64_field(mine.encrypted_key, "encrypted_key")
+        )
         if cek is None:
             raise VerificationError(Reason.DECRYPT_FAILED, "content key does not unwrap")
         key = ContentKey(cek)
@@ -261,6 +244,30 @@ class Opener:
             self._cache.popitem(last=False)
         return key
 
+    def _verify_batch(
+        self,
+        data: bytes,
+        parsed: ParsedEnvelope,
+        record: SigningKeyRecord,
+        *,
+        key: ContentKey,
+        iv: bytes,
+        payload: bytes,
+    ) -> bytes:
+        """Version 2: the payload is what the sender committed to under this very content
+        key, and the envelope is in a batch the sender signed. Returns the evidence."""
+        batch = parsed.batch
+        assert batch is not None  # noqa: S101 - only called for version 2
+        salt, commit = content_commitment(key.raw, iv, payload, SALT_LABEL)
+        if b64e(commit).decode("ascii") != batch.commit:
+            raise VerificationError(
+                Reason.BAD_SIGNATURE,
+                "the content decrypted with my key is not what the sender committed to (a "
+                "content key the other recipients do not share, or a tampered commitment)",
+            )
+        check_batch(parsed, record, self._limits, commit, self._verified)
+        return b".".join((b64e(data), b64e(payload), b64e(salt)))
+
     def _verify_inner(self, jws: bytes, parsed: ParsedEnvelope, record: SigningKeyRecord) -> bytes:
         try:
             protected, body, signature = split_compact(jws)
@@ -268,11 +275,11 @@ class Opener:
             raise VerificationError(Reason.MALFORMED, f"inner content: {exc}") from exc
         if not protected:
             raise VerificationError(Reason.MALFORMED, "inner content has an empty JWS header")
-        header = _jws_header(
+        header = jws_header(
             protected.decode("latin-1"), parsed.header.sender_kid, INNER_TYP, self._limits
         )
         if not record.key.verify(
-            _b64(signature, "inner signature"), signing_input(protected, body)
+            b64_field(signature, "inner signature"), signing_input(protected, body)
         ):
             raise VerificationError(Reason.BAD_SIGNATURE, "inner report signature does not verify")
         if not same_json(header.get(HEADER_MEMBER), parsed.header_json):
@@ -280,7 +287,7 @@ class Opener:
                 Reason.HEADER_MISMATCH,
                 "the clear routing header differs from the copy the sender signed",
             )
-        return _b64(body, "payload")
+        return b64_field(body, "payload")
 
 
 def verify_signed(
@@ -295,17 +302,20 @@ def verify_signed(
             Reason.OVERSIZED, f"signed content is {len(signed)} bytes; at most "
             f"{limits.max_envelope_bytes}",
         )  # fmt: skip
+    if signed.startswith(V2_EVIDENCE):
+        parsed, record, payload = verify_evidence(signed, directory, now, limits)
+        return VerifiedMessage(parsed.header, payload, payload, record, signed)
     try:
         protected, body, signature = split_compact(signed)
     except ValueError as exc:
         raise VerificationError(Reason.MALFORMED, f"signed content: {exc}") from exc
     raw = decode_header(protected.decode("latin-1"), limits, f"{INNER_TYP} header")
     header = routing_header(raw.get(HEADER_MEMBER), "signed content")
-    _jws_header(protected.decode("latin-1"), header.sender_kid, INNER_TYP, limits)
-    record = _sender(header, directory, now)
-    if not record.key.verify(_b64(signature, "signature"), signing_input(protected, body)):
+    jws_header(protected.decode("latin-1"), header.sender_kid, INNER_TYP, limits)
+    record = sender_key(header, directory, now)
+    if not record.key.verify(b64_field(signature, "signature"), signing_input(protected, body)):
         raise VerificationError(Reason.BAD_SIGNATURE, "the signed content does not verify")
-    payload = _b64(body, "payload")
+    payload = b64_field(body, "payload")
     return VerifiedMessage(header, payload, payload, record, signed)
 
 

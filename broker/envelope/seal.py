@@ -14,22 +14,34 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import orjson
 
-from broker._crypto import CEK_BYTES, IV_BYTES, ContentKey, RandomBytes, ecdh_es_a256kw_wrap, sha256
+from broker._crypto import (
+    CEK_BYTES,
+    IV_BYTES,
+    ContentKey,
+    RandomBytes,
+    content_commitment,
+    ecdh_es_a256kw_wrap,
+    sha256,
+)
 from broker._jose import sign_compact
+from broker.envelope._merkle import tree
+from broker.envelope._v2 import SALT_LABEL, PendingEnvelope, leaf_of, tree_head
 from broker.envelope._wire import (
     ALG_KEY_WRAP,
     ALG_SIG,
+    BATCH_TYP,
     CTY,
     ENC,
     HEADER_MEMBER,
     INNER_TYP,
+    MAX_BATCH,
     OUTER_SIG_MEMBER,
     OUTER_TYP,
     TYP,
@@ -91,6 +103,9 @@ class Sealer:
     ``epoch_messages`` (default 2**20) keeps the chance of a random 96-bit IV repeating
     under one content key below 2**-57; ``epoch_age`` (default 15 minutes) bounds what one
     leaked content key exposes. Both are capped at safe maxima.
+
+    ``version`` 1 signs every envelope twice (inside and outside the JWE); version 2 signs
+    a batch once (:meth:`seal_batch`), each envelope carrying its inclusion proof.
     """
 
     MAX_EPOCH_MESSAGES = 2**32 // 1024
@@ -106,7 +121,10 @@ class Sealer:
         epoch_messages: int = 2**20,
         epoch_age: timedelta = timedelta(minutes=15),
         max_epochs: int = 64,
+        version: int = 1,
     ) -> None:
+        if version not in (1, 2):
+            raise ConfigError(f"envelope version must be 1 or 2, not {version!r}")
         if not 1 <= epoch_messages <= self.MAX_EPOCH_MESSAGES:
             raise ConfigError(f"epoch_messages must be 1..{self.MAX_EPOCH_MESSAGES}")
         if not timedelta(0) < epoch_age <= self.MAX_EPOCH_AGE:
@@ -120,8 +138,12 @@ class Sealer:
         self._max_epochs = max_epochs
         self._epochs: OrderedDict[tuple[str, ...], _Epoch] = OrderedDict()
         self.epochs_started = 0
+        self.version = version
         self._outer_header = b64e(
             orjson.dumps({"alg": ALG_SIG, "kid": identity.signing_kid, "typ": OUTER_TYP})
+        )
+        self._batch_header = b64e(
+            orjson.dumps({"alg": ALG_SIG, "kid": identity.signing_kid, "typ": BATCH_TYP})
         )
 
     @property
@@ -138,12 +160,11 @@ class Sealer:
         Raises :class:`ConfigError` if ``header`` names another sender or key, and
         :class:`AuthorizationError` if a key involved is unknown, revoked or expired.
         """
+        if self.version == 2:
+            [envelope] = self.seal_batch([(header, payload)])
+            return envelope
+        self._check_sender(header)
         identity = self._identity
-        if header.sender != identity.agency or header.sender_kid != identity.signing_kid:
-            raise ConfigError(
-                f"header names sender {header.sender!r} key {header.sender_kid!r}; this sealer "
-                f"is {identity.agency!r} key {identity.signing_kid!r}"
-            )
         now = self._clock()
         self._check_own_key(now, header.created_at)
         epoch = self._epoch(header, now)
@@ -181,6 +202,68 @@ class Sealer:
                 b'"}',
             )
         )
+
+    def seal_batch(self, items: Sequence[tuple[RoutingHeader, bytes]]) -> list[bytes]:
+        """The envelopes of ``items`` (header, payload), in order, as one or more batches.
+
+        Version 2: envelopes with the same recipients share a tree of at most
+        :data:`MAX_BATCH` leaves and one signature over its head; a recipient therefore sees
+        proofs only of envelopes it could open anyway. Every check :meth:`seal` makes is
+        made for every item before anything is signed. Version 1 seals them one by one.
+        """
+        if self.version == 1:
+            return [self.seal(header, payload) for header, payload in items]
+        now = self._clock()
+        leaves = [self._leaf(header, payload, now) for header, payload in items]
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for at, leaf in enumerate(leaves):
+            groups.setdefault(leaf.kids, []).append(at)
+        envelopes: list[bytes] = [b""] * len(leaves)
+        for members in groups.values():
+            for start in range(0, len(members), MAX_BATCH):
+                chunk = members[start : start + MAX_BATCH]
+                root, proofs = tree([leaves[at].hash for at in chunk])
+                head = tree_head(root, len(chunk))
+                sig = sign_compact(
+                    self._batch_header, head, self._identity.signing_key, detached=True
+                )
+                size = str(len(chunk)).encode()
+                for index, (at, proof) in enumerate(zip(chunk, proofs, strict=True)):
+                    envelopes[at] = leaves[at].envelope(sig, size, index, proof)
+        return envelopes
+
+    def _leaf(self, header: RoutingHeader, payload: bytes, now: datetime) -> PendingEnvelope:
+        """Encrypt one payload (version 2) and hash it as a leaf of its batch's tree."""
+        self._check_sender(header)
+        self._check_own_key(now, header.created_at)
+        epoch = self._epoch(header, now)
+        routing = header.model_dump(mode="json")
+        routing["version"] = 2
+        protected = b64e(orjson.dumps({"enc": ENC, "typ": TYP, HEADER_MEMBER: routing}))
+        iv = self._random(IV_BYTES)
+        ciphertext, tag = epoch.key.encrypt(iv, payload, protected)
+        epoch.count += 1
+        _, commit = content_commitment(epoch.key.raw, iv, payload, SALT_LABEL)
+        iv_b, ct_b, tag_b = b64e(iv), b64e(ciphertext), b64e(tag)
+        digest_input = outer_digest_input(protected, iv_b, ct_b, tag_b, epoch.digest_tail)
+        return PendingEnvelope(
+            header.recipients,
+            leaf_of(digest_input, commit),
+            protected,
+            b64e(commit),
+            epoch.recipients_json,
+            iv_b,
+            ct_b,
+            tag_b,
+        )
+
+    def _check_sender(self, header: RoutingHeader) -> None:
+        identity = self._identity
+        if header.sender != identity.agency or header.sender_kid != identity.signing_kid:
+            raise ConfigError(
+                f"header names sender {header.sender!r} key {header.sender_kid!r}; this sealer "
+                f"is {identity.agency!r} key {identity.signing_kid!r}"
+            )
 
     def _check_own_key(self, now: datetime, made_at: datetime) -> None:
         record = self._directory.snapshot.signing_key(self._identity.signing_kid)

@@ -339,7 +339,7 @@ def test_the_outer_signature_cannot_be_replaced_by_another_agency() -> None:
 def test_unsupported_version() -> None:
     world = make_world(10)
     customs = world.ids["customs"]
-    routing = {**_routing(world, to=("anf",)), "version": 2, "new_field": True}
+    routing = {**_routing(world, to=("anf",)), "version": 3, "new_field": True}
     data = forge(
         clear=routing,
         signed=routing,

@@ -132,3 +132,26 @@ def test_the_opener_cache_is_keyed_by_the_wrapped_key(world: World) -> None:
     b = world.sealer().seal(world.header(), b"b")  # another sealer: another epoch and CEK
     assert opener.open(a, NOW).payload == b"a"
     assert opener.open(b, NOW).payload == b"b"
+
+
+def test_jwcrypto_and_joserfc_decrypt_a_version_two_envelope_to_the_report_itself(
+    world: World,
+) -> None:
+    [data, _] = world.sealer(version=2).seal_batch(
+        [(world.header(to=("anf", "fia")), b'{"x":3}'), (world.header(to=("anf", "fia")), b"{}")]
+    )
+    for agency in ("anf", "fia"):
+        token = jwcrypto_jwe.JWE()
+        token.deserialize(data.decode(), key=_private_jwcrypto(world.ids[agency]))
+        assert token.payload == b'{"x":3}'  # no JWS inside: one routing header, one base64
+    anf = world.ids["anf"]
+    registry = joserfc_jwe.JWERegistry(
+        header_registry={
+            "fusionbus": HeaderParameter("routing header", _any),
+            "fusionbus_batch": HeaderParameter("batch proof", _any),
+        },
+        verify_all_recipients=False,
+    )
+    key = OKPKey.import_key(anf.decryption_keys[anf.encryption_kid].to_pem())
+    result = joserfc_jwe.decrypt_json(orjson.loads(data), key, registry=registry)
+    assert result.plaintext == b'{"x":3}'
