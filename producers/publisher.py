@@ -29,13 +29,14 @@ import structlog
 
 from broker.audit import Act, AuditWriter, sha256_hex
 from broker.config import KafkaSettings
-from broker.envelope import Sealer, expiry_of, seal_report
+from broker.envelope import Sealer, expiry_of, report_item
 from broker.errors import AuthorizationError, ConfigError, FusionbusError
 from broker.keys import Identity
 from broker.provisioning.topics import ensure_topics
 from broker.topics import Header, report_topic
 from broker.transport import kafka_error, send_fault
 from producers._client import ProducerClient
+from producers._signer import BatchSigner
 from producers.outbox import Backlog, ExpiredError, Outbox, Queued, Sealed
 from schemas import Report
 
@@ -125,6 +126,7 @@ class Publisher(ProducerClient):
         outbox: Outbox | None = None,
         ack_wait_s: float = 10.0,
         on_settled: Settled | None = None,
+        envelope_version: int = 2,
     ) -> None:
         super().__init__(settings)
         self._identity = identity
@@ -133,7 +135,8 @@ class Publisher(ProducerClient):
         self._policy = policy
         self._clock = clock
         self._partitions = topic_partitions
-        self._sealer = Sealer(identity, directory, clock=clock)
+        self._sealer = Sealer(identity, directory, clock=clock, version=envelope_version)
+        self._signer = BatchSigner(self._sealer)
         self._topics: set[str] = set()
         self._threads: OrderedDict[uuid.UUID, uuid.UUID] = OrderedDict()
         self._unsent: OrderedDict[uuid.UUID, tuple[Report, Sealed]] = OrderedDict()
@@ -187,7 +190,7 @@ class Publisher(ProducerClient):
         not send (another sender, no recipient) raises at once and nothing is published. With
         an outbox, a batch that does not fit raises :class:`OutboxFullError` and nothing is taken.
         """
-        sealed = [self._seal(report) for report in reports]
+        sealed = await self._seal_all(reports)
         if self.outbox is not None:
             return await self._accept(sealed)
         if self._producer is None and self.renewals:  # a renewal failed: try once more
@@ -384,34 +387,48 @@ class Publisher(ProducerClient):
         if self._on_settled is not None:
             self._on_settled(message_id, result)
 
-    def _seal(self, report: Report) -> tuple[Report, Sealed]:
-        if report.sender != self._identity.agency:
-            raise AuthorizationError(
-                f"report {report.message_id} names sender {report.sender!r}, but this publisher "
-                f'signs as {self._identity.agency!r}; set "sender": '
-                f'"{self._identity.agency}" or publish with --agency {report.sender}.'
+    async def _seal_all(self, reports: Sequence[Report]) -> list[tuple[Report, Sealed]]:
+        """Check every report, then seal the new ones in one batch (a report sent again
+        after a transient failure keeps the bytes of its first attempt)."""
+        kept: dict[int, tuple[Report, Sealed]] = {}
+        todo: list[tuple[int, Report, tuple[str, ...]]] = []
+        for at, report in enumerate(reports):
+            if report.sender != self._identity.agency:
+                raise AuthorizationError(
+                    f"report {report.message_id} names sender {report.sender!r}, but this "
+                    f'publisher signs as {self._identity.agency!r}; set "sender": '
+                    f'"{self._identity.agency}" or publish with --agency {report.sender}.'
+                )
+            previous = self._unsent.get(report.message_id)
+            if previous is not None and previous[0] == report:
+                kept[at] = previous
+                continue
+            kids = tuple(self._policy.recipients(report, self._clock()))
+            if not kids:
+                raise ConfigError(
+                    f"no agency is entitled to receive report {report.message_id} "
+                    f"({report.category} in {report.jurisdiction}); grant one with "
+                    "`fusionbus agency grant`."
+                )
+            todo.append((at, report, kids))
+        items = [report_item(self._sealer, report, kids) for _, report, kids in todo]
+        envelopes = await self._signer.seal(items) if items else []
+        accepted_at = self._clock()
+        for (at, report, kids), envelope in zip(todo, envelopes, strict=True):
+            kept[at] = (
+                report,
+                Sealed(
+                    message_id=report.message_id,
+                    topic=report_topic(report.sender, report.jurisdiction, report.category),
+                    key=str(self._thread_of(report)).encode(),
+                    envelope=envelope,
+                    headers=tuple(routing_headers(report)),
+                    kids=kids,
+                    accepted_at=accepted_at,
+                    expires_at=expiry_of(report),
+                ),
             )
-        kept = self._unsent.get(report.message_id)
-        if kept is not None and kept[0] == report:
-            return kept  # sent again: the very bytes of the first attempt
-        kids = tuple(self._policy.recipients(report, self._clock()))
-        if not kids:
-            raise ConfigError(
-                f"no agency is entitled to receive report {report.message_id} "
-                f"({report.category} in {report.jurisdiction}); grant one with "
-                "`fusionbus agency grant`."
-            )
-        envelope = seal_report(self._sealer, report, kids)
-        return report, Sealed(
-            message_id=report.message_id,
-            topic=report_topic(report.sender, report.jurisdiction, report.category),
-            key=str(self._thread_of(report)).encode(),
-            envelope=envelope,
-            headers=tuple(routing_headers(report)),
-            kids=kids,
-            accepted_at=self._clock(),
-            expires_at=expiry_of(report),
-        )
+        return [kept[at] for at in range(len(reports))]
 
     def _agencies(self, kids: Sequence[str]) -> list[str]:
         """The agencies other than this one whose encryption keys ``kids`` are."""

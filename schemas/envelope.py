@@ -37,8 +37,8 @@ __all__ = [
     "TlpLabel",
 ]
 
-ENVELOPE_VERSION: Final = 1
-"""The envelope format a header names unless told otherwise; see ``docs/envelope.md``."""
+ENVELOPE_VERSION: Final = 2
+"""The envelope format this code writes unless told otherwise; see ``docs/envelope.md``."""
 ENVELOPE_VERSIONS: Final = (1, 2)
 """The envelope formats this code reads: 1 (a signature per report, nested in the JWE)
 and 2 (one signature per batch, a Merkle inclusion proof per envelope)."""

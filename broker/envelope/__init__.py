@@ -32,6 +32,7 @@ from broker.envelope.report import (
     expiry_of,
     header_for,
     open_report,
+    report_item,
     seal_report,
 )
 from broker.envelope.seal import Sealer, seal_envelope
@@ -59,6 +60,7 @@ __all__ = [
     "open_inbox_message",
     "open_notice",
     "open_report",
+    "report_item",
     "seal_envelope",
     "seal_feedback",
     "seal_notice",

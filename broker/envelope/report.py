@@ -26,6 +26,7 @@ __all__ = [
     "header_for",
     "open_report",
     "refuse_unsendable",
+    "report_item",
     "seal_report",
 ]
 
@@ -127,9 +128,22 @@ def seal_report(
     Refuses (:class:`SchemaValidationError`, naming the field and the allowed range) a
     report its recipients would reject on arrival: made further in the future than the
     allowed clock skew, or already expired."""
+    return sealer.seal(*report_item(sealer, report, recipients, ttl=ttl, limits=limits))
+
+
+def report_item(
+    sealer: Sealer,
+    report: ReportLike,
+    recipients: Sequence[str],
+    *,
+    ttl: timedelta = DEFAULT_TTL,
+    limits: Limits = Limits(),  # noqa: B008 - frozen, immutable default
+) -> tuple[RoutingHeader, bytes]:
+    """What :func:`seal_report` seals, checked the same way: the header and the payload,
+    for :meth:`Sealer.seal_batch`."""
     header = header_for(report, sealer.signing_kid, recipients, ttl=ttl, limits=limits)
     refuse_unsendable(header, sealer.now(), limits)
-    return sealer.seal(header, report.model_dump_json().encode())
+    return header, report.model_dump_json().encode()
 
 
 def refuse_unsendable(header: RoutingHeader, now: datetime, limits: Limits) -> None:

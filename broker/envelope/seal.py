@@ -121,7 +121,7 @@ class Sealer:
         epoch_messages: int = 2**20,
         epoch_age: timedelta = timedelta(minutes=15),
         max_epochs: int = 64,
-        version: int = 1,
+        version: int = 2,
     ) -> None:
         if version not in (1, 2):
             raise ConfigError(f"envelope version must be 1 or 2, not {version!r}")
@@ -169,6 +169,7 @@ class Sealer:
         self._check_own_key(now, header.created_at)
         epoch = self._epoch(header, now)
         routing = header.model_dump(mode="json")
+        routing["version"] = 1
         inner_header = {
             "alg": ALG_SIG,
             "kid": identity.signing_kid,

@@ -163,19 +163,20 @@ class _Builder:
         revoked = trust.signing_key(self.ids[REVOKED].signing_kid)
         assert revoked is not None
         self.trust = trust.with_keys(replace(revoked, revoked_at=NOW - timedelta(hours=1)))
-        self.sealers: dict[str, Sealer] = {}
+        self.sealers: dict[tuple[str, int], Sealer] = {}
         self.bases: list[Base] = []
         self.offset = 0
 
     def kids(self, agencies: Sequence[str]) -> tuple[str, ...]:
         return tuple(self.ids[a].encryption_kid for a in agencies)
 
-    def sealer(self, sender: str) -> Sealer:
-        if sender not in self.sealers:
-            self.sealers[sender] = Sealer(
-                self.ids[sender], self.trust, clock=lambda: NOW, random=self.rng.randbytes
-            )
-        return self.sealers[sender]
+    def sealer(self, sender: str, version: int = 1) -> Sealer:
+        if (sender, version) not in self.sealers:
+            self.sealers[sender, version] = Sealer(
+                self.ids[sender], self.trust, clock=lambda: NOW, random=self.rng.randbytes,
+                version=version,
+            )  # fmt: skip
+        return self.sealers[sender, version]
 
     def add(
         self,
@@ -211,10 +212,12 @@ class _Builder:
         **changes: Any,
     ) -> None:
         report = _report(self.rng, sender, category, jurisdiction, **changes)
-        sealer = self.sealer(sender)
-        header = header_for(report, sealer.signing_kid, self.kids(to))
-        value = sealer.seal(header, report.model_dump_json().encode())
-        self.add(name, value, header, report, intake=intake, raw=raw)
+        for version, called in ((1, name), (2, f"{name}-v2")):  # both formats are in use
+            sealer = self.sealer(sender, version)
+            header = header_for(report, sealer.signing_kid, self.kids(to))
+            value = sealer.seal(header, report.model_dump_json().encode())
+            opened = header.model_copy(update={"version": version})
+            self.add(called, value, opened, report, intake=intake, raw=raw)
 
     def header(self, sender: str, to: Sequence[str], **values: Any) -> RoutingHeader:
         fields: dict[str, Any] = {
@@ -229,6 +232,7 @@ class _Builder:
             "expires_at": NOW + timedelta(hours=12),
             "recipients": self.kids(to),
             "schema_version": "1.0",
+            "version": 1,  # the forgeries built here have version 1's shape
         }
         fields.update(values)
         return RoutingHeader.model_validate(fields)

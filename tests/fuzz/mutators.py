@@ -297,8 +297,11 @@ class Mutator:
             target = MIB + rng.choice((-1, 0, 1, 2, -4096))
             member = rng.choice(("ciphertext", "iv", "tag", "unprotected"))
             filler = "A" * max(0, target - len(base.value))
-            if member == "unprotected":
+            if member == "unprotected" and "fusionbus_sig" in doc["unprotected"]:
                 value = {"fusionbus_sig": doc["unprotected"]["fusionbus_sig"] + filler}
+            elif member == "unprotected":  # version 2: pad the batch signature
+                batch = doc["unprotected"]["fusionbus_batch"]
+                value = {"fusionbus_batch": {**batch, "sig": batch["sig"] + filler}}
             else:
                 value = doc[member] + filler
             data = dump({**doc, member: value})

@@ -99,6 +99,8 @@ def test_the_generator_reaches_every_family_and_position() -> None:
         "protected>b64json>enc",
         "unprotected>fusionbus_sig>part0>b64json>alg",
         "unprotected>fusionbus_sig>part2",
+        "unprotected>fusionbus_batch>path",
+        "unprotected>fusionbus_batch>commit",
         "recipients>0>header>epk>x",
         "recipients>0>encrypted_key",
         "ciphertext",

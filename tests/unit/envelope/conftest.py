@@ -72,8 +72,15 @@ class World:
     def opener(self, agency: str, **kw: Any) -> Opener:
         return Opener(self.ids[agency], self, **kw)
 
-    def seal(self, payload: bytes = b'{"report":1}', sender: str = "customs", **kw: Any) -> bytes:
-        return self.sealer(sender).seal(self.header(sender, **kw), payload)
+    def seal(
+        self,
+        payload: bytes = b'{"report":1}',
+        sender: str = "customs",
+        *,
+        version: int = 2,
+        **kw: Any,
+    ) -> bytes:
+        return self.sealer(sender, version=version).seal(self.header(sender, **kw), payload)
 
 
 def make_world(seed: int = 7) -> World:

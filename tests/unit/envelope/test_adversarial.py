@@ -30,7 +30,7 @@ from .conftest import NOW, World, make_world
 from .forge import flip, forge, resign_outer
 
 WORLD = make_world(3)
-ENVELOPE = WORLD.seal(b'{"report":"original"}', to=("anf", "fia"))
+ENVELOPE = WORLD.seal(b'{"report":"original"}', to=("anf", "fia"), version=1)
 DOC = orjson.loads(ENVELOPE)
 OPENER = WORLD.opener("anf")
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -205,7 +205,8 @@ def test_wrong_recipient() -> None:
 
 
 def _routing(world: World, **changes: Any) -> dict[str, Any]:
-    return world.header(**changes).model_dump(mode="json")
+    """A version-1 routing header (the forgeries here are version-1 envelopes)."""
+    return world.header(version=1, **changes).model_dump(mode="json")
 
 
 def test_re_signed_by_another_agency() -> None:
@@ -278,7 +279,7 @@ def _decrypt_as(world: World, agency: str, data: bytes) -> bytes:
 @pytest.mark.parametrize("category", ["arms", "wildlife"])
 def test_a_recipient_relabels_the_clear_header(category: str) -> None:
     world = make_world(8)
-    original = world.seal(to=("anf", "fia"))
+    original = world.seal(to=("anf", "fia"), version=1)
     jws = _decrypt_as(world, "anf", original)  # anf holds the signed report ...
     signed = orjson.loads(original)
     routing = orjson.loads(_b64d(signed["protected"]))["fusionbus"]
@@ -307,7 +308,7 @@ def _b64d(text: str) -> bytes:
 
 def test_surreptitious_forwarding_is_detected() -> None:
     world = make_world(9)
-    original = world.seal(b'{"for":"anf only"}', to=("anf",))
+    original = world.seal(b'{"for":"anf only"}', to=("anf",), version=1)
     jws = _decrypt_as(world, "anf", original)
     routing = orjson.loads(_b64d(orjson.loads(original)["protected"]))["fusionbus"]
     anf = world.ids["anf"]

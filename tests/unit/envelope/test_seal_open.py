@@ -53,10 +53,11 @@ def test_one_shot_functions_and_parse(world: World) -> None:
     assert caught.value.reason == Reason.INVALID_REPORT
 
 
-def test_the_envelope_is_one_general_json_jwe(world: World) -> None:
-    doc = orjson.loads(world.seal())
+@pytest.mark.parametrize(("version", "unprotected"), [(1, "fusionbus_sig"), (2, "fusionbus_batch")])
+def test_the_envelope_is_one_general_json_jwe(world: World, version: int, unprotected: str) -> None:
+    doc = orjson.loads(world.seal(version=version))
     assert set(doc) == {"protected", "unprotected", "recipients", "iv", "ciphertext", "tag"}
-    assert set(doc["unprotected"]) == {"fusionbus_sig"}
+    assert set(doc["unprotected"]) == {unprotected}
     assert [r["header"]["alg"] for r in doc["recipients"]] == ["ECDH-ES+A256KW"] * 2
 
 
