@@ -1,17 +1,14 @@
 """Interop proof: Node's ``jose`` (panva) opens our envelopes and we open its envelopes.
 
-The Node side lives in ``tests/interop/node`` with a committed ``package-lock.json``;
-``npm ci`` installs it there (never globally) on first use. A missing ``node`` or ``npm``
-fails the test with an install hint: this proof must never be skipped silently.
+The Node side lives in ``tests/interop/node``; the ``node_bin`` fixture (``conftest.py``)
+installs it, and fails with an install hint when ``node`` or ``npm`` is missing.
 """
 
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,13 +17,8 @@ import pytest
 from broker.envelope import Opener, Reason, verify_envelope
 from broker.errors import VerificationError
 from broker.keys import public_jwk
+from tests.interop._node import NODE_DIR
 from tests.unit.envelope.conftest import NOW, World, make_world
-
-NODE_DIR = Path(__file__).parent / "node"
-INSTALL_HINT = (
-    "Node.js >= 20 with npm is needed for the JOSE interop test "
-    "(Debian/Ubuntu: apt-get install nodejs npm; or https://nodejs.org)."
-)
 
 Peer = Callable[[str, dict[str, Any]], Any]
 
@@ -36,25 +28,10 @@ def _b64u(data: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
-def node_peer() -> Peer:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.fail(f"'node' or 'npm' not found on PATH. {INSTALL_HINT}")
-    if not (NODE_DIR / "node_modules" / "jose").is_dir():
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if done.returncode != 0:
-            pytest.fail(f"'npm ci' in {NODE_DIR} failed:\n{done.stderr[-2000:]}\n{INSTALL_HINT}")
-
+def node_peer(node_bin: str) -> Peer:
     def run(command: str, request: dict[str, Any]) -> Any:
         done = subprocess.run(
-            [node, "peer.mjs", command],
+            [node_bin, "peer.mjs", command],
             cwd=NODE_DIR,
             input=orjson.dumps(request),
             capture_output=True,
