@@ -332,7 +332,7 @@ def _batch_proof(member: object) -> BatchProof:
         raise _fail(
             Reason.MALFORMED,
             f"{BATCH_MEMBER}: sig a string, 1 <= size <= {MAX_BATCH}, 0 <= index < size, path "
-            "at most log2(size) 32-byte hashes and commit one, in base64url",
+            "at most ceil(log2(size)) 32-byte hashes and commit one, in base64url",
         )
     return BatchProof(sig, size, index, tuple(path), commit)
 

@@ -54,8 +54,8 @@ def world() -> World:
 def test_node_jose_opens_and_verifies_what_fusionbus_seals(
     node_peer: Peer, world: World, to: tuple[str, ...]
 ) -> None:
-    header = world.header(to=to)
-    sealer = world.sealer()
+    header = world.header(to=to, version=1)  # version 1: Node's jose verifies the inner JWS
+    sealer = world.sealer(version=1)
     sealer.seal(world.header(to=to), b"warms the epoch")
     envelope = orjson.loads(sealer.seal(header, b'{"report":"\xd9\x85"}'))
     for agency in to:
@@ -79,7 +79,7 @@ def test_node_jose_opens_and_verifies_what_fusionbus_seals(
 def test_fusionbus_opens_and_verifies_what_node_jose_seals(
     node_peer: Peer, world: World, to: tuple[str, ...]
 ) -> None:
-    header = world.header(to=to)
+    header = world.header(to=to, version=1)  # peer.mjs seals version 1 (verify-v2.mjs: 2)
     sender = world.ids["customs"]
     request = {
         "routing": header.model_dump(mode="json"),
