@@ -119,7 +119,8 @@ def render(figures: dict[str, Any]) -> str:
     head = figures["headline"]
     lines = [
         (
-            f"# bench.pubsub: {opts['repeats']} round(s) of {opts['count']} reports per system "
+            f"# bench.pubsub: envelope v{opts.get('envelope_version', 1)}, {opts['repeats']} "
+            f"round(s) of {opts['count']} reports per system "
             f"and variation, batches of {opts['batch']}; {figures['machine']['cpus']} cpus, "
             f"python {figures['machine']['python']}"
         ),
@@ -199,7 +200,10 @@ def write_chart(figures: dict[str, Any], path: Path) -> None:
     right.set_ylabel("send -> handler latency, ms (log)")
     right.set_title(f"Latency, {first['name']}")
     right.legend(fontsize=8)
-    fig.suptitle(f"fusionbus vs raw aiokafka, {figures['machine']['cpus']} cpus")
+    version = figures["options"].get("envelope_version", 1)
+    fig.suptitle(
+        f"fusionbus (envelope v{version}) vs raw aiokafka, {figures['machine']['cpus']} cpus"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

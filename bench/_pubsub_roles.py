@@ -75,6 +75,7 @@ class RoleConfig:
     since: datetime | None = None
     jurisdiction: str = JURISDICTION
     report_bytes: int = 0
+    envelope_version: int = 2
 
 
 def template_report(jurisdiction: str = JURISDICTION, report_bytes: int = 0) -> Report:
@@ -161,8 +162,9 @@ async def _fusionbus_pub(config: RoleConfig, commands: Queue[int], events: Queue
     settings = KafkaSettings(bootstrap=config.bootstrap)
     template = template_report(config.jurisdiction, config.report_bytes)
     async with Publisher(
-        federation.identity("customs"), directory, DisseminationPolicy(directory), settings
-    ) as publisher:
+        federation.identity("customs"), directory, DisseminationPolicy(directory), settings,
+        envelope_version=config.envelope_version,
+    ) as publisher:  # fmt: skip
         for index, stage in enumerate(config.stages):
             await _wait_go(commands, index)
             if stage.rate is None:

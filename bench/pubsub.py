@@ -1,7 +1,8 @@
 """End-to-end figures: Publisher -> Kafka -> Subscriber, against raw aiokafka in the same run.
 
     python -m bench.pubsub [--bootstrap B] [--count N] [--repeats K] [--seconds S]
-                           [--only NAME ...] [--quick] [--json FILE] [--chart FILE]
+                           [--only NAME ...] [--envelope-version 1|2] [--quick]
+                           [--json FILE] [--chart FILE]
 
 Without ``--bootstrap`` a 1-node embedded Kafka is started in a temporary directory and
 stopped at the end. Each **variation** (report size, recipients, partitions; see
@@ -104,6 +105,7 @@ class Options:
     rates: tuple[float, ...] = (500.0, 2000.0)
     seconds: float = 10.0
     all_rates: bool = False
+    envelope_version: int = 2
 
 
 QUICK = Options(count=300, repeats=1, warmup=50, seconds=1.0)
@@ -142,12 +144,12 @@ def _federation(home: Path, recipients: int) -> Federation:
     return federation
 
 
-def _sizes(federation: Federation, variation: Variation) -> tuple[int, int, int]:
+def _sizes(federation: Federation, variation: Variation, version: int) -> tuple[int, int, int]:
     """Bytes of one report's JSON, of its sealed envelope, and the envelope's key count."""
     report = template_report(variation.jurisdiction, variation.report_bytes)
     directory = federation.snapshot
     kids = DisseminationPolicy(directory).recipients(report, datetime.now(UTC))
-    sealer = Sealer(federation.identity("customs"), directory, clock=_utcnow)
+    sealer = Sealer(federation.identity("customs"), directory, clock=_utcnow, version=version)
     return len(report.model_dump_json()), len(seal_report(sealer, report, kids)), len(kids)
 
 
@@ -260,12 +262,13 @@ def run_variation(
     stages, rates = _stages(options, paced)
     with tempfile.TemporaryDirectory(prefix="fusionbus-bench-home-") as home:
         federation = _federation(Path(home), variation.recipients)
-        report_bytes, envelope_bytes, keys = _sizes(federation, variation)
+        report_bytes, envelope_bytes, keys = _sizes(federation, variation, options.envelope_version)
         topics = [report_topic("customs", variation.jurisdiction, "narcotics"), raw_topic]
         asyncio.run(ensure_topics(settings, topics, partitions=variation.partitions))
         base = RoleConfig(
             "", "raw-pub", bootstrap, stages, options.batch, home=home,
             jurisdiction=variation.jurisdiction, report_bytes=variation.report_bytes,
+            envelope_version=options.envelope_version,
         )  # fmt: skip
         events = runner.events
         fb = _Pair(
@@ -380,6 +383,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME",
         help=f"variations [{' '.join(v.name for v in VARIATIONS)}]",
     )
+    parser.add_argument(
+        "--envelope-version", type=int, choices=(1, 2), default=2,
+        help="the envelope format fusionbus publishes [2; 1 gives the figures before batches]",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="a smoke run: small N, short phases")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
     parser.add_argument("--chart", type=Path, metavar="FILE", help="also draw a PNG chart here")
@@ -398,7 +405,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(value, tuple)
     ):
         parser.error("--count, --repeats, --warmup, --batch, --rates and --seconds must be > 0")
-    options = replace(options, all_rates=args.all_rates, **chosen)
+    options = replace(
+        options, all_rates=args.all_rates, envelope_version=args.envelope_version, **chosen
+    )
     variations = _variations(args.only)
     configure_logging("WARNING")
     started = time.monotonic()
