@@ -98,15 +98,20 @@ def document() -> dict[str, Any]:
     jwe = {
         "type": "object",
         "description": (
-            f"Envelope version {ENVELOPE_VERSION}: a JWE in General JSON Serialization "
-            "(RFC 7516), ECDH-ES+A256KW over X25519 per recipient agency, A256GCM. Its "
-            "protected header carries the RoutingHeader (clear, authenticated); it decrypts "
-            "to a compact Ed25519 JWS whose payload is the Report (docs/envelope.md)."
+            f"Envelope version {ENVELOPE_VERSION} (version 1 is still read): a JWE in General "
+            "JSON Serialization (RFC 7516), ECDH-ES+A256KW over X25519 per recipient agency, "
+            "A256GCM. Its protected header carries the RoutingHeader (clear, authenticated); "
+            "it decrypts to the Report's JSON. The unprotected fusionbus_batch member holds "
+            "the Ed25519 signature of the sender's batch (an RFC 9162 tree head), this "
+            "envelope's inclusion proof and its content commitment (docs/envelope.md)."
         ),
         "required": ["protected", "recipients", "iv", "ciphertext", "tag"],
         "properties": {
             "protected": {"type": "string", "description": "base64url of the JOSE header"},
-            "unprotected": {"type": "object", "description": "the detached platform JWS"},
+            "unprotected": {
+                "type": "object",
+                "description": "fusionbus_batch (version 2) or fusionbus_sig (version 1)",
+            },
             "recipients": {"type": "array", "minItems": 1, "items": {"type": "object"}},
             "iv": {"type": "string"},
             "ciphertext": {"type": "string"},

@@ -3,9 +3,9 @@
 A :class:`RoutingHeader` is what the platform, dashboards and the audit trail may read
 without decrypting a report: who sent it, with which key, about what and where, how
 urgent, how it may be handled, when it was made and until when it matters, and to which
-recipient keys it is encrypted. The envelope carries it twice: in the JWE protected
-header (clear, GCM-authenticated) and inside the sender's signature (so a recipient can
-check that the clear copy was not swapped).
+recipient keys it is encrypted. Version 2 carries it once, in the JWE protected header
+(clear, GCM-authenticated, and covered by the batch signature's Merkle leaf); version 1
+carried it twice, there and inside the sender's signature.
 
 Pure data, no I/O; imports nothing else of fusionbus.
 """
