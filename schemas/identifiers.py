@@ -4,10 +4,17 @@ Check digits are never computed here: ``python-stdnum`` checks ISO 6346 containe
 ship numbers, Pakistani CNICs and IMEIs, ``phonenumbers`` checks phone numbers and
 ``pycountry`` countries. Each type below is an annotated ``str`` (or a small model) whose
 validation error states the expected form, with an example.
+
+Those checks are pure functions of the string, and a stream of reports names the same
+containers, ships and phones again and again, so each check remembers the normalised form
+of the last :data:`CHECK_CACHE_SIZE` values it accepted (``functools.lru_cache``: bounded,
+least recently used first out, thread-safe). A refusal raises and is never remembered: a
+rejected value is checked afresh every time, with a fresh error.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from types import ModuleType
@@ -23,6 +30,7 @@ from schemas._base import ContractModel, expected, matching
 from schemas.jurisdiction import CountryCode
 
 __all__ = [
+    "CHECK_CACHE_SIZE",
     "Cnic",
     "ContainerNumber",
     "Coordinates",
@@ -36,12 +44,25 @@ __all__ = [
 ]
 
 
+CHECK_CACHE_SIZE = 2048
+"""Accepted values each identifier check remembers. The inputs are bounded by their types'
+``max_length`` (at most 32 characters), so a full cache holds well under a megabyte, and a
+sender naming ever new identifiers only evicts older ones."""
+
+
 def _compact(separators: str) -> Callable[[object], object]:
-    """A before-validator: upper-case strings and drop the given separator characters."""
-    table = str.maketrans("", "", separators)
+    """A before-validator: upper-case strings and drop the given separator characters.
+
+    (``str.replace`` once per separator: ten times cheaper than ``str.translate`` with a
+    deletion table, which costs almost a microsecond per identifier.)"""
 
     def compact(value: object) -> object:
-        return value.strip().upper().translate(table) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        value = value.strip().upper()
+        for separator in separators:
+            value = value.replace(separator, "")
+        return value
 
     return compact
 
@@ -49,6 +70,7 @@ def _compact(separators: str) -> Callable[[object], object]:
 def _stdnum(module: ModuleType, kind: str, form: str) -> Callable[[str], str]:
     """An after-validator running ``module.validate`` and stating ``form`` on failure."""
 
+    @functools.lru_cache(maxsize=CHECK_CACHE_SIZE)
     def check(value: str) -> str:
         try:
             return str(module.validate(value))
@@ -92,6 +114,7 @@ ImoNumber = Annotated[
 """IMO ship identification number, e.g. ``IMO 9319466`` becomes ``9319466``."""
 
 
+@functools.lru_cache(maxsize=CHECK_CACHE_SIZE)
 def _format_cnic(value: str) -> str:
     return str(cnic.format(value))
 
@@ -128,6 +151,7 @@ Imei = Annotated[
 """A handset IMEI or IMEISV, digits only."""
 
 
+@functools.lru_cache(maxsize=CHECK_CACHE_SIZE)
 def _e164(value: str) -> str:
     form = "expected a phone number in international form like +923001234567 (E.164)"
     try:

@@ -21,6 +21,7 @@ extra CSV named in its configuration).
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 import threading
@@ -331,7 +332,10 @@ def _locode(value: str) -> str:
         raise expected("locode", str(exc)) from None
 
 
+@functools.lru_cache(maxsize=_CACHE_MAX)
 def _country_code(value: str) -> str:
+    """``country_alpha2`` as a validator, remembering what it accepted (pycountry's data
+    does not change while the process runs; a refusal raises and is not remembered)."""
     try:
         return country_alpha2(value)
     except ValueError as exc:

@@ -21,12 +21,24 @@ Rules (``docs/federation.md``), for a report of ``category`` about ``jurisdictio
 The result is sorted by agency id. :func:`recipients_for` and :func:`entitled` apply the
 rules to a set of records (a :class:`~broker.federation.snapshot.DirectorySnapshot` asks
 them); :class:`DisseminationPolicy` is the named policy a publisher takes.
+
+A publisher asks the same question for report after report, so the policy remembers the
+last :data:`RECIPIENT_CACHE_SIZE` answers of the current snapshot. An answer depends on the
+snapshot (grants, keys, revocations), on the report's sender, category, jurisdiction, TLP
+and named recipients, and on ``now`` only through which key lifetimes have begun, ended or
+been revoked by then: the cache key holds those fields and the number of key-lifecycle
+instants of the snapshot at or before ``now``, and a new snapshot empties the cache, so a
+grant taken back or a key revoked applies to the very next report. Refusals raise and are
+never remembered.
 """
 
 from __future__ import annotations
 
+import bisect
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -42,9 +54,12 @@ from schemas.report import Report
 from schemas.vocab import Tlp, is_registered_category
 
 if TYPE_CHECKING:
-    from broker.federation.snapshot import Directory
+    from broker.federation.snapshot import Directory, DirectorySnapshot
 
-__all__ = ["DisseminationPolicy", "entitled", "recipients_for"]
+__all__ = ["RECIPIENT_CACHE_SIZE", "DisseminationPolicy", "entitled", "recipients_for"]
+
+RECIPIENT_CACHE_SIZE = 256
+"""Answers a :class:`DisseminationPolicy` remembers for its directory's current snapshot."""
 
 
 def _subject(category: str, jurisdiction: str) -> str:
@@ -139,24 +154,88 @@ def _named(
     return record
 
 
+def _lifecycle_instants(snapshot: DirectorySnapshot) -> tuple[datetime, ...]:
+    """Every instant at which an encryption key of ``snapshot`` becomes valid, expires or
+    is revoked, sorted. Whether a key is usable at ``now`` is a comparison of ``now`` with
+    such instants, so two times with as many instants at or before them get one answer."""
+    instants: set[datetime] = set()
+    for record in snapshot.records.values():
+        for entry in record.encryption_keys:
+            instants.update((entry.valid_from, entry.valid_until))
+            if entry.revoked_at is not None:
+                instants.add(entry.revoked_at)
+    return tuple(sorted(instants))
+
+
+_Question = tuple[str, str, str, str, tuple[str, ...], int]
+
+
+class _RecipientCache:
+    """The remembered answers of one snapshot (see the module docstring), least recently
+    used first out. It holds the snapshot itself, so its identity cannot be reused."""
+
+    def __init__(self, size: int = RECIPIENT_CACHE_SIZE) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._snapshot: DirectorySnapshot | None = None
+        self._instants: tuple[datetime, ...] = ()
+        self._answers: OrderedDict[_Question, tuple[str, ...]] = OrderedDict()
+
+    def kids(self, snapshot: DirectorySnapshot, report: Report, now: datetime) -> tuple[str, ...]:
+        if now.tzinfo is None or now.utcoffset() is None:
+            return _kids(snapshot, report, now)  # refused by the snapshot, with its message
+        with self._lock:
+            if snapshot is not self._snapshot:
+                self._snapshot = snapshot
+                self._instants = _lifecycle_instants(snapshot)
+                self._answers.clear()
+            handling = report.handling
+            question = (
+                report.sender,
+                report.category,
+                report.jurisdiction,
+                str(handling.tlp),
+                tuple(handling.named_recipients),
+                bisect.bisect_right(self._instants, now),
+            )
+            known = self._answers.get(question)
+            if known is not None:
+                self._answers.move_to_end(question)
+                return known
+        answer = _kids(snapshot, report, now)
+        with self._lock:
+            if snapshot is self._snapshot:
+                self._answers[question] = answer
+                if len(self._answers) > self._size:
+                    self._answers.popitem(last=False)
+        return answer
+
+
+def _kids(snapshot: DirectorySnapshot, report: Report, now: datetime) -> tuple[str, ...]:
+    chosen = snapshot.recipients_for(
+        sender=report.sender,
+        category=report.category,
+        jurisdiction=report.jurisdiction,
+        tlp=str(report.handling.tlp),
+        named_recipients=report.handling.named_recipients,
+        now=now,
+    )
+    return tuple(agency.encryption_kid for agency in chosen)
+
+
 @dataclass(frozen=True, slots=True)
 class DisseminationPolicy:
     """The rules above, applied to ``directory``'s current snapshot on every call, so a
     live directory's changes apply at once. A :class:`~producers.Publisher` takes one."""
 
     directory: Directory
+    _cache: _RecipientCache = field(
+        default_factory=_RecipientCache, init=False, repr=False, compare=False
+    )
 
     def recipients(self, report: Report, now: datetime) -> list[str]:
         """The encryption key ids ``report`` must be sealed to at ``now``."""
-        chosen = self.directory.snapshot.recipients_for(
-            sender=report.sender,
-            category=report.category,
-            jurisdiction=report.jurisdiction,
-            tlp=str(report.handling.tlp),
-            named_recipients=report.handling.named_recipients,
-            now=now,
-        )
-        return [agency.encryption_kid for agency in chosen]
+        return list(self._cache.kids(self.directory.snapshot, report, now))
 
     def entitled(self, agency: str, *, category: str, jurisdiction: str) -> bool:
         """Whether ``agency`` holds a grant for ``category`` covering ``jurisdiction``."""
