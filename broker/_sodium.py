@@ -21,12 +21,17 @@ linked libsodium does not.
 
 from __future__ import annotations
 
-from nacl.bindings import crypto_sign, crypto_sign_open, crypto_sign_seed_keypair
+from nacl.bindings import (
+    crypto_core_ed25519_is_valid_point,
+    crypto_sign,
+    crypto_sign_open,
+    crypto_sign_seed_keypair,
+)
 from nacl.exceptions import BadSignatureError
 
 from broker.errors import ConfigError
 
-__all__ = ["verify_ed25519"]
+__all__ = ["is_valid_ed25519_key", "verify_ed25519"]
 
 _KEY_BYTES = 32
 _SIGNATURE_BYTES = 64
@@ -47,6 +52,13 @@ def verify_ed25519(public_raw: bytes, signature: bytes, message: bytes) -> bool:
     except BadSignatureError:
         return False
     return True
+
+
+def is_valid_ed25519_key(public_raw: bytes) -> bool:
+    """Whether ``public_raw`` can be an honest Ed25519 public key: 32 bytes encoding, in
+    canonical form, a point of the prime-order subgroup other than the neutral one (no
+    small-order component), as libsodium's ``crypto_core_ed25519_is_valid_point`` checks."""
+    return len(public_raw) == _KEY_BYTES and bool(crypto_core_ed25519_is_valid_point(public_raw))
 
 
 def _self_test() -> None:

@@ -1,7 +1,9 @@
 """What each Ed25519 verifier accepts beyond what an honest signer makes (RFC 8032 §5.1.7).
 
-pyca/cryptography (OpenSSL) is what :class:`broker._crypto.VerifyKey` uses; libsodium
-through PyNaCl is :func:`broker._sodium.verify_ed25519`. Both refuse a malleated ``S``
+pyca/cryptography (OpenSSL) is what :class:`broker._crypto.VerifyKey` used until envelope
+version 2; libsodium through PyNaCl (:func:`broker._sodium.verify_ed25519`) is what it uses
+now, and it refuses to load a key libsodium does not take for an honest one (small order,
+non-canonical, outside the prime-order subgroup). Both libraries refuse a malleated ``S``
 (``S >= L``) and a non-canonical ``R``; only libsodium refuses small-order keys and ``R``
 and non-canonical key encodings. The first table is made here from a fixed key; the second
 is the twelve edge cases of ed25519-speccheck (Chalkias, Garillot, Nikolaenko, "Taming the
@@ -13,6 +15,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from broker import _sodium
 from broker._crypto import SigningKey, VerifyKey
@@ -40,7 +44,20 @@ S = int.from_bytes(GENUINE[32:], "little")
 
 
 def _pyca(public: bytes, signature: bytes, message: bytes) -> bool:
-    return VerifyKey(public).verify(signature, message)
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _fusionbus(public: bytes, signature: bytes, message: bytes) -> bool:
+    """What fusionbus accepts: a key it loads, and a signature libsodium verifies."""
+    try:
+        key = VerifyKey(public)
+    except ValueError:
+        return False
+    return key.verify(signature, message)
 
 
 class Case(NamedTuple):
@@ -75,6 +92,7 @@ OWN = [
 def test_own_vectors(case: Case) -> None:
     assert _pyca(case.public, case.signature, case.message) is case.pyca
     assert verify_ed25519(case.public, case.signature, case.message) is case.sodium
+    assert _fusionbus(case.public, case.signature, case.message) is (case.name == "genuine")
 
 
 # ed25519-speccheck cases.txt: message, public key, R and S of the signature (hex).
@@ -165,6 +183,14 @@ def test_speccheck_vectors(index: int) -> None:
     signature = r + s
     assert _pyca(public, signature, message) is (index in PYCA_ACCEPTS)
     assert verify_ed25519(public, signature, message) is (index in SODIUM_ACCEPTS)
+    assert _fusionbus(public, signature, message) is False  # 3's mixed-order key: not loaded
+
+
+def test_a_small_order_or_non_canonical_key_is_refused_where_keys_are_read() -> None:
+    for bad in (IDENTITY, ORDER_8, _point(1 + P), _point(1, 1)):
+        with pytest.raises(ValueError, match="not a usable Ed25519 public key"):
+            VerifyKey(bad)
+    VerifyKey(KEY.public.raw)  # an honest key loads
 
 
 @pytest.mark.parametrize(
