@@ -229,7 +229,8 @@ class ReceivedStore:
         self._db.close()
 
     def signed(self, message_id: str) -> bytes | None:
-        """The originator's inner JWS of a report kept here (what a forward carries)."""
+        """The originator's evidence of a report kept here (what a forward carries): its
+        inner JWS (envelope version 1), or the envelope, payload and salt (version 2)."""
         row = self._db.execute(
             "SELECT signed FROM reports WHERE message_id = ? AND state != 'purged' "
             "ORDER BY seq DESC LIMIT 1",
