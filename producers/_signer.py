@@ -13,7 +13,6 @@ import asyncio
 from collections.abc import Sequence
 
 from broker.envelope import Sealer
-from broker.errors import FusionbusError
 from schemas.envelope import RoutingHeader
 
 __all__ = ["BatchSigner"]
@@ -47,20 +46,22 @@ class BatchSigner:
         self.batches += 1
         try:
             envelopes = self._sealer.seal_batch([item for items, _ in queue for item in items])
-        except FusionbusError:
-            self._one_by_one(queue)  # so only the caller whose item is unsealable hears of it
+        except Exception:  # noqa: BLE001 - each caller hears only of its own items' error
+            self._one_by_one(queue)
             return
         at = 0
         for items, future in queue:
-            if not future.cancelled():
+            if not future.done():
                 future.set_result(envelopes[at : at + len(items)])
             at += len(items)
 
     def _one_by_one(self, queue: list[tuple[Sequence[Item], asyncio.Future[list[bytes]]]]) -> None:
+        """Seal each caller's items on their own: an unsealable item (a revoked recipient, a
+        bug) fails its caller, and every other caller still gets its envelopes."""
         for items, future in queue:
-            if future.cancelled():
+            if future.done():
                 continue
             try:
                 future.set_result(self._sealer.seal_batch(items))
-            except FusionbusError as exc:
+            except Exception as exc:  # noqa: BLE001 - handed to the one caller it belongs to
                 future.set_exception(exc)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-__all__ = ["leaf_hash", "node_hash", "root_from_proof", "tree"]
+__all__ = ["leaf_hash", "node_hash", "proof_length", "root_from_proof", "tree"]
 
 _LEAF, _NODE = b"\x00", b"\x01"
 
@@ -42,6 +42,19 @@ def tree(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
     right, right_proofs = tree(leaves[split:])
     proofs = [[*p, right] for p in left_proofs] + [[*p, left] for p in right_proofs]
     return node_hash(left, right), proofs
+
+
+def proof_length(index: int, size: int) -> int:
+    """How many hashes the inclusion proof of leaf ``index`` in a tree of ``size`` has."""
+    length = 0
+    while size > 1:
+        split = 1 << ((size - 1).bit_length() - 1)
+        if index < split:
+            size = split
+        else:
+            index, size = index - split, size - split
+        length += 1
+    return length
 
 
 def root_from_proof(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes | None:

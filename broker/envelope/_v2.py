@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from broker._jose import b64e, signing_input, split_compact
+import orjson
+
+from broker._jose import b64d, b64e, signing_input, split_compact
 from broker.envelope._checks import b64_field, jws_header, sender_key
 from broker.envelope._merkle import leaf_hash, root_from_proof
 from broker.envelope._wire import (
@@ -28,11 +30,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LEAF_LABEL",
+    "SALT_BYTES",
     "SALT_LABEL",
-    "V2_EVIDENCE",
     "PendingEnvelope",
     "VerifiedBatches",
     "check_batch",
+    "is_evidence_v2",
     "leaf_of",
     "tree_head",
     "verify_evidence",
@@ -124,8 +127,7 @@ def check_batch(
         ),
         commit,
     )
-    path = [b64_field(step, "inclusion proof") for step in batch.path]
-    root = root_from_proof(leaf, batch.index, batch.size, path)
+    root = root_from_proof(leaf, batch.index, batch.size, batch.path)
     if root is None:
         raise VerificationError(
             Reason.BAD_SIGNATURE,
@@ -156,8 +158,20 @@ def check_batch(
 _VERIFIED_BATCHES = 4096
 
 
-V2_EVIDENCE = b64e(b'{"protected"')[:16]
-"""How version-2 evidence begins (an envelope, base64url); an inner JWS begins ``eyJhbGci``."""
+SALT_BYTES = 32
+"""An HMAC-SHA256 output: the salt of a content commitment is exactly this long."""
+
+
+def is_evidence_v2(signed: bytes) -> bool:
+    """Whether ``signed`` is version-2 evidence: its first part decodes to a JSON object with a
+    ``protected`` member (an envelope, in any spelling); a version-1 inner JWS's first part
+    is a JWS header. Anything undecodable is left to the version-1 checks to refuse."""
+    first = signed.split(b".", 1)[0]
+    try:
+        value = orjson.loads(b64d(first))
+    except (ValueError, orjson.JSONDecodeError):
+        return False
+    return isinstance(value, dict) and "protected" in value
 
 
 def verify_evidence(
@@ -177,12 +191,16 @@ def verify_evidence(
         b64_field(payload_b64, "evidence payload"),
         b64_field(salt_b64, "evidence salt"),
     )
+    if len(salt) != SALT_BYTES:  # else bytes could move between the salt and the payload
+        raise VerificationError(
+            Reason.MALFORMED, f"the evidence's salt is {len(salt)} bytes, not {SALT_BYTES}"
+        )
     parsed = parse_envelope(data, limits)
     if parsed.batch is None:
         raise VerificationError(Reason.MALFORMED, "version-2 evidence holds a version-1 envelope")
     record = sender_key(parsed.header, directory, now)
     commit = hashlib.sha256(salt + payload).digest()
-    if b64e(commit).decode("ascii") != parsed.batch.commit:
+    if commit != parsed.batch.commit:
         raise VerificationError(
             Reason.BAD_SIGNATURE, "the payload and salt are not what the sender committed to"
         )

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from broker._jose import b64d, b64e
 from broker.envelope._json import json_object, same_json, too_many_containers
+from broker.envelope._merkle import proof_length
 from broker.errors import Reason, VerificationError
 from schemas.envelope import ENVELOPE_VERSIONS, RoutingHeader
 
@@ -102,8 +103,10 @@ class BatchProof:
     """The detached JWS over the batch's tree head."""
     size: int
     index: int
-    path: tuple[str, ...]
-    commit: str
+    path: tuple[bytes, ...]
+    """The inclusion proof, decoded: 32-byte hashes, exactly as many as the tree needs."""
+    commit: bytes
+    """The content commitment, decoded (32 bytes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +124,7 @@ class ParsedEnvelope:
     """Version 1's detached outer JWS (empty in version 2)."""
     recipient_entries: tuple[RecipientEntry, ...]
     batch: BatchProof | None = None
-    """Version 2's batch proof (``None`` in version 1)."""
+    """Version 2's batch proof, shape-checked and decoded (``None`` in version 1)."""
 
     @property
     def version(self) -> int:
@@ -324,7 +327,7 @@ def _batch_proof(member: object) -> BatchProof:
         and type(index) is int
         and 0 <= index < size
         and isinstance(path, list)
-        and len(path) <= (size - 1).bit_length()
+        and len(path) == proof_length(index, size)
         and all(isinstance(p, str) and len(p) == _HASH_CHARS for p in path)
         and isinstance(commit, str)
         and len(commit) == _HASH_CHARS
@@ -332,9 +335,12 @@ def _batch_proof(member: object) -> BatchProof:
         raise _fail(
             Reason.MALFORMED,
             f"{BATCH_MEMBER}: sig a string, 1 <= size <= {MAX_BATCH}, 0 <= index < size, path "
-            "at most ceil(log2(size)) 32-byte hashes and commit one, in base64url",
+            "the tree's number of 32-byte hashes for that leaf and commit one, in base64url",
         )
-    return BatchProof(sig, size, index, tuple(path), commit)
+    try:
+        return BatchProof(sig, size, index, tuple(b64d(p) for p in path), b64d(commit))
+    except ValueError as exc:
+        raise _fail(Reason.MALFORMED, f"{BATCH_MEMBER}: {exc}") from exc
 
 
 def _kid(index: int, entry: object, shared: dict[str, Any]) -> str:

@@ -6,7 +6,11 @@ Two entry points:
   sender's inner signature, check that the clear routing header equals the signed copy,
   check freshness and replay, then parse the payload.
 * :func:`verify_envelope` — for a **non-recipient** (platform, audit, quarantine): verify
-  the sender's outer signature over the whole envelope without decrypting it.
+  the sender's signature over the whole envelope without decrypting it (version 2: the
+  batch signature over the root its inclusion proof leads to; version 1: the outer JWS).
+
+Version 2 (``_v2.py``) replaces the inner signature by a content commitment checked against
+the recipient's own content key and a batch signature verified once per batch.
 
 Recipients skip the outer signature: the inner signature already binds the routing
 header, the recipient list and the payload, and AES-GCM binds the clear protected header
@@ -30,9 +34,9 @@ from broker._jose import signing_input, split_compact
 from broker.envelope._checks import b64_field, jws_header, sender_key
 from broker.envelope._v2 import (
     SALT_LABEL,
-    V2_EVIDENCE,
     VerifiedBatches,
     check_batch,
+    is_evidence_v2,
     verify_evidence,
 )
 from broker.envelope._wire import (
@@ -95,7 +99,7 @@ def verify_envelope(
     check_times(header, now, limits)
     record = sender_key(header, directory, now)
     if parsed.batch is not None:
-        check_batch(parsed, record, limits, b64_field(parsed.batch.commit, "commit"))
+        check_batch(parsed, record, limits, parsed.batch.commit)
     else:
         _check_outer(parsed, record, limits)
     if replay_guard is not None and replay_guard.seen(
@@ -259,7 +263,7 @@ class Opener:
         batch = parsed.batch
         assert batch is not None  # noqa: S101 - only called for version 2
         salt, commit = content_commitment(key.raw, iv, payload, SALT_LABEL)
-        if b64e(commit).decode("ascii") != batch.commit:
+        if commit != batch.commit:
             raise VerificationError(
                 Reason.BAD_SIGNATURE,
                 "the content decrypted with my key is not what the sender committed to (a "
@@ -293,16 +297,19 @@ class Opener:
 def verify_signed(
     signed: bytes, directory: Directory, now: datetime, *, limits: Limits = DEFAULT_LIMITS
 ) -> VerifiedMessage[bytes]:
-    """Check a sender's inner JWS on its own (what :attr:`VerifiedMessage.signed` holds, as
-    a forward carries it): its routing header in the one accepted spelling, its signer's key
-    in the directory and valid when it was made, the Ed25519 signature. Raises only
-    :class:`VerificationError`; the envelope's expiry is the caller's to judge."""
-    if len(signed) > limits.max_envelope_bytes:
+    """Check a sender's evidence on its own (what :attr:`VerifiedMessage.signed` holds, as
+    a forward carries it): version 1's inner JWS, or version 2's envelope, payload and salt
+    (the commitment, the leaf, the proof, the batch signature). The routing header in the
+    one accepted spelling, its signer's key in the directory and valid when it was made.
+    Raises only :class:`VerificationError`; the envelope's expiry is the caller's to judge.
+    Version-2 evidence base64url-encodes an envelope and its payload: it may be up to three
+    times ``max_envelope_bytes``."""
+    limit = 3 * limits.max_envelope_bytes
+    if len(signed) > limit:
         raise VerificationError(
-            Reason.OVERSIZED, f"signed content is {len(signed)} bytes; at most "
-            f"{limits.max_envelope_bytes}",
-        )  # fmt: skip
-    if signed.startswith(V2_EVIDENCE):
+            Reason.OVERSIZED, f"signed content is {len(signed)} bytes; at most {limit}"
+        )
+    if is_evidence_v2(signed):
         parsed, record, payload = verify_evidence(signed, directory, now, limits)
         return VerifiedMessage(parsed.header, payload, payload, record, signed)
     try:

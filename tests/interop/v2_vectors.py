@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from broker._jose import b64d
+from broker._jose import b64d, b64e
 from broker.keys import public_jwk
 from tests.unit.envelope.conftest import NOW, make_world
 
@@ -30,6 +30,14 @@ def _leaf_data(doc: dict[str, Any], commit: bytes) -> bytes:
         own = entry["header"]
         digest_input += f".{own['kid']}.{own['epk']['x']}.{entry['encrypted_key']}"
     return b"fusionbus-leaf-v2\x00" + hashlib.sha256(digest_input.encode()).digest() + commit
+
+
+def _shifted(evidence: str, count: int) -> str:
+    """The evidence with the payload's first ``count`` bytes moved onto the salt:
+    ``H(salt || payload)`` is unchanged, so only the salt's fixed length refuses it."""
+    envelope_b64, payload_b64, salt_b64 = evidence.encode().split(b".")
+    payload, salt = b64d(payload_b64), b64d(salt_b64)
+    return b".".join((envelope_b64, b64e(payload[count:]), b64e(salt + payload[:count]))).decode()
 
 
 def vectors() -> dict[str, Any]:
@@ -74,10 +82,13 @@ def vectors() -> dict[str, Any]:
         },
         "cases": cases,
         "must_fail": [
-            {"why": "index changed from 1 to 0", "envelope": orjson.dumps(tampered).decode()},
-            {"why": "salt of another envelope", "evidence": b".".join(
+            {"why": "index changed from 1 to 0", "reason": "bad_signature",
+             "envelope": orjson.dumps(tampered).decode()},
+            {"why": "salt of another envelope", "reason": "bad_signature", "evidence": b".".join(
                 (*cases[0]["evidence"].encode().split(b".")[:2],
                  cases[1]["evidence"].encode().split(b".")[2])).decode()},
+            {"why": "payload's first 5 bytes moved onto the salt (37 bytes)", "reason": "malformed",
+             "evidence": _shifted(cases[0]["evidence"], 5)},
         ],
     }  # fmt: skip
 

@@ -186,8 +186,14 @@ TAMPERINGS: dict[str, tuple[Any, Reason | None, Reason]] = {
              Reason.BAD_SIGNATURE, Reason.BAD_SIGNATURE),
     "index": (lambda d: _batch(d).__setitem__("index", 1),
               Reason.BAD_SIGNATURE, Reason.BAD_SIGNATURE),
-    "size": (lambda d: _batch(d).__setitem__("size", 5),
+    "size": (lambda d: _batch(d).__setitem__("size", 3),  # a tree whose path has 2 hashes too
              Reason.BAD_SIGNATURE, Reason.BAD_SIGNATURE),
+    "size of another shape": (lambda d: _batch(d).__setitem__("size", 5),
+                              Reason.MALFORMED, Reason.MALFORMED),
+    "path too long": (lambda d: _batch(d)["path"].append(_batch(d)["path"][0]),
+                      Reason.MALFORMED, Reason.MALFORMED),
+    "commit not base64url": (lambda d: _batch(d).__setitem__("commit", "*" * 43),
+                             Reason.MALFORMED, Reason.MALFORMED),
     "size too big": (lambda d: _batch(d).__setitem__("size", 257),
                      Reason.MALFORMED, Reason.MALFORMED),
     "index past size": (lambda d: _batch(d).__setitem__("index", 4),
@@ -305,3 +311,35 @@ def test_a_sender_cannot_make_two_recipients_read_two_reports_from_one_envelope(
     assert world.opener("anf").open(envelope, world.now).payload == read_by["anf"]
     refused = reason(lambda: world.opener("fia").open(envelope, world.now))
     assert refused == Reason.BAD_SIGNATURE
+
+
+def test_evidence_cannot_move_bytes_between_the_salt_and_the_payload(world: World) -> None:
+    """With a salt of any length, ``H(salt || payload)`` would also match a shorter payload
+    whose cut-off start is appended to the salt: the salt is exactly 32 bytes."""
+    envelope = world.seal(b'{"narrative":"NOT guilty: suspect cleared"}')
+    envelope_b64, payload_b64, salt_b64 = (
+        world.opener("anf").open(envelope, world.now).signed.split(b".")
+    )
+    payload, salt = (
+        base64.urlsafe_b64decode(payload_b64 + b"=="),
+        base64.urlsafe_b64decode(salt_b64 + b"="),
+    )
+    cut = len(b'{"narrative":"NOT ')
+    for shifted_payload, shifted_salt in (
+        (payload[cut:], salt + payload[:cut]),
+        (salt[-5:] + payload, salt[:-5]),
+    ):
+        forged = b".".join((envelope_b64, b64e(shifted_payload), b64e(shifted_salt)))
+        assert (
+            reason(lambda forged=forged: verify_signed(forged, world, world.now))
+            == Reason.MALFORMED
+        )
+
+
+def test_evidence_of_an_envelope_in_another_spelling_still_verifies(world: World) -> None:
+    """The opener accepts a re-spelt envelope (member order, whitespace); its evidence is
+    recognised as version 2 by its structure, not by how its first bytes are spelt."""
+    value = doc(world.seal(b'{"n":1}'))
+    respelt = b" " + orjson.dumps(dict(reversed(list(value.items()))))
+    evidence = world.opener("anf").open(respelt, world.now).signed
+    assert verify_signed(evidence, world, world.now).payload == b'{"n":1}'
