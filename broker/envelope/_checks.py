@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from broker._jose import split_compact
 from broker.envelope._wire import ALG_SIG, HEADER_MEMBER, INNER_TYP, Limits, b64d, decode_header
 from broker.errors import Reason, VerificationError
 from schemas.envelope import RoutingHeader
@@ -13,7 +14,7 @@ from schemas.envelope import RoutingHeader
 if TYPE_CHECKING:
     from broker.federation.snapshot import Directory, SigningKeyRecord
 
-__all__ = ["b64_field", "jws_header", "sender_key"]
+__all__ = ["b64_field", "jws_header", "sender_key", "split_detached"]
 
 
 def b64_field(text: str | bytes, what: str) -> bytes:
@@ -59,3 +60,14 @@ def jws_header(text: str, kid: str, typ: str, limits: Limits) -> dict[str, Any]:
             f"{typ} is signed with key {header.get('kid')!r}; the routing header says {kid}",
         )
     return header
+
+
+def split_detached(text: str, what: str) -> tuple[bytes, bytes]:
+    """The header and signature of a detached compact JWS (``header..signature``)."""
+    try:
+        header, body, signature = split_compact(text.encode("ascii"))
+    except ValueError:
+        body = b"-"
+    if body:
+        raise VerificationError(Reason.MALFORMED, f"{what} is not a detached JWS")
+    return header, signature

@@ -11,17 +11,15 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from broker._jose import b64d, b64e, signing_input, split_compact
-from broker.envelope._checks import b64_field, jws_header, sender_key
+from broker._jose import b64d, b64e, signing_input
+from broker.envelope._checks import b64_field, jws_header, sender_key, split_detached
 from broker.envelope._merkle import leaf_hash, root_from_proof
 from broker.envelope._wire import (
     BATCH_MEMBER,
     BATCH_TYP,
     Limits,
     ParsedEnvelope,
-    outer_digest_input,
     parse_envelope,
-    recipients_tail,
 )
 from broker.errors import Reason, VerificationError
 
@@ -117,28 +115,14 @@ def check_batch(
     caller has checked the sender's key is usable now, so a revoked key's batches fail."""
     batch = parsed.batch
     assert batch is not None  # noqa: S101 - only called for version 2
-    leaf = leaf_of(
-        outer_digest_input(
-            parsed.protected.encode(),
-            parsed.iv.encode(),
-            parsed.ciphertext.encode(),
-            parsed.tag.encode(),
-            recipients_tail(parsed.entries()),
-        ),
-        commit,
-    )
+    leaf = leaf_of(parsed.digest_input(), commit)
     root = root_from_proof(leaf, batch.index, batch.size, batch.path)
     if root is None:
         raise VerificationError(
             Reason.BAD_SIGNATURE,
             f"the inclusion proof cannot place leaf {batch.index} in a tree of {batch.size}",
         )
-    try:
-        header_b64, body, signature = split_compact(batch.sig.encode("ascii"))
-    except ValueError:
-        body = b"-"
-    if body:
-        raise VerificationError(Reason.MALFORMED, "the batch signature is not a detached JWS")
+    header_b64, signature = split_detached(batch.sig, "the batch signature")
     signed = signing_input(header_b64, b64e(tree_head(root, batch.size)))
     key = (record.kid, signed, signature)
     if verified is not None and key in verified:

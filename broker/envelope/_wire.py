@@ -130,6 +130,17 @@ class ParsedEnvelope:
     def version(self) -> int:
         return self.header.version
 
+    def digest_input(self) -> bytes:
+        """``D``: protected, iv, ciphertext, tag and every recipient's kid, epk and wrapped
+        key, as sent (version 1's outer signature covers its SHA-256; version 2's leaf)."""
+        return outer_digest_input(
+            self.protected.encode(),
+            self.iv.encode(),
+            self.ciphertext.encode(),
+            self.tag.encode(),
+            recipients_tail(self.recipient_entries),
+        )
+
     def entry(self, index: int) -> RecipientEntry:
         return self.recipient_entries[index]
 

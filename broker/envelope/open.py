@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from broker._crypto import ContentKey, content_commitment, ecdh_es_a256kw_unwrap, sha256
 from broker._jose import signing_input, split_compact
-from broker.envelope._checks import b64_field, jws_header, sender_key
+from broker.envelope._checks import b64_field, jws_header, sender_key, split_detached
 from broker.envelope._v2 import (
     SALT_LABEL,
     VerifiedBatches,
@@ -49,9 +49,7 @@ from broker.envelope._wire import (
     b64e,
     check_times,
     decode_header,
-    outer_digest_input,
     parse_envelope,
-    recipients_tail,
     routing_header,
     same_json,
 )
@@ -114,22 +112,9 @@ def verify_envelope(
 def _check_outer(parsed: ParsedEnvelope, record: SigningKeyRecord, limits: Limits) -> None:
     """Version 1: the sender's detached outer signature over the whole envelope."""
     header = parsed.header
-    try:
-        outer_header, body, signature = split_compact(parsed.outer_sig.encode("ascii"))
-    except ValueError:
-        body = b"-"
-    if body:
-        raise VerificationError(Reason.MALFORMED, "outer signature is not a detached JWS")
+    outer_header, signature = split_detached(parsed.outer_sig, "outer signature")
     jws_header(outer_header.decode("ascii"), header.sender_kid, OUTER_TYP, limits)
-    digest = sha256(
-        outer_digest_input(
-            parsed.protected.encode(),
-            parsed.iv.encode(),
-            parsed.ciphertext.encode(),
-            parsed.tag.encode(),
-            recipients_tail(parsed.entries()),
-        )
-    )
+    digest = sha256(parsed.digest_input())
     signed = signing_input(outer_header, b64e(digest))
     if not record.key.verify(b64_field(signature, "outer signature"), signed):
         raise VerificationError(Reason.BAD_SIGNATURE, "outer envelope signature does not verify")

@@ -7,7 +7,6 @@ installs it, and fails with an install hint when ``node`` or ``npm`` is missing.
 from __future__ import annotations
 
 import base64
-import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 from broker.envelope import Opener, Reason, verify_envelope
 from broker.errors import VerificationError
 from broker.keys import public_jwk
-from tests.interop._node import NODE_DIR
+from tests.interop._node import run_node
 from tests.unit.envelope.conftest import NOW, World, make_world
 
 Peer = Callable[[str, dict[str, Any]], Any]
@@ -30,17 +29,7 @@ def _b64u(data: bytes) -> str:
 @pytest.fixture(scope="module")
 def node_peer(node_bin: str) -> Peer:
     def run(command: str, request: dict[str, Any]) -> Any:
-        done = subprocess.run(
-            [node_bin, "peer.mjs", command],
-            cwd=NODE_DIR,
-            input=orjson.dumps(request),
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise AssertionError(f"node peer {command} failed: {done.stderr.decode()}")
-        return orjson.loads(done.stdout)
+        return run_node(node_bin, ["peer.mjs", command], request)
 
     return run
 
@@ -113,7 +102,7 @@ def test_node_jose_rejects_a_tampered_envelope(node_peer: Peer, world: World) ->
     tag[0] ^= 1
     envelope["tag"] = _b64u(bytes(tag))
     identity = world.ids["anf"]
-    with pytest.raises(AssertionError, match="node peer open failed"):
+    with pytest.raises(AssertionError, match=r"node peer\.mjs open failed"):
         node_peer(
             "open",
             {

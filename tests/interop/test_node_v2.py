@@ -10,7 +10,6 @@ and the detached batch JWS; given a recipient's key it unwraps the CEK by hand
 from __future__ import annotations
 
 import base64
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 from broker.envelope import verify_envelope
 from broker.errors import VerificationError
 from broker.keys import public_jwk
-from tests.interop._node import NODE_DIR
+from tests.interop._node import run_node
 from tests.unit.envelope.conftest import World, make_world
 
 VECTORS = Path(__file__).parent / "vectors" / "envelope-v2.json"
@@ -41,17 +40,7 @@ def _unb64u(text: str) -> bytes:
 @pytest.fixture(scope="module")
 def verify_v2(node_bin: str) -> Verifier:
     def run(request: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-        done = subprocess.run(
-            [node_bin, "verify-v2.mjs"],
-            cwd=NODE_DIR,
-            input=orjson.dumps(request),
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise AssertionError(f"node verify-v2.mjs failed: {done.stderr.decode()}")
-        result: dict[str, list[dict[str, Any]]] = orjson.loads(done.stdout)
+        result: dict[str, list[dict[str, Any]]] = run_node(node_bin, ["verify-v2.mjs"], request)
         return result
 
     return run
