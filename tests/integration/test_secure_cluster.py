@@ -220,7 +220,8 @@ def test_fia_cannot_write_customs_topics_and_its_forgery_is_quarantined_by_anf(
     fia, customs, anf = (federation.snapshot.agency(a) for a in ("fia", "customs", "anf"))
     fia_key = federation.identity("fia").signing_key
     report = example_report("narcotics", "PKKHI")  # sender: customs
-    routing = header_for(report, customs.signing_kid, [anf.encryption_kid]).model_dump(mode="json")
+    header = header_for(report, customs.signing_kid, [anf.encryption_kid])
+    routing = header.model_copy(update={"version": 1}).model_dump(mode="json")  # forge: v1
     envelope = forge(
         clear=routing, signed=routing, payload=report.model_dump_json().encode(),
         to=[federation.identity("anf").encryption_key],
