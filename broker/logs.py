@@ -16,6 +16,15 @@ import structlog
 __all__ = ["configure_logging"]
 
 
+def _closed_by_aiokafka(record: logging.LogRecord) -> bool:
+    """Drop asyncio's "Unclosed AIOKafkaConnection" below DEBUG: aiokafka reports it from a
+    connection's ``__del__`` *after closing the socket itself*, when a task cancelled at
+    shutdown had opened it after the client closed. It is no fault of the command, whose
+    one-paragraph error must stay the only thing on standard error."""
+    message = record.getMessage()
+    return not (record.name == "asyncio" and message.startswith("Unclosed AIOKafkaConnection"))
+
+
 def configure_logging(
     level: str = "INFO", *, json: bool | None = None, stream: TextIO | None = None
 ) -> None:
@@ -60,6 +69,8 @@ def configure_logging(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         )
     )
+    if numeric_level > logging.DEBUG:
+        handler.addFilter(_closed_by_aiokafka)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric_level, logging.WARNING))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import pytest
 import structlog
@@ -51,3 +52,20 @@ def test_json_logs_are_one_object_per_line() -> None:
 def test_an_unknown_log_level_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown log level 'LOUD'"):
         configure_logging("LOUD", stream=io.StringIO())
+
+
+def test_aiokafkas_own_unclosed_connection_report_is_kept_off_the_error_stream() -> None:
+    """aiokafka closes the socket in the connection's ``__del__`` and then reports it through
+    asyncio as an error; below DEBUG that report stays off standard error (a command's one
+    error paragraph stays the only line), other asyncio errors do not."""
+    out = io.StringIO()
+    configure_logging("INFO", json=True, stream=out)
+    asyncio_log = logging.getLogger("asyncio")
+    asyncio_log.error("Unclosed AIOKafkaConnection\nconn: <AIOKafkaConnection host=x port=1>")
+    asyncio_log.error("Task exception was never retrieved")
+    lines = out.getvalue().splitlines()
+    assert [json.loads(line)["event"] for line in lines] == ["Task exception was never retrieved"]
+    out = io.StringIO()
+    configure_logging("DEBUG", json=True, stream=out)
+    asyncio_log.error("Unclosed AIOKafkaConnection\nconn: <AIOKafkaConnection host=x port=1>")
+    assert "Unclosed AIOKafkaConnection" in out.getvalue()
