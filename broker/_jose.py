@@ -18,7 +18,7 @@ import pybase64
 
 from broker._crypto import SigningKey
 
-__all__ = ["b64d", "b64e", "b64u", "sign_compact", "signing_input", "split_compact"]
+__all__ = ["b64d", "b64d_hashes", "b64e", "b64u", "sign_compact", "signing_input", "split_compact"]
 
 _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
@@ -55,6 +55,29 @@ def b64d(text: object) -> bytes:
         return pybase64.b64decode(text, altchars=b"-_", validate=True)
     except ValueError as exc:
         raise ValueError(f"not base64url: {exc}") from exc
+
+
+def b64d_hashes(texts: list[str]) -> tuple[bytes, ...] | None:
+    """Many 32-byte values, each 43 characters of canonical base64url, decoded in one call;
+    ``None`` when any is not (what :func:`b64d` would refuse, or another length).
+
+    43 characters carry 258 bits: 32 bytes and 2 bits that canonical base64url leaves 0.
+    Each value followed by ``A`` (6 zero bits) is 44 characters, a whole number of base64
+    quanta, so the values joined that way decode at once, without padding, to 33 bytes per
+    value: its 32 bytes and a last byte that is 0 exactly when the value was canonical.
+    """
+    if not all(type(text) is str and len(text) == 43 for text in texts):
+        return None
+    joined = "A".join(texts) + "A" if texts else ""
+    if not joined.isascii() or "+" in joined or "/" in joined or "=" in joined:
+        return None
+    try:
+        raw = pybase64.b64decode(joined.encode("ascii"), altchars=b"-_", validate=True)
+    except ValueError:
+        return None
+    if any(raw[at + 32] for at in range(0, len(raw), 33)):
+        return None
+    return tuple(raw[at : at + 32] for at in range(0, len(raw), 33))
 
 
 def sign_compact(
