@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,13 @@ def test_the_command_prints_each_role_and_refuses_a_recording_without_one(
         main([str(recording), "--role", "raw-sub"])
     assert refused.value.code == 2
     assert "no samples of a bench.pubsub process's event loop" in capsys.readouterr().err
+
+
+def test_the_documented_command_runs(tmp_path: Path) -> None:
+    recording = tmp_path / "run.txt"
+    recording.write_text("\n".join(RECORDING) + "\n")
+    shown = subprocess.run(
+        [sys.executable, "-m", "bench.profile", str(recording), "--role", "fusionbus-sub"],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert shown.stdout.startswith("== fusionbus-sub (pid 11)")
