@@ -59,7 +59,8 @@ def b64d(text: object) -> bytes:
 
 def b64d_hashes(texts: list[str]) -> tuple[bytes, ...] | None:
     """Many 32-byte values, each 43 characters of canonical base64url, decoded in one call;
-    ``None`` when any is not (what :func:`b64d` would refuse, or another length).
+    ``None`` when any is not (what :func:`b64d` would refuse, another length, or not an
+    exact ``str``: a subclass is refused, which parsed JSON never holds).
 
     43 characters carry 258 bits: 32 bytes and 2 bits that canonical base64url leaves 0.
     Each value followed by ``A`` (6 zero bits) is 44 characters, a whole number of base64
